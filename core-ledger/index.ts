@@ -1,0 +1,18 @@
+// The public face of core-ledger: every other folder imports from here only.
+export * from './money';
+export * from './chart-of-accounts';
+export * from './ids';
+export * from './domain/commands';
+export * from './domain/events';
+export * from './domain/refusals';
+export * from './domain/request-hash';
+export * from './domain/state';
+export * from './domain/decide';
+export * from './ledger';
+export * from './eventstore/port';
+export { InMemoryEventStore } from './eventstore/memory';
+export { SqlEventStore } from './eventstore/sql-store';
+export type { SqlDriver } from './eventstore/sql-store';
+export { PostgresDriver, openPostgresEventStore } from './eventstore/postgres';
+export type { PostgresOptions } from './eventstore/postgres';
+export { PgliteDriver, openPgliteEventStore, DataFolderLockedError } from './eventstore/pglite';

@@ -1,0 +1,367 @@
+import type { LedgerCommand } from './domain/commands';
+import type { CommandResult, DecisionState } from './domain/decide';
+import { decide, streamsToLoad } from './domain/decide';
+import type { AccountEvent, LedgerEvent, StreamEvent, TransferEvent } from './domain/events';
+import { ACCOUNT_STREAM_PREFIX, accountStreamId, TRANSFER_STREAM_PREFIX, transferStreamId } from './domain/events';
+import type { Refusal } from './domain/refusals';
+import { refuse } from './domain/refusals';
+import { requestHashOf } from './domain/request-hash';
+import type { AccountState, TransferState } from './domain/state';
+import { accountFromSnapshot, accountToSnapshot, assert, evolveAccount, evolveTransfer } from './domain/state';
+import type { EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent, StreamAppend } from './eventstore/port';
+import { EVENT_STORE_LIMITS, WrongExpectedRevisionError } from './eventstore/port';
+import { uuidV5 } from './ids';
+
+export type CommandOutcome =
+  | { readonly status: 'accepted'; readonly result: CommandResult; readonly position: LogPosition }
+  | { readonly status: 'replayed'; readonly result: CommandResult }
+  | { readonly status: 'refused'; readonly refusal: Refusal };
+
+export interface LedgerOptions {
+  /** Commands decided and committed together in one append (group commit). */
+  readonly maxBatchCommands: number;
+  /** Commands waiting for a batch; beyond this `execute` refuses with `conflict` (back-pressure). */
+  readonly maxQueuedCommands: number;
+  /** Accounts and transfers held in memory; the least recently loaded are dropped first. */
+  readonly maxCachedAccounts: number;
+  readonly maxCachedTransfers: number;
+  /** An account stream gets a snapshot once this many events follow the last one. */
+  readonly snapshotEveryEvents: number;
+  /** Times a batch is re-decided after a conflict with another writer before its commands are refused. */
+  readonly maxConflictRetries: number;
+}
+
+export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = {
+  maxBatchCommands: 2_000,
+  maxQueuedCommands: 100_000,
+  maxCachedAccounts: 2_000_000,
+  maxCachedTransfers: 200_000,
+  snapshotEveryEvents: 1_000,
+  maxConflictRetries: 8,
+};
+
+interface PendingCommand {
+  readonly command: LedgerCommand;
+  readonly resolve: (outcome: CommandOutcome) => void;
+  readonly reject: (error: unknown) => void;
+}
+
+/** Counters for monitoring and benchmarks. */
+export interface LedgerStats {
+  batches: number;
+  commandsCommitted: number;
+  conflicts: number;
+  accountLoads: number;
+  transferLoads: number;
+  snapshotsWritten: number;
+}
+
+/**
+ * The write side: one writer per process. Commands queue; the writer takes what has arrived, loads any state it
+ * lacks, decides each command in order against the in-memory state (the decider is the only judge), and appends
+ * every resulting event in ONE atomic `appendMany` with the expected revision of every stream it touched. Only
+ * after that commit does any command get its answer. A conflict (another writer moved a stream, or a transfer
+ * id already exists) drops the affected state, reloads it and re-decides the batch.
+ */
+export class Ledger {
+  private readonly options: LedgerOptions;
+  private readonly accounts = new Map<string, AccountState>();
+  private readonly transfers = new Map<string, TransferState>();
+  private readonly snapshotRevisions = new Map<string, number>();
+  /** Transfers whose stream must be read before the next decision (a `no_stream` append found them). */
+  private readonly transfersToReload = new Set<string>();
+  private queue: PendingCommand[] = [];
+  private running = false;
+  private closed = false;
+  private readonly backgroundWrites = new Set<Promise<void>>();
+  readonly stats: LedgerStats = { batches: 0, commandsCommitted: 0, conflicts: 0, accountLoads: 0, transferLoads: 0, snapshotsWritten: 0 };
+
+  constructor(
+    readonly store: EventStore,
+    options: Partial<LedgerOptions> = {},
+  ) {
+    this.options = { ...DEFAULT_LEDGER_OPTIONS, ...options };
+    assert(this.options.maxBatchCommands > 0 && this.options.maxBatchCommands * 70 <= EVENT_STORE_LIMITS.maxEventsPerAppend, 'batch bound fits an append');
+  }
+
+  execute(command: LedgerCommand): Promise<CommandOutcome> {
+    if (this.closed) return Promise.reject(new Error('ledger is closed'));
+    if (this.queue.length >= this.options.maxQueuedCommands) {
+      return Promise.resolve({ status: 'refused', refusal: refuse('conflict', 'the ledger is busy; retry with the same idempotency key') });
+    }
+    return new Promise<CommandOutcome>((resolve, reject) => {
+      this.queue.push({ command, resolve, reject });
+      if (!this.running) {
+        this.running = true;
+        // Let the commands of the current tick arrive before the first batch is cut.
+        setImmediate(() => void this.drain());
+      }
+    });
+  }
+
+  /** The account as of the last commit of this writer (loading it if needed); undefined if never opened. */
+  async getAccount(accountId: string): Promise<AccountState | undefined> {
+    return this.accounts.get(accountId) ?? (await this.loadAccount(accountId));
+  }
+
+  async getTransfer(transferId: string): Promise<TransferState | undefined> {
+    return this.transfers.get(transferId) ?? (await this.loadTransfer(transferId));
+  }
+
+  /** Forget cached state, e.g. after another process may have written (tests, operations). */
+  invalidate(): void {
+    this.accounts.clear();
+    this.transfers.clear();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    while (this.running || this.queue.length > 0) await new Promise((r) => setTimeout(r, 1));
+    await Promise.allSettled([...this.backgroundWrites]);
+  }
+
+  private async drain(): Promise<void> {
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, this.options.maxBatchCommands);
+        await this.processBatch(batch);
+      }
+    } finally {
+      this.running = false;
+      if (this.queue.length > 0) {
+        this.running = true;
+        setImmediate(() => void this.drain());
+      }
+    }
+  }
+
+  private async processBatch(batch: PendingCommand[]): Promise<void> {
+    try {
+      for (let attempt = 0; ; attempt++) {
+        await this.loadStateFor(batch);
+        const decided = this.decideBatch(batch);
+        if (decided.appends.length === 0) {
+          decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(outcome(undefined)));
+          return;
+        }
+        try {
+          const appended = await this.store.appendMany(decided.appends);
+          this.commit(decided.overlay);
+          this.stats.batches += 1;
+          this.stats.commandsCommitted += batch.length;
+          decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(outcome(appended.position)));
+          this.snapshotWhereDue(decided.overlay);
+          return;
+        } catch (error) {
+          if (!(error instanceof WrongExpectedRevisionError) || attempt >= this.options.maxConflictRetries) throw error;
+          this.stats.conflicts += 1;
+          this.forgetConflicted(error);
+        }
+      }
+    } catch (error) {
+      // The outcome of the append is unknown (or it failed): drop what this batch touched, so the next read
+      // comes from the store. Clients retry with their idempotency key and get the first result or a fresh one.
+      for (const pending of batch) this.forgetStreamsOf(pending.command);
+      if (error instanceof WrongExpectedRevisionError) {
+        for (const p of batch) p.resolve({ status: 'refused', refusal: refuse('conflict', 'the accounts changed concurrently too often; retry') });
+      } else {
+        for (const p of batch) p.reject(error);
+      }
+    }
+  }
+
+  /**
+   * Decides each command in order, each seeing the effects of those before it. Returns the appends and, per
+   * command, a function from the commit's position to its outcome.
+   */
+  private decideBatch(batch: readonly PendingCommand[]): {
+    appends: StreamAppend[];
+    overlay: BatchOverlay;
+    outcomes: ((position: LogPosition | undefined) => CommandOutcome)[];
+  } {
+    const overlay = new BatchOverlay(this.accounts, this.transfers);
+    const outcomes: ((position: LogPosition | undefined) => CommandOutcome)[] = [];
+    for (const { command } of batch) {
+      const decision = decide(command, overlay);
+      if (decision.outcome === 'refused') {
+        outcomes.push(() => ({ status: 'refused', refusal: decision.refusal }));
+      } else if (decision.outcome === 'replayed') {
+        outcomes.push(() => ({ status: 'replayed', result: decision.result }));
+      } else {
+        const commandKey = commandKeyOf(command);
+        for (const streamEvent of decision.events) overlay.apply(streamEvent, commandKey);
+        outcomes.push((position) => ({ status: 'accepted', result: decision.result, position: position ?? '' }));
+      }
+    }
+    return { appends: overlay.appends(), overlay, outcomes };
+  }
+
+  private commit(overlay: BatchOverlay): void {
+    for (const [id, state] of overlay.accounts) this.remember(this.accounts, id, state, this.options.maxCachedAccounts);
+    for (const [id, state] of overlay.transfers) this.remember(this.transfers, id, state, this.options.maxCachedTransfers);
+  }
+
+  private remember<T>(cache: Map<string, T>, id: string, state: T, bound: number): void {
+    cache.delete(id);
+    cache.set(id, state);
+    if (cache.size > bound) cache.delete(cache.keys().next().value as string);
+  }
+
+  private forgetConflicted(error: WrongExpectedRevisionError): void {
+    for (const conflict of error.conflicts) {
+      if (conflict.streamId.startsWith(ACCOUNT_STREAM_PREFIX)) {
+        this.accounts.delete(conflict.streamId.slice(ACCOUNT_STREAM_PREFIX.length));
+      } else if (conflict.streamId.startsWith(TRANSFER_STREAM_PREFIX)) {
+        const transferId = conflict.streamId.slice(TRANSFER_STREAM_PREFIX.length);
+        this.transfers.delete(transferId);
+        this.transfersToReload.add(transferId);
+      }
+    }
+  }
+
+  private forgetStreamsOf(command: LedgerCommand): void {
+    const needs = streamsToLoad(command, new BatchOverlay(this.accounts, this.transfers));
+    for (const id of needs.accountIds) this.accounts.delete(id);
+    for (const id of [...needs.transferIds, ...needs.newTransferIds]) {
+      this.transfers.delete(id);
+      this.transfersToReload.add(id);
+    }
+  }
+
+  /** Loads every account and referenced transfer the batch needs and does not hold, a few rounds deep. */
+  private async loadStateFor(batch: readonly PendingCommand[]): Promise<void> {
+    for (let round = 0; round < 3; round++) {
+      const accountIds = new Set<string>();
+      const transferIds = new Set<string>();
+      const view = new BatchOverlay(this.accounts, this.transfers);
+      for (const { command } of batch) {
+        const needs = streamsToLoad(command, view);
+        for (const id of needs.accountIds) if (!this.accounts.has(id)) accountIds.add(id);
+        for (const id of needs.transferIds) if (!this.transfers.has(id)) transferIds.add(id);
+        for (const id of needs.newTransferIds) if (this.transfersToReload.has(id)) transferIds.add(id);
+      }
+      if (accountIds.size === 0 && transferIds.size === 0) return;
+      await Promise.all([...[...accountIds].map((id) => this.loadAccount(id)), ...[...transferIds].map((id) => this.loadTransfer(id))]);
+      for (const id of transferIds) this.transfersToReload.delete(id);
+    }
+  }
+
+  private async loadAccount(accountId: string): Promise<AccountState | undefined> {
+    this.stats.accountLoads += 1;
+    const streamId = accountStreamId(accountId);
+    const snapshot = await this.store.readSnapshot(streamId);
+    let state = snapshot ? accountFromSnapshot(snapshot.state, snapshot.revision) : undefined;
+    if (snapshot) this.snapshotRevisions.set(streamId, snapshot.revision);
+    for (const event of await readWholeStream(this.store, streamId, snapshot ? snapshot.revision + 1 : 0)) {
+      state = evolveAccount(state, toLedgerEvent(event) as AccountEvent);
+    }
+    if (state) this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
+    return state;
+  }
+
+  private async loadTransfer(transferId: string): Promise<TransferState | undefined> {
+    this.stats.transferLoads += 1;
+    let state: TransferState | undefined;
+    for (const event of await readWholeStream(this.store, transferStreamId(transferId), 0)) {
+      state = evolveTransfer(state, toLedgerEvent(event) as TransferEvent);
+    }
+    if (state) this.remember(this.transfers, transferId, state, this.options.maxCachedTransfers);
+    return state;
+  }
+
+  /** Snapshots are written after the commit, off the answer's path; losing one costs only a longer load. */
+  private snapshotWhereDue(overlay: BatchOverlay): void {
+    for (const [accountId, state] of overlay.accounts) {
+      const streamId = accountStreamId(accountId);
+      const last = this.snapshotRevisions.get(streamId) ?? -1;
+      if (state.revision - last < this.options.snapshotEveryEvents) continue;
+      this.snapshotRevisions.set(streamId, state.revision);
+      const write = this.store
+        .writeSnapshot({ streamId, revision: state.revision, state: accountToSnapshot(state) })
+        .then(() => {
+          this.stats.snapshotsWritten += 1;
+        })
+        .catch(() => {
+          this.snapshotRevisions.set(streamId, last);
+        })
+        .finally(() => this.backgroundWrites.delete(write));
+      this.backgroundWrites.add(write);
+    }
+  }
+}
+
+/** The state a batch decides against: the writer's cache with this batch's effects on top. */
+class BatchOverlay implements DecisionState {
+  readonly accounts = new Map<string, AccountState>();
+  readonly transfers = new Map<string, TransferState>();
+  private readonly pending = new Map<string, { expectedRevision: number; events: NewEvent[] }>();
+
+  constructor(
+    private readonly cachedAccounts: ReadonlyMap<string, AccountState>,
+    private readonly cachedTransfers: ReadonlyMap<string, TransferState>,
+  ) {}
+
+  account(accountId: string): AccountState | undefined {
+    return this.accounts.get(accountId) ?? this.cachedAccounts.get(accountId);
+  }
+
+  transfer(transferId: string): TransferState | undefined {
+    return this.transfers.get(transferId) ?? this.cachedTransfers.get(transferId);
+  }
+
+  /** Evolves the state with a decided event (asserting every invariant again) and queues it for the append. */
+  apply(streamEvent: StreamEvent, commandKey: string): void {
+    let revision: number;
+    let before: number;
+    if (streamEvent.kind === 'account') {
+      const previous = this.account(streamEvent.accountId);
+      before = previous?.revision ?? -1;
+      const next = evolveAccount(previous, streamEvent.event);
+      this.accounts.set(streamEvent.accountId, next);
+      revision = next.revision;
+    } else {
+      const previous = this.transfer(streamEvent.transferId);
+      before = previous?.revision ?? -1;
+      const next = evolveTransfer(previous, streamEvent.event);
+      this.transfers.set(streamEvent.transferId, next);
+      revision = next.revision;
+    }
+    let entry = this.pending.get(streamEvent.streamId);
+    if (!entry) {
+      entry = { expectedRevision: before, events: [] };
+      this.pending.set(streamEvent.streamId, entry);
+    }
+    entry.events.push({
+      eventId: uuidV5(`${commandKey}|${streamEvent.streamId}|${revision}`),
+      type: streamEvent.event.type,
+      data: streamEvent.event.data as unknown as JsonObject,
+    });
+  }
+
+  appends(): StreamAppend[] {
+    return [...this.pending].map(([streamId, { expectedRevision, events }]) => ({
+      streamId,
+      expected: expectedRevision < 0 ? 'no_stream' : expectedRevision,
+      events,
+    }));
+  }
+}
+
+/** What makes a command's event ids unique: its idempotency key, or for lifecycle commands its content and time. */
+function commandKeyOf(command: LedgerCommand): string {
+  return 'idempotencyKey' in command ? `${command.type}|${command.idempotencyKey}` : `${requestHashOf(command)}|${command.at}`;
+}
+
+async function readWholeStream(store: EventStore, streamId: string, fromRevision: number): Promise<RecordedEvent[]> {
+  const all: RecordedEvent[] = [];
+  for (let from = fromRevision; ; ) {
+    const page = await store.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
+    all.push(...page);
+    if (page.length < EVENT_STORE_LIMITS.maxReadCount) return all;
+    from = page[page.length - 1]!.revision + 1;
+  }
+}
+
+export function toLedgerEvent(recorded: RecordedEvent): LedgerEvent {
+  return { type: recorded.type, data: recorded.data } as unknown as LedgerEvent;
+}

@@ -1,0 +1,101 @@
+import Decimal from 'decimal.js';
+
+/**
+ * Money and quantities. Every amount is a decimal.js value held at its asset's fixed scale; it crosses every
+ * boundary (JSON, SQL, events) as a decimal string. A JS number is never used for an amount.
+ */
+
+// One configured Decimal class: 40 significant digits, no silent rounding in arithmetic on ledger amounts.
+export const Money = Decimal.clone({ precision: 40, rounding: Decimal.ROUND_HALF_UP, toExpNeg: -40, toExpPos: 40 });
+export type Amount = Decimal;
+
+export type AssetCode = 'CNY' | 'CCR' | 'CO2E';
+
+export interface AssetDefinition {
+  readonly code: AssetCode;
+  /** Digits after the decimal point; amounts with more are refused, never rounded silently. */
+  readonly scale: number;
+  readonly description: string;
+}
+
+/** Chart of assets. CCR (carbon credits) at scale 2 so methodologies may credit fractions; CO2E in whole grams. */
+export const ASSETS: Readonly<Record<AssetCode, AssetDefinition>> = {
+  CNY: { code: 'CNY', scale: 2, description: 'Renminbi, in yuan with 2 decimals (fen)' },
+  CCR: { code: 'CCR', scale: 2, description: 'Carbon credits (碳积分), 2 decimals' },
+  CO2E: { code: 'CO2E', scale: 0, description: 'Emission reduction in grams of CO2 equivalent (a quantity, not money)' },
+};
+
+/** Largest absolute amount accepted: 10^15 units of any asset, far beyond any real balance. */
+export const MAX_AMOUNT_DIGITS_BEFORE_POINT = 15;
+
+export function isAssetCode(value: unknown): value is AssetCode {
+  return typeof value === 'string' && Object.prototype.hasOwnProperty.call(ASSETS, value);
+}
+
+export type AmountParseError =
+  | { readonly kind: 'not_a_decimal_string' }
+  | { readonly kind: 'too_many_decimals'; readonly scale: number }
+  | { readonly kind: 'too_large' }
+  | { readonly kind: 'not_positive' };
+
+const DECIMAL_STRING = /^(-?)(\d+)(?:\.(\d+))?$/;
+
+/**
+ * Parses a decimal string for an asset: plain digits, optional fraction, no exponent, no leading '+',
+ * at most the asset's scale in decimals. With `positive`, zero and negatives are refused.
+ */
+export function parseAmount(
+  asset: AssetCode,
+  text: unknown,
+  options: { positive: boolean },
+): { ok: true; amount: Amount } | { ok: false; error: AmountParseError } {
+  if (typeof text !== 'string') return { ok: false, error: { kind: 'not_a_decimal_string' } };
+  const match = DECIMAL_STRING.exec(text);
+  if (!match) return { ok: false, error: { kind: 'not_a_decimal_string' } };
+  const integerDigits = match[2]!.replace(/^0+(?=\d)/, '');
+  const fraction = match[3] ?? '';
+  const scale = ASSETS[asset].scale;
+  if (fraction.replace(/0+$/, '').length > scale) return { ok: false, error: { kind: 'too_many_decimals', scale } };
+  if (integerDigits.length > MAX_AMOUNT_DIGITS_BEFORE_POINT) return { ok: false, error: { kind: 'too_large' } };
+  const amount = new Money(text);
+  if (options.positive && amount.lte(0)) return { ok: false, error: { kind: 'not_positive' } };
+  return { ok: true, amount };
+}
+
+/** Parses an amount that is known to be valid (from our own events); a malformed one is a bug. */
+export function amountOf(asset: AssetCode, text: string): Amount {
+  const parsed = parseAmount(asset, text, { positive: false });
+  if (!parsed.ok) throw new Error(`assertion: stored ${asset} amount ${JSON.stringify(text)} is malformed`);
+  return parsed.amount;
+}
+
+/** The canonical decimal string of an amount at its asset's scale, e.g. CNY 5 → "5.00". */
+export function formatAmount(asset: AssetCode, amount: Amount): string {
+  const scale = ASSETS[asset].scale;
+  if (amount.decimalPlaces() > scale) {
+    throw new Error(`assertion: ${asset} amount ${amount.toString()} has more than ${scale} decimals`);
+  }
+  return amount.toFixed(scale);
+}
+
+export const ZERO: Amount = new Money(0);
+
+/** Basis points (1/10 000) for rates such as merchant fees. */
+export type RateBasisPoints = number;
+
+/**
+ * A fee on one transaction: amount × rate, rounded half-up to the asset's scale (to the fen for CNY),
+ * per transaction and never aggregated before rounding (design: "fees: half-up per transaction to the fen").
+ */
+export function feeFor(asset: AssetCode, amount: Amount, rateBasisPoints: RateBasisPoints): Amount {
+  if (!Number.isInteger(rateBasisPoints) || rateBasisPoints < 0 || rateBasisPoints > 10_000) {
+    throw new RangeError('fee rate must be an integer number of basis points in 0..10000');
+  }
+  return amount.mul(rateBasisPoints).div(10_000).toDecimalPlaces(ASSETS[asset].scale, Decimal.ROUND_HALF_UP);
+}
+
+/** Rounds a computed quantity to an asset's scale with the rounding mode named at the call site. */
+export function roundTo(asset: AssetCode, value: Amount, mode: 'half_up' | 'down' | 'half_even'): Amount {
+  const rounding = mode === 'half_up' ? Decimal.ROUND_HALF_UP : mode === 'down' ? Decimal.ROUND_DOWN : Decimal.ROUND_HALF_EVEN;
+  return value.toDecimalPlaces(ASSETS[asset].scale, rounding);
+}

@@ -1,0 +1,4 @@
+import { InMemoryEventStore } from '../../core-ledger';
+import { describeEventStoreContract } from './event-store.contract';
+
+describeEventStoreContract('memory', async () => new InMemoryEventStore());
