@@ -1,6 +1,6 @@
 import type { LedgerCommand } from './domain/commands';
 import type { CommandResult, DecisionState } from './domain/decide';
-import { decide, streamsToLoad } from './domain/decide';
+import { COMMAND_LIMITS, decide, streamsToLoad } from './domain/decide';
 import type { AccountEvent, LedgerEvent, StreamEvent, TransferEvent } from './domain/events';
 import { ACCOUNT_STREAM_PREFIX, accountStreamId, TRANSFER_STREAM_PREFIX, transferStreamId } from './domain/events';
 import type { Refusal } from './domain/refusals';
@@ -32,13 +32,16 @@ export interface LedgerOptions {
 }
 
 export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = {
-  maxBatchCommands: 2_000,
+  maxBatchCommands: 1_000,
   maxQueuedCommands: 100_000,
   maxCachedAccounts: 2_000_000,
   maxCachedTransfers: 200_000,
   snapshotEveryEvents: 1_000,
   maxConflictRetries: 8,
 };
+
+/** A transfer's header, one line per posting, and the original's mark for a reversal. */
+const MAX_EVENTS_PER_COMMAND = COMMAND_LIMITS.maxPostings + 2;
 
 interface PendingCommand {
   readonly command: LedgerCommand;
@@ -81,7 +84,10 @@ export class Ledger {
     options: Partial<LedgerOptions> = {},
   ) {
     this.options = { ...DEFAULT_LEDGER_OPTIONS, ...options };
-    assert(this.options.maxBatchCommands > 0 && this.options.maxBatchCommands * 70 <= EVENT_STORE_LIMITS.maxEventsPerAppend, 'batch bound fits an append');
+    assert(
+      this.options.maxBatchCommands > 0 && this.options.maxBatchCommands * MAX_EVENTS_PER_COMMAND <= EVENT_STORE_LIMITS.maxEventsPerAppend,
+      'a full batch fits in one append',
+    );
   }
 
   execute(command: LedgerCommand): Promise<CommandOutcome> {
@@ -137,9 +143,18 @@ export class Ledger {
 
   private async processBatch(batch: PendingCommand[]): Promise<void> {
     try {
+      const verifiedAbsent = new Set<string>();
       for (let attempt = 0; ; attempt++) {
         await this.loadStateFor(batch);
         const decided = this.decideBatch(batch);
+        // A refusal of a command that creates a transfer may really be a retry whose transfer this writer has
+        // not seen (the first attempt spent the money): look for the transfer once before saying no.
+        const unverified = this.unverifiedNewTransfers(batch, decided.refusedIndexes, verifiedAbsent);
+        if (unverified.length > 0) {
+          const found = await Promise.all(unverified.map((id) => this.loadTransfer(id)));
+          unverified.forEach((id) => verifiedAbsent.add(id));
+          if (found.some((t) => t !== undefined)) continue;
+        }
         if (decided.appends.length === 0) {
           decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(outcome(undefined)));
           return;
@@ -149,7 +164,8 @@ export class Ledger {
           this.commit(decided.overlay);
           this.stats.batches += 1;
           this.stats.commandsCommitted += batch.length;
-          decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(outcome(appended.position)));
+          // An idempotent append means another writer made these very decisions first: they are replays.
+          decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(asReplayIf(appended.idempotent === true, outcome(appended.position))));
           this.snapshotWhereDue(decided.overlay);
           return;
         } catch (error) {
@@ -178,12 +194,15 @@ export class Ledger {
     appends: StreamAppend[];
     overlay: BatchOverlay;
     outcomes: ((position: LogPosition | undefined) => CommandOutcome)[];
+    refusedIndexes: number[];
   } {
     const overlay = new BatchOverlay(this.accounts, this.transfers);
     const outcomes: ((position: LogPosition | undefined) => CommandOutcome)[] = [];
+    const refusedIndexes: number[] = [];
     for (const { command } of batch) {
       const decision = decide(command, overlay);
       if (decision.outcome === 'refused') {
+        refusedIndexes.push(outcomes.length);
         outcomes.push(() => ({ status: 'refused', refusal: decision.refusal }));
       } else if (decision.outcome === 'replayed') {
         outcomes.push(() => ({ status: 'replayed', result: decision.result }));
@@ -193,7 +212,18 @@ export class Ledger {
         outcomes.push((position) => ({ status: 'accepted', result: decision.result, position: position ?? '' }));
       }
     }
-    return { appends: overlay.appends(), overlay, outcomes };
+    return { appends: overlay.appends(), overlay, outcomes, refusedIndexes };
+  }
+
+  private unverifiedNewTransfers(batch: readonly PendingCommand[], refusedIndexes: readonly number[], verifiedAbsent: ReadonlySet<string>): string[] {
+    const ids = new Set<string>();
+    for (const i of refusedIndexes) {
+      const command = batch[i]!.command;
+      for (const id of streamsToLoad(command, new BatchOverlay(this.accounts, this.transfers)).newTransferIds) {
+        if (!this.transfers.has(id) && !verifiedAbsent.has(id)) ids.add(id);
+      }
+    }
+    return [...ids];
   }
 
   private commit(overlay: BatchOverlay): void {
@@ -347,9 +377,16 @@ class BatchOverlay implements DecisionState {
   }
 }
 
-/** What makes a command's event ids unique: its idempotency key, or for lifecycle commands its content and time. */
+/**
+ * What a command's event ids derive from: its whole content and time. Two different decisions never share an
+ * id (else a store would take the second for a retry of the first); a retried append of one decision does.
+ */
 function commandKeyOf(command: LedgerCommand): string {
-  return 'idempotencyKey' in command ? `${command.type}|${command.idempotencyKey}` : `${requestHashOf(command)}|${command.at}`;
+  return `${command.type}|${requestHashOf(command)}|${command.at}`;
+}
+
+function asReplayIf(replayed: boolean, outcome: CommandOutcome): CommandOutcome {
+  return replayed && outcome.status === 'accepted' ? { status: 'replayed', result: outcome.result } : outcome;
 }
 
 async function readWholeStream(store: EventStore, streamId: string, fromRevision: number): Promise<RecordedEvent[]> {

@@ -29,16 +29,14 @@ export class InMemoryEventStore implements EventStore {
 
   async appendMany(appends: readonly StreamAppend[]): Promise<AppendResult> {
     assertAppendsValid(appends);
+    // A retry of an append that succeeded before is answered with its first result; only a whole append is.
+    if (appends.every((a) => this.alreadyAppended(a))) return this.idempotentResult(appends);
     const conflicts: StreamConflict[] = [];
-    let allIdempotent = true;
     for (const a of appends) {
       const actual = this.revisionOf(a.streamId);
       const matches = a.expected === 'any' || (a.expected === 'no_stream' ? actual === undefined : actual === a.expected);
-      const idempotent = this.alreadyAppended(a);
-      if (!idempotent) allIdempotent = false;
-      if (!matches && !idempotent) conflicts.push({ streamId: a.streamId, expected: a.expected, actual });
+      if (!matches) conflicts.push({ streamId: a.streamId, expected: a.expected, actual });
     }
-    if (allIdempotent) return this.idempotentResult(appends);
     if (conflicts.length > 0) throw new WrongExpectedRevisionError(conflicts);
     const seen = new Set<string>();
     for (const a of appends) {
@@ -73,7 +71,7 @@ export class InMemoryEventStore implements EventStore {
       nextRevisions.push(stream.length - 1);
     }
     queueMicrotask(() => this.listeners.forEach((wake) => wake()));
-    return { nextRevisions, position: this.log[this.log.length - 1]?.position ?? LOG_START };
+    return { nextRevisions, position: this.log[this.log.length - 1]?.position ?? LOG_START, idempotent: false };
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
@@ -144,6 +142,6 @@ export class InMemoryEventStore implements EventStore {
       if (last.position > position) position = last.position;
       return last.revision;
     });
-    return { nextRevisions, position };
+    return { nextRevisions, position, idempotent: true };
   }
 }

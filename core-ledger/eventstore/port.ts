@@ -50,6 +50,8 @@ export interface AppendResult {
   readonly nextRevisions: readonly number[];
   /** Position of the last event written (or of the matching events when the append was idempotent). */
   readonly position: LogPosition;
+  /** True when every event already stood where the append would have put it: a retry, nothing written. */
+  readonly idempotent?: boolean;
 }
 
 export interface ReadStreamOptions {

@@ -99,6 +99,7 @@ export class SqlEventStore implements EventStore {
         return {
           nextRevisions: appends.map((a, o) => Number(row.bases[String(o)]) + a.events.length),
           position: encodePosition(BigInt(row.log_tx), BigInt(row.log_seq)),
+          idempotent: false,
         };
       } catch (error) {
         const sqlError = asSqlError(error);
@@ -147,7 +148,7 @@ export class SqlEventStore implements EventStore {
       }
       nextRevisions.push(firstRevision + a.events.length - 1);
     }
-    return { nextRevisions, position };
+    return { nextRevisions, position, idempotent: true };
   }
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {

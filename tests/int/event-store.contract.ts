@@ -103,7 +103,8 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       await store.append(id, events(1), 'no_stream');
       const first = await store.append(id, batch, 0);
       const again = await store.append(id, batch, 0);
-      expect(again).toEqual(first);
+      expect(again).toEqual({ ...first, idempotent: true });
+      expect(first.idempotent).toBe(false);
       expect(await store.readStream(id)).toHaveLength(3);
     });
 

@@ -1,0 +1,60 @@
+import fc from 'fast-check';
+import { feeFor, formatAmount, Money, parseAmount, roundTo } from '../../core-ledger';
+
+describe('money', () => {
+  test('parses decimal strings at the asset scale and refuses the rest', () => {
+    expect(parseAmount('CNY', '12.30', { positive: true })).toMatchObject({ ok: true });
+    expect(parseAmount('CNY', '12.300', { positive: true })).toMatchObject({ ok: true });
+    expect(parseAmount('CNY', '0.001', { positive: true })).toEqual({ ok: false, error: { kind: 'too_many_decimals', scale: 2 } });
+    expect(parseAmount('CO2E', '1.5', { positive: true })).toEqual({ ok: false, error: { kind: 'too_many_decimals', scale: 0 } });
+    for (const bad of ['1e3', '+1', '.5', '1.', ' 1', '0x10', 'NaN', 'Infinity', '']) {
+      expect(parseAmount('CNY', bad, { positive: true })).toEqual({ ok: false, error: { kind: 'not_a_decimal_string' } });
+    }
+    expect(parseAmount('CNY', 12.3, { positive: true })).toEqual({ ok: false, error: { kind: 'not_a_decimal_string' } });
+    expect(parseAmount('CNY', '0', { positive: true })).toEqual({ ok: false, error: { kind: 'not_positive' } });
+    expect(parseAmount('CNY', '-1', { positive: true })).toEqual({ ok: false, error: { kind: 'not_positive' } });
+    expect(parseAmount('CNY', '1234567890123456', { positive: true })).toEqual({ ok: false, error: { kind: 'too_large' } });
+  });
+
+  test('formats at the asset scale', () => {
+    expect(formatAmount('CNY', new Money('5'))).toBe('5.00');
+    expect(formatAmount('CCR', new Money('0.1'))).toBe('0.10');
+    expect(formatAmount('CO2E', new Money('1500'))).toBe('1500');
+    expect(() => formatAmount('CNY', new Money('0.005'))).toThrow(/assertion/);
+  });
+
+  test('fees round half-up to the fen, per transaction', () => {
+    expect(feeFor('CNY', new Money('100.00'), 60).toString()).toBe('0.6');
+    expect(feeFor('CNY', new Money('0.83'), 60).toString()).toBe('0'); // 0.00498 → 0.00
+    expect(feeFor('CNY', new Money('0.84'), 60).toString()).toBe('0.01'); // 0.00504 → 0.01
+    expect(feeFor('CNY', new Money('12.50'), 40).toString()).toBe('0.05'); // exactly 0.005 → half-up 0.01? no: 0.05
+    expect(feeFor('CNY', new Money('1.25'), 40).toString()).toBe('0.01'); // 0.005 → 0.01 (half-up, not half-even)
+    expect(() => feeFor('CNY', new Money('1'), 10_001)).toThrow(RangeError);
+  });
+
+  test('rounding modes are explicit', () => {
+    expect(roundTo('CNY', new Money('0.125'), 'half_up').toString()).toBe('0.13');
+    expect(roundTo('CNY', new Money('0.125'), 'half_even').toString()).toBe('0.12');
+    expect(roundTo('CNY', new Money('0.129'), 'down').toString()).toBe('0.12');
+  });
+
+  test('property: parse ∘ format is the identity on fen amounts', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 10n ** 17n - 1n }), (fen) => {
+        const text = formatAmount('CNY', new Money(fen.toString()).div(100));
+        const parsed = parseAmount('CNY', text, { positive: true });
+        return parsed.ok && formatAmount('CNY', parsed.amount) === text;
+      }),
+    );
+  });
+
+  test('property: a fee never exceeds the amount and is at fen scale', () => {
+    fc.assert(
+      fc.property(fc.bigInt({ min: 1n, max: 10n ** 12n }), fc.integer({ min: 0, max: 10_000 }), (fen, bps) => {
+        const amount = new Money(fen.toString()).div(100);
+        const fee = feeFor('CNY', amount, bps);
+        return fee.lte(amount) && fee.gte(0) && fee.decimalPlaces() <= 2;
+      }),
+    );
+  });
+});
