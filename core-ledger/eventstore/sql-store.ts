@@ -55,14 +55,15 @@ interface EventRow {
   data: JsonObject;
   metadata: JsonObject;
   stream_id: string;
-  revision: string;
+  revision_text: string;
   tx: string;
-  seq: string;
+  seq_text: string;
   recorded_at: string;
 }
 
-const EVENT_COLUMNS = `event_id::text AS event_id, type, data, metadata, stream_id, revision::text AS revision,
-  tx_id::text AS tx, seq::text AS seq, to_json(recorded_at) #>> '{}' AS recorded_at`;
+// Output names differ from column names on purpose: an ORDER BY must never bind to a text alias.
+const EVENT_COLUMNS = `event_id::text AS event_id, type, data, metadata, stream_id, revision::text AS revision_text,
+  tx_id::text AS tx, seq::text AS seq_text, to_json(recorded_at) #>> '{}' AS recorded_at`;
 
 /** The event store on SQL: one implementation for PostgreSQL and PGlite. */
 export class SqlEventStore implements EventStore {
@@ -153,7 +154,7 @@ export class SqlEventStore implements EventStore {
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
     const rows = await this.driver.query<EventRow>(
-      `SELECT ${EVENT_COLUMNS} FROM cp_events WHERE stream_id = $1 AND revision >= $2 ORDER BY revision LIMIT $3`,
+      `SELECT ${EVENT_COLUMNS} FROM cp_events WHERE stream_id = $1 AND revision >= $2 ORDER BY cp_events.revision LIMIT $3`,
       [streamId, options.fromRevision ?? 0, readCount(options.maxCount)],
     );
     return rows.map(toRecorded);
@@ -170,7 +171,7 @@ export class SqlEventStore implements EventStore {
       `SELECT ${EVENT_COLUMNS} FROM cp_events
         WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-        ORDER BY tx_id, seq LIMIT $3`,
+        ORDER BY cp_events.tx_id, cp_events.seq LIMIT $3`,
       [after.major.toString(), after.minor.toString(), readCount(options.maxCount)],
     );
     return rows.map(toRecorded);
@@ -261,8 +262,8 @@ function toRecorded(row: EventRow): RecordedEvent {
     data: row.data,
     metadata: row.metadata,
     streamId: row.stream_id,
-    revision: Number(row.revision),
-    position: encodePosition(BigInt(row.tx), BigInt(row.seq)),
+    revision: Number(row.revision_text),
+    position: encodePosition(BigInt(row.tx), BigInt(row.seq_text)),
     recordedAt: new Date(row.recorded_at).toISOString(),
   };
 }

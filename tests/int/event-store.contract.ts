@@ -121,6 +121,9 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       expect(page.map((e) => e.revision)).toEqual([4, 5, 6]);
       expect(page.map((e) => e.data['n'])).toEqual(['4', '5', '6']);
       expect(await store.readStream(stream())).toEqual([]);
+      const long = stream();
+      await store.append(long, events(25), 'no_stream');
+      expect((await store.readStream(long, { fromRevision: 8 })).map((e) => e.revision)).toEqual(Array.from({ length: 17 }, (_, i) => i + 8));
       expect(await store.streamRevision(stream())).toBeUndefined();
     });
 
