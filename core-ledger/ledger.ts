@@ -8,7 +8,7 @@ import { refuse } from './domain/refusals';
 import { requestHashOf } from './domain/request-hash';
 import type { AccountState, TransferState } from './domain/state';
 import { accountFromSnapshot, accountToSnapshot, assert, evolveAccount, evolveTransfer } from './domain/state';
-import type { EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent, StreamAppend } from './eventstore/port';
+import type { AppendResult, EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent, StreamAppend } from './eventstore/port';
 import { EVENT_STORE_LIMITS, WrongExpectedRevisionError } from './eventstore/port';
 import { uuidV5 } from './ids';
 
@@ -29,6 +29,8 @@ export interface LedgerOptions {
   readonly snapshotEveryEvents: number;
   /** Times a batch is re-decided after a conflict with another writer before its commands are refused. */
   readonly maxConflictRetries: number;
+  /** Batches committing at once: the next batch is decided while the previous one waits for the database. */
+  readonly maxBatchesInFlight: number;
 }
 
 export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = {
@@ -38,6 +40,7 @@ export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = {
   maxCachedTransfers: 200_000,
   snapshotEveryEvents: 1_000,
   maxConflictRetries: 8,
+  maxBatchesInFlight: 2,
 };
 
 /** A transfer's header, one line per posting, and the original's mark for a reversal. */
@@ -47,6 +50,22 @@ interface PendingCommand {
   readonly command: LedgerCommand;
   readonly resolve: (outcome: CommandOutcome) => void;
   readonly reject: (error: unknown) => void;
+  /** Times its batch met a conflict. */
+  attempts: number;
+}
+
+interface DecidedBatch {
+  readonly appends: StreamAppend[];
+  readonly overlay: BatchOverlay;
+  readonly outcomes: ((position: LogPosition | undefined) => CommandOutcome)[];
+  readonly refusedIndexes: number[];
+  readonly acceptedIndexes: number[];
+}
+
+interface InFlightBatch {
+  readonly overlay: BatchOverlay;
+  committed: boolean;
+  settled: Promise<void>;
 }
 
 /** Counters for monitoring and benchmarks. */
@@ -74,6 +93,7 @@ export class Ledger {
   /** Transfers whose stream must be read before the next decision (a `no_stream` append found them). */
   private readonly transfersToReload = new Set<string>();
   private queue: PendingCommand[] = [];
+  private readonly inFlight: InFlightBatch[] = [];
   private running = false;
   private closed = false;
   private readonly backgroundWrites = new Set<Promise<void>>();
@@ -96,7 +116,7 @@ export class Ledger {
       return Promise.resolve({ status: 'refused', refusal: refuse('conflict', 'the ledger is busy; retry with the same idempotency key') });
     }
     return new Promise<CommandOutcome>((resolve, reject) => {
-      this.queue.push({ command, resolve, reject });
+      this.queue.push({ command, resolve, reject, attempts: 0 });
       if (!this.running) {
         this.running = true;
         // Let the commands of the current tick arrive before the first batch is cut.
@@ -126,12 +146,30 @@ export class Ledger {
     await Promise.allSettled([...this.backgroundWrites]);
   }
 
+  /**
+   * The writer loop. Up to `maxBatchesInFlight` batches are committing at once: while one waits for the database,
+   * the next is decided on top of its effects. Deciding is strictly in order; answers are released in order.
+   */
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, this.options.maxBatchCommands);
-        await this.processBatch(batch);
+        if (this.inFlight.length >= this.options.maxBatchesInFlight) {
+          await Promise.race(this.inFlight.map((b) => b.settled));
+          continue;
+        }
+        // With nothing committing, half of what waits goes now and half next, so that deciding one overlaps
+        // the other's commit (a closed loop of clients would otherwise always arrive as one batch).
+        const share = this.inFlight.length === 0 && this.options.maxBatchesInFlight > 1 ? Math.ceil(this.queue.length / 2) : this.queue.length;
+        const batch = this.queue.splice(0, Math.min(share, this.options.maxBatchCommands));
+        try {
+          const decided = await this.decideWithState(batch);
+          this.launch(batch, decided);
+        } catch (error) {
+          for (const pending of batch) this.forgetStreamsOf(pending.command);
+          for (const pending of batch) pending.reject(error);
+        }
       }
+      await Promise.all(this.inFlight.map((b) => b.settled));
     } finally {
       this.running = false;
       if (this.queue.length > 0) {
@@ -141,64 +179,92 @@ export class Ledger {
     }
   }
 
-  private async processBatch(batch: PendingCommand[]): Promise<void> {
-    try {
-      const verifiedAbsent = new Set<string>();
-      for (let attempt = 0; ; attempt++) {
-        await this.loadStateFor(batch);
-        const decided = this.decideBatch(batch);
-        // A refusal of a command that creates a transfer may really be a retry whose transfer this writer has
-        // not seen (the first attempt spent the money): look for the transfer once before saying no.
-        const unverified = this.unverifiedNewTransfers(batch, decided.refusedIndexes, verifiedAbsent);
-        if (unverified.length > 0) {
-          const found = await Promise.all(unverified.map((id) => this.loadTransfer(id)));
-          unverified.forEach((id) => verifiedAbsent.add(id));
-          if (found.some((t) => t !== undefined)) continue;
-        }
-        if (decided.appends.length === 0) {
-          decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(outcome(undefined)));
-          return;
-        }
+  /** Loads what the batch lacks and decides it; refusals that could be retries are checked against the store. */
+  private async decideWithState(batch: readonly PendingCommand[]): Promise<DecidedBatch> {
+    const verifiedAbsent = new Set<string>();
+    for (;;) {
+      await this.loadStateFor(batch);
+      const decided = this.decideBatch(batch);
+      // A refusal of a command that creates a transfer may really be a retry whose transfer this writer has
+      // not seen (the first attempt spent the money): look for the transfer once before saying no.
+      const unverified = this.unverifiedNewTransfers(batch, decided.refusedIndexes, verifiedAbsent);
+      if (unverified.length === 0) return decided;
+      const found = await Promise.all(unverified.map((id) => this.loadTransfer(id)));
+      unverified.forEach((id) => verifiedAbsent.add(id));
+      if (!found.some((t) => t !== undefined)) return decided;
+    }
+  }
+
+  private launch(batch: PendingCommand[], decided: DecidedBatch): void {
+    const older = this.inFlight.slice();
+    const entry: InFlightBatch = { overlay: decided.overlay, committed: false, settled: Promise.resolve() };
+    this.inFlight.push(entry);
+    entry.settled = (async () => {
+      let appended: AppendResult | undefined;
+      let failure: unknown;
+      if (decided.appends.length > 0) {
         try {
-          const appended = await this.store.appendMany(decided.appends);
-          this.commit(decided.overlay);
-          this.stats.batches += 1;
-          this.stats.commandsCommitted += batch.length;
-          // An idempotent append means another writer made these very decisions first: they are replays.
-          decided.outcomes.forEach((outcome, i) => batch[i]!.resolve(asReplayIf(appended.idempotent === true, outcome(appended.position))));
-          this.snapshotWhereDue(decided.overlay);
-          return;
+          appended = await this.store.appendMany(decided.appends);
         } catch (error) {
-          if (!(error instanceof WrongExpectedRevisionError) || attempt >= this.options.maxConflictRetries) throw error;
-          this.stats.conflicts += 1;
-          this.forgetConflicted(error);
+          failure = error;
         }
       }
-    } catch (error) {
-      // The outcome of the append is unknown (or it failed): drop what this batch touched, so the next read
-      // comes from the store. Clients retry with their idempotency key and get the first result or a fresh one.
-      for (const pending of batch) this.forgetStreamsOf(pending.command);
-      if (error instanceof WrongExpectedRevisionError) {
-        for (const p of batch) p.resolve({ status: 'refused', refusal: refuse('conflict', 'the accounts changed concurrently too often; retry') });
+      await Promise.all(older.map((b) => b.settled));
+      const olderFailed = older.some((b) => !b.committed);
+      this.inFlight.splice(this.inFlight.indexOf(entry), 1);
+      if (failure === undefined) {
+        entry.committed = true;
+        this.commit(decided.overlay);
+        this.stats.batches += 1;
+        this.stats.commandsCommitted += decided.acceptedIndexes.length;
+        this.snapshotWhereDue(decided.overlay);
+        const accepted = new Set(decided.acceptedIndexes);
+        const again: PendingCommand[] = [];
+        decided.outcomes.forEach((outcome, i) => {
+          // Refusals and replays wrote nothing the database could check: if they read the state of a batch that
+          // then failed, they are decided again.
+          if (!accepted.has(i) && olderFailed) again.push(batch[i]!);
+          else batch[i]!.resolve(asReplayIf(appended?.idempotent === true, outcome(appended?.position)));
+        });
+        this.requeue(again);
+      } else if (failure instanceof WrongExpectedRevisionError) {
+        this.stats.conflicts += 1;
+        this.forgetConflicted(failure);
+        const again: PendingCommand[] = [];
+        for (const pending of batch) {
+          pending.attempts += 1;
+          if (pending.attempts > this.options.maxConflictRetries) {
+            pending.resolve({ status: 'refused', refusal: refuse('conflict', 'the accounts changed concurrently too often; retry') });
+          } else again.push(pending);
+        }
+        this.requeue(again);
       } else {
-        for (const p of batch) p.reject(error);
+        // The outcome of the append is unknown: drop what this batch touched, so the next read comes from the
+        // store. Clients retry with their idempotency key and get the first result or a fresh decision.
+        for (const pending of batch) this.forgetStreamsOf(pending.command);
+        for (const pending of batch) pending.reject(failure);
       }
+    })();
+  }
+
+  private requeue(commands: PendingCommand[]): void {
+    if (commands.length === 0) return;
+    this.queue.unshift(...commands);
+    if (!this.running) {
+      this.running = true;
+      setImmediate(() => void this.drain());
     }
   }
 
   /**
-   * Decides each command in order, each seeing the effects of those before it. Returns the appends and, per
-   * command, a function from the commit's position to its outcome.
+   * Decides each command in order, each seeing the effects of those before it (and of older batches still
+   * committing). Returns the appends and, per command, a function from the commit's position to its outcome.
    */
-  private decideBatch(batch: readonly PendingCommand[]): {
-    appends: StreamAppend[];
-    overlay: BatchOverlay;
-    outcomes: ((position: LogPosition | undefined) => CommandOutcome)[];
-    refusedIndexes: number[];
-  } {
-    const overlay = new BatchOverlay(this.accounts, this.transfers);
+  private decideBatch(batch: readonly PendingCommand[]): DecidedBatch {
+    const overlay = this.newOverlay();
     const outcomes: ((position: LogPosition | undefined) => CommandOutcome)[] = [];
     const refusedIndexes: number[] = [];
+    const acceptedIndexes: number[] = [];
     for (const { command } of batch) {
       const decision = decide(command, overlay);
       if (decision.outcome === 'refused') {
@@ -209,26 +275,40 @@ export class Ledger {
       } else {
         const commandKey = commandKeyOf(command);
         for (const streamEvent of decision.events) overlay.apply(streamEvent, commandKey);
+        acceptedIndexes.push(outcomes.length);
         outcomes.push((position) => ({ status: 'accepted', result: decision.result, position: position ?? '' }));
       }
     }
-    return { appends: overlay.appends(), overlay, outcomes, refusedIndexes };
+    return { appends: overlay.appends(), overlay, outcomes, refusedIndexes, acceptedIndexes };
+  }
+
+  /** A view of committed state with the effects of every batch still committing on top, newest last. */
+  private newOverlay(): BatchOverlay {
+    return new BatchOverlay(this.accounts, this.transfers, this.inFlight.map((b) => b.overlay));
   }
 
   private unverifiedNewTransfers(batch: readonly PendingCommand[], refusedIndexes: readonly number[], verifiedAbsent: ReadonlySet<string>): string[] {
     const ids = new Set<string>();
     for (const i of refusedIndexes) {
       const command = batch[i]!.command;
-      for (const id of streamsToLoad(command, new BatchOverlay(this.accounts, this.transfers)).newTransferIds) {
-        if (!this.transfers.has(id) && !verifiedAbsent.has(id)) ids.add(id);
+      const view = this.newOverlay();
+      for (const id of streamsToLoad(command, view).newTransferIds) {
+        if (!view.transfer(id) && !verifiedAbsent.has(id)) ids.add(id);
       }
     }
     return [...ids];
   }
 
+  /** Committed effects join the cache; a state never replaces a newer one (batches may finish out of order). */
   private commit(overlay: BatchOverlay): void {
-    for (const [id, state] of overlay.accounts) this.remember(this.accounts, id, state, this.options.maxCachedAccounts);
-    for (const [id, state] of overlay.transfers) this.remember(this.transfers, id, state, this.options.maxCachedTransfers);
+    for (const [id, state] of overlay.accounts) {
+      const cached = this.accounts.get(id);
+      if (!cached || cached.revision < state.revision) this.remember(this.accounts, id, state, this.options.maxCachedAccounts);
+    }
+    for (const [id, state] of overlay.transfers) {
+      const cached = this.transfers.get(id);
+      if (!cached || cached.revision < state.revision) this.remember(this.transfers, id, state, this.options.maxCachedTransfers);
+    }
   }
 
   private remember<T>(cache: Map<string, T>, id: string, state: T, bound: number): void {
@@ -263,11 +343,11 @@ export class Ledger {
     for (let round = 0; round < 3; round++) {
       const accountIds = new Set<string>();
       const transferIds = new Set<string>();
-      const view = new BatchOverlay(this.accounts, this.transfers);
+      const view = this.newOverlay();
       for (const { command } of batch) {
         const needs = streamsToLoad(command, view);
-        for (const id of needs.accountIds) if (!this.accounts.has(id)) accountIds.add(id);
-        for (const id of needs.transferIds) if (!this.transfers.has(id)) transferIds.add(id);
+        for (const id of needs.accountIds) if (!view.account(id)) accountIds.add(id);
+        for (const id of needs.transferIds) if (!view.transfer(id)) transferIds.add(id);
         for (const id of needs.newTransferIds) if (this.transfersToReload.has(id)) transferIds.add(id);
       }
       if (accountIds.size === 0 && transferIds.size === 0) return;
@@ -329,14 +409,28 @@ class BatchOverlay implements DecisionState {
   constructor(
     private readonly cachedAccounts: ReadonlyMap<string, AccountState>,
     private readonly cachedTransfers: ReadonlyMap<string, TransferState>,
+    /** Batches decided earlier and still committing, oldest first. */
+    private readonly earlier: readonly BatchOverlay[] = [],
   ) {}
 
   account(accountId: string): AccountState | undefined {
-    return this.accounts.get(accountId) ?? this.cachedAccounts.get(accountId);
+    const own = this.accounts.get(accountId);
+    if (own) return own;
+    for (let i = this.earlier.length - 1; i >= 0; i--) {
+      const state = this.earlier[i]!.accounts.get(accountId);
+      if (state) return state;
+    }
+    return this.cachedAccounts.get(accountId);
   }
 
   transfer(transferId: string): TransferState | undefined {
-    return this.transfers.get(transferId) ?? this.cachedTransfers.get(transferId);
+    const own = this.transfers.get(transferId);
+    if (own) return own;
+    for (let i = this.earlier.length - 1; i >= 0; i--) {
+      const state = this.earlier[i]!.transfers.get(transferId);
+      if (state) return state;
+    }
+    return this.cachedTransfers.get(transferId);
   }
 
   /** Evolves the state with a decided event (asserting every invariant again) and queues it for the append. */

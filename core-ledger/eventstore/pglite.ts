@@ -36,6 +36,11 @@ export class PgliteDriver implements SqlDriver {
     return result.rows;
   }
 
+  /** PGlite has one connection: every statement already runs in order. */
+  queryInOrder<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return this.query(text, params);
+  }
+
   async exec(script: string): Promise<void> {
     await this.db.exec(script);
   }

@@ -15,6 +15,7 @@ export class PostgresDriver implements SqlDriver {
   readonly name = 'postgres';
   private readonly pool: Pool;
   private listener: PoolClient | undefined;
+  private writer: Promise<PoolClient> | undefined;
   private listenerReady: Promise<PoolClient> | undefined;
   private readonly callbacks = new Map<string, Set<() => void>>();
 
@@ -32,6 +33,25 @@ export class PostgresDriver implements SqlDriver {
   async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
     const result = await this.pool.query(text, params as unknown[]);
     return result.rows as Row[];
+  }
+
+  async queryInOrder<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    this.writer ??= this.pool.connect().then((client) => {
+      client.on('error', () => undefined);
+      return client;
+    });
+    const client = await this.writer;
+    try {
+      const result = await client.query(text, params as unknown[]);
+      return result.rows as Row[];
+    } catch (error) {
+      // A broken connection is replaced; an error the server sent leaves the connection usable.
+      if (!(typeof error === 'object' && error !== null && 'code' in error && typeof (error as { code: unknown }).code === 'string')) {
+        this.writer = undefined;
+        client.release(true);
+      }
+      throw error;
+    }
   }
 
   async exec(script: string): Promise<void> {
@@ -71,6 +91,9 @@ export class PostgresDriver implements SqlDriver {
   }
 
   async close(): Promise<void> {
+    const writer = this.writer;
+    this.writer = undefined;
+    if (writer) (await writer.catch(() => undefined))?.release();
     this.listener?.release(true);
     this.listener = undefined;
     await this.pool.end();

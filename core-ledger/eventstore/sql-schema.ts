@@ -21,8 +21,10 @@ CREATE TABLE IF NOT EXISTS cp_events (
   revision bigint NOT NULL,
   event_id uuid NOT NULL,
   type text NOT NULL,
-  data jsonb NOT NULL,
-  metadata jsonb NOT NULL DEFAULT '{}'::jsonb,
+  -- json, not jsonb: the log keeps each event as written and only validates it (a third cheaper on the hot
+  -- path, measured in docs/performance.md); read models build their own indexed tables.
+  data json NOT NULL,
+  metadata json NOT NULL DEFAULT '{}'::json,
   recorded_at timestamptz NOT NULL DEFAULT now(),
   PRIMARY KEY (stream_id, revision)
 );
@@ -35,18 +37,24 @@ CREATE TABLE IF NOT EXISTS cp_snapshots (
   written_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE OR REPLACE FUNCTION cp_append(p_streams jsonb, p_events jsonb)
-RETURNS TABLE (bases jsonb, log_tx text, log_seq text)
+CREATE OR REPLACE FUNCTION cp_append(p_streams json, p_events json)
+RETURNS TABLE (bases bigint[], log_tx text, log_seq text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  v_requested int := jsonb_array_length(p_streams);
-  v_matched int;
-  v_bases jsonb;
-  v_conflicts jsonb;
+  v_ids text[];
+  v_expected bigint[];
+  v_counts int[];
+  v_bases bigint[];
+  v_matched int[];
+  v_conflicts json;
 BEGIN
-  -- p_streams: [{o: ordinal, id: stream id, e: expected (>=0 exact, -1 no_stream, -2 any), n: event count}]
+  -- p_streams: [{id: stream id, e: expected (>=0 exact, -1 no_stream, -2 any), n: event count}], in order
+  SELECT array_agg(r.id ORDER BY r.o), array_agg(r.e ORDER BY r.o), array_agg(r.n ORDER BY r.o)
+    INTO v_ids, v_expected, v_counts
+    FROM ROWS FROM (json_to_recordset(p_streams) AS (id text, e bigint, n int)) WITH ORDINALITY AS r(id, e, n, o);
+
   WITH req AS (
-    SELECT r.o, r.id, r.e, r.n FROM jsonb_to_recordset(p_streams) AS r(o int, id text, e bigint, n int)
+    SELECT u.id, u.e, u.n, u.o FROM unnest(v_ids, v_expected, v_counts) WITH ORDINALITY AS u(id, e, n, o)
   ), exact AS (
     UPDATE cp_streams s SET revision = req.e + req.n FROM req
     WHERE req.e >= 0 AND s.stream_id = req.id AND s.revision = req.e
@@ -66,24 +74,23 @@ BEGIN
     UNION ALL SELECT req.o, -1::bigint FROM created JOIN req ON req.id = created.stream_id
     UNION ALL SELECT req.o, any_revision.revision - req.n FROM any_revision JOIN req ON req.id = any_revision.stream_id
   )
-  SELECT coalesce(jsonb_object_agg(o::text, base), '{}'::jsonb), count(*) INTO v_bases, v_matched FROM matched;
+  SELECT array_agg(base ORDER BY o), array_agg(o::int) INTO v_bases, v_matched FROM matched;
 
-  IF v_matched < v_requested THEN
-    SELECT jsonb_agg(jsonb_build_object('streamId', r.id, 'expected', r.e, 'actual', s.revision))
+  IF coalesce(cardinality(v_matched), 0) < cardinality(v_ids) THEN
+    SELECT json_agg(json_build_object('streamId', u.id, 'expected', u.e, 'actual', s.revision))
       INTO v_conflicts
-      FROM jsonb_to_recordset(p_streams) AS r(o int, id text, e bigint, n int)
-      LEFT JOIN cp_streams s ON s.stream_id = r.id
-      WHERE NOT v_bases ? r.o::text;
+      FROM unnest(v_ids, v_expected) WITH ORDINALITY AS u(id, e, o)
+      LEFT JOIN cp_streams s ON s.stream_id = u.id
+      WHERE NOT (u.o::int = ANY (coalesce(v_matched, '{}')));
     RAISE EXCEPTION USING ERRCODE = 'CP409', MESSAGE = 'wrong expected revision', DETAIL = v_conflicts::text;
   END IF;
 
-  -- p_events: [{x: order, s: stream ordinal, k: 1-based index in its stream, i, t, d, m}]
+  -- p_events: [{s: stream ordinal (0-based), k: 1-based index in its stream, i, t, d, m}], in order
   RETURN QUERY
   WITH inserted AS (
     INSERT INTO cp_events (stream_id, revision, event_id, type, data, metadata)
-    SELECT r.id, (v_bases ->> e.s::text)::bigint + e.k, e.i, e.t, e.d, coalesce(e.m, '{}'::jsonb)
-      FROM jsonb_to_recordset(p_events) AS e(x int, s int, k int, i uuid, t text, d jsonb, m jsonb)
-      JOIN jsonb_to_recordset(p_streams) AS r(o int, id text) ON r.o = e.s
+    SELECT v_ids[e.s + 1], v_bases[e.s + 1] + e.k, e.i, e.t, e.d, coalesce(e.m, '{}'::json)
+      FROM ROWS FROM (json_to_recordset(p_events) AS (s int, k int, i uuid, t text, d json, m json)) WITH ORDINALITY AS e(s, k, i, t, d, m, x)
      ORDER BY e.x
     RETURNING cp_events.tx_id, cp_events.seq
   )

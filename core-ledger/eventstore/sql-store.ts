@@ -20,6 +20,11 @@ import { EVENT_STORE_NOTIFY_CHANNEL, EVENT_STORE_SCHEMA_SQL } from './sql-schema
 export interface SqlDriver {
   readonly name: string;
   query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  /**
+   * Like `query`, on one connection kept for writes: statements run in the order they are issued. A writer with
+   * several batches in flight relies on it: a later batch, decided on top of an earlier one, never overtakes it.
+   */
+  queryInOrder<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
   exec(script: string): Promise<void>;
   /** Calls `onNotify` on each NOTIFY on the channel; resolves to a function that stops listening. */
   listen(channel: string, onNotify: () => void): Promise<() => Promise<void>>;
@@ -83,22 +88,20 @@ export class SqlEventStore implements EventStore {
 
   async appendMany(appends: readonly StreamAppend[]): Promise<AppendResult> {
     assertAppendsValid(appends);
-    const streams = appends.map((a, o) => ({ o, id: a.streamId, e: expectedCode(a.expected), n: a.events.length }));
+    const streams = appends.map((a) => ({ id: a.streamId, e: expectedCode(a.expected), n: a.events.length }));
     const events: unknown[] = [];
-    appends.forEach((a, s) =>
-      a.events.forEach((e, k) => events.push({ x: events.length, s, k: k + 1, i: e.eventId, t: e.type, d: e.data, m: e.metadata ?? null })),
-    );
+    appends.forEach((a, s) => a.events.forEach((e, k) => events.push({ s, k: k + 1, i: e.eventId, t: e.type, d: e.data, m: e.metadata ?? null })));
     const streamsJson = JSON.stringify(streams);
     const eventsJson = JSON.stringify(events);
     for (let attempt = 0; ; attempt++) {
       try {
-        const rows = await this.driver.query<{ bases: Record<string, number>; log_tx: string; log_seq: string }>(
-          'SELECT bases, log_tx, log_seq FROM cp_append($1::jsonb, $2::jsonb)',
+        const rows = await this.driver.queryInOrder<{ bases: (string | number)[]; log_tx: string; log_seq: string }>(
+          'SELECT bases, log_tx, log_seq FROM cp_append($1::json, $2::json)',
           [streamsJson, eventsJson],
         );
         const row = rows[0]!;
         return {
-          nextRevisions: appends.map((a, o) => Number(row.bases[String(o)]) + a.events.length),
+          nextRevisions: appends.map((a, o) => Number(row.bases[o]) + a.events.length),
           position: encodePosition(BigInt(row.log_tx), BigInt(row.log_seq)),
           idempotent: false,
         };

@@ -29,13 +29,13 @@ test('8 concurrent writers with random commit delays: a live subscriber sees eve
       try {
         while (written < COMMITTED_EVENTS_TARGET) {
           const count = 1 + Math.floor(Math.random() * 8);
-          const streams = [{ o: 0, id: `order-${index}-${Math.floor(Math.random() * 20)}`, e: -2, n: count }];
+          const streams = [{ id: `order-${index}-${Math.floor(Math.random() * 20)}`, e: -2, n: count }];
           const ids = Array.from({ length: count }, () => randomUUID());
-          const events = ids.map((i, k) => ({ x: k, s: 0, k: k + 1, i, t: 'Ordered', d: { writer: String(index) }, m: null }));
+          const events = ids.map((i, k) => ({ s: 0, k: k + 1, i, t: 'Ordered', d: { writer: String(index) }, m: null }));
           const rollback = Math.random() < 0.1;
           if (!rollback) written += count;
           await client.query('BEGIN');
-          await client.query('SELECT * FROM cp_append($1::jsonb, $2::jsonb)', [JSON.stringify(streams), JSON.stringify(events)]);
+          await client.query('SELECT * FROM cp_append($1::json, $2::json)', [JSON.stringify(streams), JSON.stringify(events)]);
           await client.query(`SELECT pg_sleep(${(Math.random() * 0.02).toFixed(4)})`);
           await client.query(rollback ? 'ROLLBACK' : 'COMMIT');
           for (const id of ids) (rollback ? rolledBack : committed).add(id);

@@ -1,0 +1,76 @@
+/**
+ * Configuration: environment variables only, validated once at start. A bad value stops the process with one
+ * line naming the variable, the rule and the value.
+ */
+export type EventStoreKind = 'pglite' | 'postgres' | 'memory' | 'kurrentdb';
+
+export interface Config {
+  readonly eventStore: EventStoreKind;
+  readonly databaseUrl: string | undefined;
+  readonly dataDir: string;
+  readonly kurrentDbUrl: string | undefined;
+  readonly host: string;
+  readonly port: number;
+  readonly batchMaxCommands: number;
+  readonly snapshotEveryEvents: number;
+  readonly databasePoolSize: number;
+}
+
+export class ConfigError extends Error {
+  constructor(readonly variable: string, rule: string, value: string) {
+    super(`invalid configuration: ${variable} ${rule}, got ${JSON.stringify(value)}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Every variable carbonpay reads, with its rule; README.md documents the same list. */
+export const CONFIG_VARIABLES = {
+  CARBONPAY_EVENT_STORE: 'pglite | postgres | memory | kurrentdb; default postgres when DATABASE_URL is set, else pglite',
+  DATABASE_URL: 'postgresql://user@host:port/database for the postgres event store',
+  CARBONPAY_DATA_DIR: 'folder of the embedded PGlite database; default ./.data/pglite',
+  KURRENTDB_URL: 'kurrentdb://host:2113?tls=false for the kurrentdb event store',
+  HOST: 'address the HTTP server binds; default 127.0.0.1',
+  PORT: 'HTTP port 1..65535; default 3000',
+  CARBONPAY_BATCH_MAX_COMMANDS: 'commands per group commit, 1..1000; default 1000',
+  CARBONPAY_SNAPSHOT_EVERY: 'account events between snapshots, 10..1000000; default 1000',
+  CARBONPAY_DB_POOL_SIZE: 'PostgreSQL connections, 2..100; default 10',
+} as const;
+
+export function loadConfig(env: NodeJS.ProcessEnv): Config {
+  const databaseUrl = optional(env, 'DATABASE_URL');
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('DATABASE_URL', 'must start with postgresql://', databaseUrl);
+  const kurrentDbUrl = optional(env, 'KURRENTDB_URL');
+  if (kurrentDbUrl !== undefined && !/^(kurrentdb|kurrent|kdb|esdb):\/\//.test(kurrentDbUrl)) {
+    throw new ConfigError('KURRENTDB_URL', 'must start with kurrentdb://', kurrentDbUrl);
+  }
+  const storeText = optional(env, 'CARBONPAY_EVENT_STORE') ?? (databaseUrl ? 'postgres' : 'pglite');
+  if (!['pglite', 'postgres', 'memory', 'kurrentdb'].includes(storeText)) {
+    throw new ConfigError('CARBONPAY_EVENT_STORE', 'must be one of pglite, postgres, memory, kurrentdb', storeText);
+  }
+  const eventStore = storeText as EventStoreKind;
+  if (eventStore === 'postgres' && !databaseUrl) throw new ConfigError('DATABASE_URL', 'is required when CARBONPAY_EVENT_STORE=postgres', '');
+  if (eventStore === 'kurrentdb' && !kurrentDbUrl) throw new ConfigError('KURRENTDB_URL', 'is required when CARBONPAY_EVENT_STORE=kurrentdb', '');
+  return {
+    eventStore,
+    databaseUrl,
+    dataDir: optional(env, 'CARBONPAY_DATA_DIR') ?? './.data/pglite',
+    kurrentDbUrl,
+    host: optional(env, 'HOST') ?? '127.0.0.1',
+    port: integer(env, 'PORT', 3000, 1, 65_535),
+    batchMaxCommands: integer(env, 'CARBONPAY_BATCH_MAX_COMMANDS', 1_000, 1, 1_000),
+    snapshotEveryEvents: integer(env, 'CARBONPAY_SNAPSHOT_EVERY', 1_000, 10, 1_000_000),
+    databasePoolSize: integer(env, 'CARBONPAY_DB_POOL_SIZE', 10, 2, 100),
+  };
+}
+
+function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
+  const value = env[name];
+  return value === undefined || value === '' ? undefined : value;
+}
+
+function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
+  const text = optional(env, name);
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new ConfigError(name, `must be an integer ${min}..${max}`, text);
+  return Number(text);
+}

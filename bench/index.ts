@@ -1,0 +1,281 @@
+/**
+ * npm run bench -- <uniform|hot|mixed|long-stream|all> [--json] [--seconds N] [--clients N]
+ *
+ * Each scenario drives the ledger in-process against PostgreSQL, then runs pgbench's TPC-B-like script on the same
+ * server with the same number of clients for the same time, and reports our transfers/s as a ratio to pgbench's TPS.
+ * Every run ends by checking Σ balances = 0 per asset, computed by PostgreSQL from the journal lines.
+ */
+import type { LedgerCommand } from '../core-ledger';
+import { Ledger } from '../core-ledger';
+import { preparePgbench, pgbenchScaleFor, readDurabilitySettings, runPgbench } from './pgbench';
+import type { BenchLedger } from './scenarios';
+import {
+  allZero,
+  BANK,
+  ISSUANCE,
+  merchantId,
+  nextKey,
+  openBenchLedger,
+  payment,
+  pointsId,
+  populate,
+  seedLongStream,
+  sumOfBalancesByAsset,
+  transfer,
+  walletId,
+} from './scenarios';
+import { runClosedLoop, runOpenLoop } from './stats';
+
+interface Options {
+  scenario: string;
+  json: boolean;
+  seconds: number;
+  clients: number;
+  serverUrl: string;
+  wallets: number;
+  merchants: number;
+  longStreamEvents: number;
+}
+
+interface ScenarioResult {
+  scenario: string;
+  clients: number;
+  seconds: number;
+  tps: number;
+  pgbenchTps: number;
+  ratio: number;
+  p50Ms: number;
+  p99Ms: number;
+  refused: number;
+  sumBalancesZero: boolean;
+  sums: Record<string, string>;
+  [extra: string]: unknown;
+}
+
+function parseOptions(argv: readonly string[]): Options {
+  const options: Options = {
+    scenario: 'all',
+    json: false,
+    seconds: 20,
+    clients: 64,
+    serverUrl: process.env['BENCH_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    wallets: 100_000,
+    merchants: 1_000,
+    longStreamEvents: 1_000_000,
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): number => {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`${arg} needs a positive integer`);
+      return n;
+    };
+    if (arg === '--json') options.json = true;
+    else if (arg === '--seconds') options.seconds = value();
+    else if (arg === '--clients') options.clients = value();
+    else if (arg === '--wallets') options.wallets = value();
+    else if (arg === '--long-stream-events') options.longStreamEvents = value();
+    else if (!arg.startsWith('--')) options.scenario = arg;
+    else throw new Error(`unknown option ${arg}`);
+  }
+  return options;
+}
+
+function log(options: Options, line: string): void {
+  if (!options.json) process.stderr.write(`${line}\n`);
+}
+
+/** A small deterministic generator, so runs are repeatable. */
+function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+async function measure(
+  options: Options,
+  bench: BenchLedger,
+  scenario: string,
+  next: () => LedgerCommand,
+  extra: Record<string, unknown> = {},
+): Promise<ScenarioResult> {
+  const run = await runClosedLoop({
+    clients: options.clients,
+    seconds: options.seconds,
+    warmupSeconds: 2,
+    operation: async () => (await bench.ledger.execute(next())).status !== 'refused',
+  });
+  log(options, `${scenario}: ${run.tps.toFixed(0)} transfers/s, p50 ${run.latency.p50Ms.toFixed(2)} ms, p99 ${run.latency.p99Ms.toFixed(2)} ms`);
+  await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(options.clients) });
+  const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
+  log(options, `${scenario}: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
+  const sums = await sumOfBalancesByAsset(bench.url);
+  return {
+    scenario,
+    clients: options.clients,
+    seconds: options.seconds,
+    tps: Math.round(run.tps),
+    pgbenchTps: Math.round(pg.tps),
+    ratio: Number((run.tps / pg.tps).toFixed(2)),
+    p50Ms: Number(run.latency.p50Ms.toFixed(2)),
+    p99Ms: Number(run.latency.p99Ms.toFixed(2)),
+    refused: run.refused,
+    sumBalancesZero: allZero(sums),
+    sums,
+    batches: bench.ledger.stats.batches,
+    conflicts: bench.ledger.stats.conflicts,
+    ...extra,
+  };
+}
+
+async function populated(options: Options): Promise<BenchLedger> {
+  const bench = await openBenchLedger(options.serverUrl, { fresh: true });
+  const started = Date.now();
+  await populate(bench.ledger, { wallets: options.wallets, merchants: options.merchants, points: 10_000, walletFunds: '1000000.00' });
+  log(options, `population: ${options.wallets} wallets, ${options.merchants} merchants funded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  return bench;
+}
+
+async function uniformAndHot(options: Options, which: 'uniform' | 'hot' | 'both'): Promise<ScenarioResult[]> {
+  const bench = await populated(options);
+  const results: ScenarioResult[] = [];
+  try {
+    if (which !== 'hot') {
+      const rng = mulberry32(1);
+      const uniform = await measure(options, bench, 'uniform', () => payment(rng, options.wallets, Math.floor(rng() * options.merchants)));
+      // p99 at 80 % of the maximum throughput just measured, in an open loop (no coordinated omission).
+      const rate = Math.round(uniform.tps * 0.8);
+      const open = await runOpenLoop({ ratePerSecond: rate, seconds: options.seconds, operation: async () => (await bench.ledger.execute(payment(rng, options.wallets, Math.floor(rng() * options.merchants)))).status !== 'refused' });
+      log(options, `uniform at 80 % (${rate}/s, open loop): p50 ${open.latency.p50Ms.toFixed(2)} ms, p99 ${open.latency.p99Ms.toFixed(2)} ms`);
+      const sums = await sumOfBalancesByAsset(bench.url);
+      results.push({ ...uniform, rateAt80Pct: rate, achievedAt80Pct: Math.round(open.tps), p50MsAt80Pct: Number(open.latency.p50Ms.toFixed(2)), p99MsAt80Pct: Number(open.latency.p99Ms.toFixed(2)), sumBalancesZero: allZero(sums), sums });
+    }
+    if (which !== 'uniform') {
+      const rng = mulberry32(2);
+      results.push(await measure(options, bench, 'hot', () => payment(rng, options.wallets, 0)));
+    }
+  } finally {
+    await bench.close();
+  }
+  return results;
+}
+
+async function mixed(options: Options): Promise<ScenarioResult> {
+  const bench = await populated(options);
+  try {
+    const rng = mulberry32(3);
+    const next = (): LedgerCommand => {
+      const roll = rng();
+      if (roll < 0.7) return payment(rng, options.wallets, Math.floor(rng() * options.merchants));
+      const fen = 1 + Math.floor(rng() * 99);
+      const amount = (fen / 100).toFixed(2).padStart(4, '0');
+      if (roll < 0.8) return transfer(nextKey('refund'), 'refund', merchantId(Math.floor(rng() * options.merchants)), walletId(Math.floor(rng() * options.wallets)), amount);
+      if (roll < 0.9) return transfer(nextKey('topup'), 'top_up', BANK, walletId(Math.floor(rng() * options.wallets)), amount);
+      return transfer(nextKey('credit'), 'credit_issuance', ISSUANCE, pointsId(Math.floor(rng() * 10_000)), amount);
+    };
+    return await measure(options, bench, 'mixed', next);
+  } finally {
+    await bench.close();
+  }
+}
+
+/**
+ * One account with a long history: p50 of commands on it against a fresh account's, in the same run; plus how long a
+ * writer that has never seen it takes to load it, with and without a snapshot.
+ */
+async function longStream(options: Options): Promise<ScenarioResult> {
+  const bench = await openBenchLedger(options.serverUrl, { fresh: true });
+  try {
+    await populate(bench.ledger, { wallets: 2, merchants: 1, points: 0, walletFunds: '1.00' });
+    const long = walletId(0);
+    const fresh = walletId(1);
+    const seedStarted = Date.now();
+    await seedLongStream(bench.url, long, 'PLATFORM-SUSPENSE-CNY', options.longStreamEvents);
+    log(options, `long stream: seeded ${options.longStreamEvents} events in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s`);
+
+    const coldLedger = async (): Promise<number> => {
+      const writer = new Ledger(bench.store);
+      const started = process.hrtime.bigint();
+      await writer.getAccount(long);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      await writer.close();
+      return ms;
+    };
+    const firstLoadMs = await coldLedger(); // whole history: no snapshot yet
+    bench.ledger.invalidate();
+    const commands = (target: string) => () => transfer(nextKey('long'), 'top_up', BANK, target, '0.01');
+    await bench.ledger.execute(commands(long)()); // loads the history once, then writes a snapshot
+    await new Promise((r) => setTimeout(r, 500));
+    const snapshotLoadMs = await coldLedger();
+    const freshLoadMs = await (async () => {
+      const writer = new Ledger(bench.store);
+      const started = process.hrtime.bigint();
+      await writer.getAccount(fresh);
+      const ms = Number(process.hrtime.bigint() - started) / 1e6;
+      await writer.close();
+      return ms;
+    })();
+    const onLong = await runClosedLoop({ clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)), warmupSeconds: 1, operation: async () => (await bench.ledger.execute(commands(long)())).status !== 'refused' });
+    const onFresh = await runClosedLoop({ clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)), warmupSeconds: 1, operation: async () => (await bench.ledger.execute(commands(fresh)())).status !== 'refused' });
+    log(options, `long stream: p50 ${onLong.latency.p50Ms.toFixed(2)} ms on the ${options.longStreamEvents}-event account, ${onFresh.latency.p50Ms.toFixed(2)} ms on a fresh one; cold load ${firstLoadMs.toFixed(0)} ms without snapshot, ${snapshotLoadMs.toFixed(1)} ms with, fresh ${freshLoadMs.toFixed(1)} ms`);
+    const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)) }).catch(async () => {
+      await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(1) });
+      return runPgbench({ databaseUrl: options.serverUrl, clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)) });
+    });
+    const sums = await sumOfBalancesByAsset(bench.url);
+    return {
+      scenario: 'long-stream',
+      clients: 1,
+      seconds: onLong.seconds,
+      tps: Math.round(onLong.tps),
+      pgbenchTps: Math.round(pg.tps),
+      ratio: Number((onLong.tps / pg.tps).toFixed(2)),
+      p50Ms: Number(onLong.latency.p50Ms.toFixed(3)),
+      p99Ms: Number(onLong.latency.p99Ms.toFixed(3)),
+      refused: onLong.refused,
+      sumBalancesZero: allZero(sums),
+      sums,
+      streamEvents: options.longStreamEvents,
+      freshAccountP50Ms: Number(onFresh.latency.p50Ms.toFixed(3)),
+      p50RatioLongOverFresh: Number((onLong.latency.p50Ms / onFresh.latency.p50Ms).toFixed(2)),
+      coldLoadMsWithoutSnapshot: Math.round(firstLoadMs),
+      coldLoadMsWithSnapshot: Number(snapshotLoadMs.toFixed(1)),
+      coldLoadMsFreshAccount: Number(freshLoadMs.toFixed(1)),
+    };
+  } finally {
+    await bench.close();
+  }
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  const durability = await readDurabilitySettings(options.serverUrl);
+  if (durability.fsync !== 'on' || durability.synchronousCommit !== 'on') {
+    throw new Error(`refusing to compare: fsync=${durability.fsync}, synchronous_commit=${durability.synchronousCommit} (both must be on)`);
+  }
+  log(options, `PostgreSQL ${durability.serverVersion}, fsync=${durability.fsync}, synchronous_commit=${durability.synchronousCommit}, wal_sync_method=${durability.walSyncMethod}`);
+  const results: ScenarioResult[] = [];
+  const s = options.scenario;
+  if (s === 'uniform' || s === 'hot') results.push(...(await uniformAndHot(options, s)));
+  else if (s === 'mixed') results.push(await mixed(options));
+  else if (s === 'long-stream') results.push(await longStream(options));
+  else if (s === 'all') {
+    results.push(...(await uniformAndHot(options, 'both')));
+    results.push(await mixed(options));
+    results.push(await longStream(options));
+  } else throw new Error(`unknown scenario ${s}: uniform, hot, mixed, long-stream or all`);
+  for (const r of results) {
+    if (options.json) process.stdout.write(`${JSON.stringify(r)}\n`);
+    else process.stdout.write(`${r.scenario.padEnd(12)} clients ${String(r.clients).padStart(3)}  ${String(r.tps).padStart(7)} /s  pgbench ${String(r.pgbenchTps).padStart(6)} TPS  ratio ${r.ratio}  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  Σ=0 ${r.sumBalancesZero}\n`);
+  }
+  if (results.some((r) => !r.sumBalancesZero)) process.exitCode = 1;
+}
+
+main().catch((error: unknown) => {
+  process.stderr.write(`bench: ${(error as Error).message}\n`);
+  process.exitCode = 1;
+});

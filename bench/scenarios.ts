@@ -1,0 +1,201 @@
+import { Client } from 'pg';
+import type { AccountKind, CommandOutcome, EventStore, LedgerCommand, PostingInput, TransferType } from '../core-ledger';
+import { accountStreamId, Ledger, Money, openPostgresEventStore, PLATFORM_ACCOUNTS, transferStreamId, uuidV5 } from '../core-ledger';
+
+export const BENCH_DATABASE = 'carbonpay_bench';
+export const BANK = 'PLATFORM-BANK-CLEARING-CNY';
+export const FEES = 'PLATFORM-FEE-INCOME-CNY';
+export const ISSUANCE = 'PLATFORM-CREDIT-ISSUANCE-CCR';
+
+export function walletId(n: number): string {
+  return `8620794${String(n).padStart(9, '0')}`;
+}
+export function pointsId(n: number): string {
+  return `8624794${String(n).padStart(9, '0')}`;
+}
+export function merchantId(n: number): string {
+  return `8611794${String(n).padStart(9, '0')}`;
+}
+
+export function databaseUrlFor(serverUrl: string, database: string): string {
+  const url = new URL(serverUrl);
+  url.pathname = `/${database}`;
+  return url.toString();
+}
+
+/** A fresh, empty benchmark database on the same server as pgbench's. */
+export async function freshDatabase(serverUrl: string, database: string): Promise<string> {
+  const admin = new Client({ connectionString: databaseUrlFor(serverUrl, 'postgres') });
+  await admin.connect();
+  try {
+    await admin.query(`DROP DATABASE IF EXISTS ${database} WITH (FORCE)`);
+    await admin.query(`CREATE DATABASE ${database}`);
+  } finally {
+    await admin.end();
+  }
+  return databaseUrlFor(serverUrl, database);
+}
+
+export interface BenchLedger {
+  readonly ledger: Ledger;
+  readonly store: EventStore;
+  readonly url: string;
+  close(): Promise<void>;
+}
+
+export async function openBenchLedger(serverUrl: string, options: { fresh: boolean; maxBatchCommands?: number }): Promise<BenchLedger> {
+  const url = options.fresh ? await freshDatabase(serverUrl, BENCH_DATABASE) : databaseUrlFor(serverUrl, BENCH_DATABASE);
+  const store = await openPostgresEventStore({ connectionString: url, maxConnections: 8 });
+  const ledger = new Ledger(store, options.maxBatchCommands !== undefined ? { maxBatchCommands: options.maxBatchCommands } : {});
+  return {
+    ledger,
+    store,
+    url,
+    close: async () => {
+      await ledger.close();
+      await store.close();
+    },
+  };
+}
+
+const AT = (): string => new Date().toISOString();
+const BUSINESS_DATE = (): string => new Date().toISOString().slice(0, 10);
+
+async function must(ledger: Ledger, command: LedgerCommand): Promise<CommandOutcome> {
+  const outcome = await ledger.execute(command);
+  if (outcome.status === 'refused') throw new Error(`setup refused ${command.type}: ${outcome.refusal.message}`);
+  return outcome;
+}
+
+/** Runs setup commands in windows of `window`, so they group-commit. */
+async function inWindows(count: number, window: number, make: (i: number) => LedgerCommand, ledger: Ledger): Promise<void> {
+  for (let start = 0; start < count; start += window) {
+    const end = Math.min(count, start + window);
+    await Promise.all(Array.from({ length: end - start }, (_, k) => must(ledger, make(start + k))));
+  }
+}
+
+export interface Population {
+  readonly wallets: number;
+  readonly merchants: number;
+  readonly points: number;
+  /** Opening balance of every wallet, yuan. */
+  readonly walletFunds: string;
+}
+
+/** Opens the platform accounts, wallets, points accounts and merchants, and funds every wallet. */
+export async function populate(ledger: Ledger, population: Population): Promise<void> {
+  const at = AT();
+  await Promise.all(PLATFORM_ACCOUNTS.map((p) => must(ledger, { type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at })));
+  const open = (accountId: string, kind: AccountKind): LedgerCommand => ({ type: 'OpenAccount', accountId, kind, ownerId: `owner-${accountId}`, at });
+  await inWindows(population.wallets, 1_000, (i) => open(walletId(i), 'user_main'), ledger);
+  await inWindows(population.points, 1_000, (i) => open(pointsId(i), 'user_points'), ledger);
+  await inWindows(population.merchants, 1_000, (i) => open(merchantId(i), 'merchant_pending_settlement'), ledger);
+  await inWindows(population.wallets, 1_000, (i) => transfer(`fund-${i}`, 'top_up', BANK, walletId(i), population.walletFunds), ledger);
+}
+
+let sequence = 0;
+/** A unique idempotency key per command of this process. */
+export function nextKey(prefix: string): string {
+  sequence += 1;
+  return `${prefix}-${process.pid}-${sequence}`;
+}
+
+export function transfer(key: string, type: TransferType, from: string, to: string, amount: string, fee?: { account: string; amount: string }): LedgerCommand {
+  const postings: PostingInput[] = [{ accountId: from, direction: 'debit', amount }];
+  if (fee) {
+    postings.push({ accountId: to, direction: 'credit', amount: new Money(amount).minus(fee.amount).toFixed(2) });
+    postings.push({ accountId: fee.account, direction: 'credit', amount: fee.amount });
+  } else {
+    postings.push({ accountId: to, direction: 'credit', amount });
+  }
+  return { type: 'PostTransfer', transferId: uuidV5(key), idempotencyKey: key, transferType: type, postings, businessDate: BUSINESS_DATE(), at: AT() };
+}
+
+/** A payment of 0.01..9.99 yuan from a random wallet to a merchant, with a 0.6 % fee (half-up to the fen). */
+export function payment(rng: () => number, wallets: number, merchant: number): LedgerCommand {
+  const fen = 1 + Math.floor(rng() * 999);
+  const amount = new Money(fen).div(100);
+  const fee = amount.mul(60).div(10_000).toDecimalPlaces(2, Money.ROUND_HALF_UP);
+  const from = walletId(Math.floor(rng() * wallets));
+  return transfer(nextKey('pay'), 'payment', from, merchantId(merchant), amount.toFixed(2), fee.gt(0) ? { account: FEES, amount: fee.toFixed(2) } : undefined);
+}
+
+/**
+ * Σ balances per asset, computed by PostgreSQL from the journal lines alone (every AccountPosted, signed, grouped
+ * by the asset its account was opened with). Independent of the writer's memory. Zero for every asset.
+ */
+export async function sumOfBalancesByAsset(url: string): Promise<Record<string, string>> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const result = await client.query<{ asset: string; total: string }>(`
+      WITH account_asset AS (
+        SELECT stream_id, data->>'asset' AS asset FROM cp_events WHERE type = 'AccountOpened'
+      )
+      SELECT a.asset, sum(CASE WHEN e.data->>'direction' = 'credit' THEN (e.data->>'amount')::numeric ELSE -(e.data->>'amount')::numeric END)::text AS total
+        FROM cp_events e JOIN account_asset a USING (stream_id)
+       WHERE e.type = 'AccountPosted'
+       GROUP BY a.asset`);
+    return Object.fromEntries(result.rows.map((r) => [r.asset, r.total]));
+  } finally {
+    await client.end();
+  }
+}
+
+export function allZero(sums: Record<string, string>): boolean {
+  return Object.values(sums).every((s) => new Money(s).isZero());
+}
+
+/**
+ * Writes a stream of `events` journal lines on one account straight into the store's tables (seeding a long
+ * history through the ledger would take minutes): `events` transfers of 0.01 from BANK's twin, each with its
+ * transfer header and both journal lines, running balances consistent, exactly what the ledger would write.
+ */
+export async function seedLongStream(url: string, accountId: string, partnerId: string, events: number): Promise<void> {
+  const client = new Client({ connectionString: url });
+  await client.connect();
+  try {
+    const account = accountStreamId(accountId);
+    const partner = accountStreamId(partnerId);
+    await client.query('BEGIN');
+    await client.query(
+      `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
+       SELECT $1, g, md5($1 || g)::uuid, 'AccountPosted',
+              jsonb_build_object('accountId', $2::text, 'transferId', 'seed-' || g, 'direction', 'credit', 'amount', '0.01',
+                                 'balance', to_char(g * 0.01, 'FM9999999990.00'), 'at', now()::text)
+         FROM generate_series(1, $3::int) g`,
+      [account, accountId, events],
+    );
+    await client.query(
+      `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
+       SELECT $1, g, md5($1 || g)::uuid, 'AccountPosted',
+              jsonb_build_object('accountId', $2::text, 'transferId', 'seed-' || g, 'direction', 'debit', 'amount', '0.01',
+                                 'balance', to_char(-g * 0.01, 'FM9999999990.00'), 'at', now()::text)
+         FROM generate_series(1, $3::int) g`,
+      [partner, partnerId, events],
+    );
+    await client.query(
+      `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
+       SELECT '${transferStreamId('')}' || 'seed-' || g, 0, md5('seed-transfer' || g)::uuid, 'TransferPosted',
+              jsonb_build_object('transferId', 'seed-' || g, 'transferType', 'internal', 'idempotencyKey', 'seed-' || g,
+                'requestHash', 'seed', 'postings', jsonb_build_array(
+                  jsonb_build_object('accountId', $2::text, 'asset', 'CNY', 'direction', 'debit', 'amount', '0.01'),
+                  jsonb_build_object('accountId', $1::text, 'asset', 'CNY', 'direction', 'credit', 'amount', '0.01')),
+                'reason', null, 'reference', null, 'reverses', null, 'businessDate', current_date::text, 'at', now()::text)
+         FROM generate_series(1, $3::int) g`,
+      [accountId, partnerId, events],
+    );
+    await client.query('UPDATE cp_streams SET revision = $2 WHERE stream_id = ANY($1::text[])', [[account, partner], events]);
+    await client.query(
+      `INSERT INTO cp_streams (stream_id, revision) SELECT '${transferStreamId('')}' || 'seed-' || g, 0 FROM generate_series(1, $1::int) g`,
+      [events],
+    );
+    await client.query('COMMIT');
+  } catch (error) {
+    await client.query('ROLLBACK');
+    throw error;
+  } finally {
+    await client.end();
+  }
+}
