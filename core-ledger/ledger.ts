@@ -60,13 +60,20 @@ interface DecidedBatch {
   readonly outcomes: ((position: LogPosition | undefined) => CommandOutcome)[];
   readonly refusedIndexes: number[];
   readonly acceptedIndexes: number[];
+  /** In-flight batches (oldest first) whose effects the decisions read. */
+  readonly decidedOn: readonly InFlightBatch[];
 }
 
 interface InFlightBatch {
   readonly overlay: BatchOverlay;
   committed: boolean;
+  /** Resolves once its append has returned: true when it committed (or had nothing to append). */
+  readonly appendSucceeded: Promise<boolean>;
   settled: Promise<void>;
 }
+
+/** A batch decided on top of one that failed is not sent; it is decided again. */
+class PredecessorFailedError extends Error {}
 
 /** Counters for monitoring and benchmarks. */
 export interface LedgerStats {
@@ -94,6 +101,7 @@ export class Ledger {
   private readonly transfersToReload = new Set<string>();
   private queue: PendingCommand[] = [];
   private readonly inFlight: InFlightBatch[] = [];
+  private settleBeforeDeciding = false;
   private running = false;
   private closed = false;
   private readonly backgroundWrites = new Set<Promise<void>>();
@@ -153,6 +161,13 @@ export class Ledger {
   private async drain(): Promise<void> {
     try {
       while (this.queue.length > 0) {
+        if (this.settleBeforeDeciding) {
+          // After a conflict, batches still committing were decided on state now known stale: let them settle
+          // (and fail) before anything is decided again, so no decision reads a doomed batch's effects.
+          await Promise.all(this.inFlight.map((b) => b.settled));
+          this.settleBeforeDeciding = false;
+          continue;
+        }
         if (this.inFlight.length >= this.options.maxBatchesInFlight) {
           await Promise.race(this.inFlight.map((b) => b.settled));
           continue;
@@ -196,19 +211,33 @@ export class Ledger {
   }
 
   private launch(batch: PendingCommand[], decided: DecidedBatch): void {
-    const older = this.inFlight.slice();
-    const entry: InFlightBatch = { overlay: decided.overlay, committed: false, settled: Promise.resolve() };
+    // The batches whose effects this one was decided on, captured when it was decided (some may have finished).
+    const older = decided.decidedOn;
+    const predecessor = older[older.length - 1];
+    let reportAppend: (succeeded: boolean) => void = () => undefined;
+    const entry: InFlightBatch = {
+      overlay: decided.overlay,
+      committed: false,
+      appendSucceeded: new Promise<boolean>((resolve) => (reportAppend = resolve)),
+      settled: Promise.resolve(),
+    };
     this.inFlight.push(entry);
     entry.settled = (async () => {
       let appended: AppendResult | undefined;
       let failure: unknown;
-      if (decided.appends.length > 0) {
+      // This batch was decided on top of its predecessor's effects. Revisions alone cannot tell that: if the
+      // predecessor failed, another writer may hold the very revisions it expected, with other content. So the
+      // append goes out only after the predecessor's succeeded.
+      if (predecessor && !(await predecessor.appendSucceeded)) {
+        failure = new PredecessorFailedError();
+      } else if (decided.appends.length > 0) {
         try {
           appended = await this.store.appendMany(decided.appends);
         } catch (error) {
           failure = error;
         }
       }
+      reportAppend(failure === undefined);
       await Promise.all(older.map((b) => b.settled));
       const olderFailed = older.some((b) => !b.committed);
       this.inFlight.splice(this.inFlight.indexOf(entry), 1);
@@ -227,8 +256,12 @@ export class Ledger {
           else batch[i]!.resolve(asReplayIf(appended?.idempotent === true, outcome(appended?.position)));
         });
         this.requeue(again);
+      } else if (failure instanceof PredecessorFailedError) {
+        this.settleBeforeDeciding = true;
+        this.requeue(batch);
       } else if (failure instanceof WrongExpectedRevisionError) {
         this.stats.conflicts += 1;
+        this.settleBeforeDeciding = true;
         this.forgetConflicted(failure);
         const again: PendingCommand[] = [];
         for (const pending of batch) {
@@ -261,7 +294,8 @@ export class Ledger {
    * committing). Returns the appends and, per command, a function from the commit's position to its outcome.
    */
   private decideBatch(batch: readonly PendingCommand[]): DecidedBatch {
-    const overlay = this.newOverlay();
+    const decidedOn = this.inFlight.slice();
+    const overlay = new BatchOverlay(this.accounts, this.transfers, decidedOn.map((b) => b.overlay));
     const outcomes: ((position: LogPosition | undefined) => CommandOutcome)[] = [];
     const refusedIndexes: number[] = [];
     const acceptedIndexes: number[] = [];
@@ -279,7 +313,7 @@ export class Ledger {
         outcomes.push((position) => ({ status: 'accepted', result: decision.result, position: position ?? '' }));
       }
     }
-    return { appends: overlay.appends(), overlay, outcomes, refusedIndexes, acceptedIndexes };
+    return { appends: overlay.appends(), overlay, outcomes, refusedIndexes, acceptedIndexes, decidedOn };
   }
 
   /** A view of committed state with the effects of every batch still committing on top, newest last. */

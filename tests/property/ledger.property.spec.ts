@@ -219,6 +219,9 @@ async function checkInvariants(store: InMemoryEventStore, writers: readonly Ledg
   });
 }
 
+/** FC_SEED and FC_PATH replay a failure that fast-check reported, e.g. from CI. */
+const replaySeed = process.env['FC_SEED'] ? { seed: Number(process.env['FC_SEED']), path: process.env['FC_PATH'], endOnFailure: true } : {};
+
 describe('ledger invariants (fast-check)', () => {
   test('one writer: Σ balances = 0, no overdraft, replay = live, model balances, no double post', async () => {
     await fc.assert(
@@ -230,7 +233,7 @@ describe('ledger invariants (fast-check)', () => {
         const outcomes = await run(commands, [ledger], () => 0, chunk);
         await checkInvariants(store, [ledger], commands, outcomes);
       }),
-      { numRuns: 150 },
+      { numRuns: 150, ...replaySeed },
     );
   });
 
@@ -244,7 +247,7 @@ describe('ledger invariants (fast-check)', () => {
         const outcomes = await run(commands, writers, (i) => (assignment[i % assignment.length] ? 1 : 0), chunk);
         await checkInvariants(store, writers, commands, outcomes);
       }),
-      { numRuns: 100 },
+      { numRuns: 100, ...replaySeed },
     );
   });
 
@@ -270,7 +273,7 @@ describe('ledger invariants (fast-check)', () => {
         writers[1]!.invalidate();
         expect((await writers[1]!.getAccount(MERCHANTS[0]!))!.posted.toFixed(2)).toBe(yuan(fen));
       }),
-      { numRuns: 100 },
+      { numRuns: 100, ...replaySeed },
     );
   });
 });

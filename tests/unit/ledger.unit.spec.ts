@@ -250,3 +250,19 @@ describe('reversal (冲正)', () => {
     expect(refusalOf(await ledger.execute(reverse('t-p3', 'rev-p3')))).toBe('insufficient_funds');
   });
 });
+
+describe('pipelined writer', () => {
+  test('a batch decided on top of a batch that fails is decided again, never sent on stale state', async () => {
+    // Regression (found by the two-writer property): writer B's first batch conflicts with writer A; B's second
+    // batch, decided on top of the first, must not be appended at the revision writer A now holds.
+    const store = new InMemoryEventStore();
+    const [a, b] = [new Ledger(store), new Ledger(store)];
+    await openPlatformAccounts(a);
+    await mustAccept(a, openAccount(userPoints(1), 'user_points'));
+    const issue = (key: string, amount: string): LedgerCommand => transfer([{ accountId: CREDIT_ISSUANCE, direction: 'debit', amount }, { accountId: userPoints(1), direction: 'credit', amount }], { key, type: 'credit_issuance' });
+    const outcomes = await Promise.all([a.execute(issue('op-0', '0.01')), b.execute(issue('op-0', '0.02')), b.execute(issue('op-2', '0.01'))]);
+    expect(outcomes.map((o) => (o.status === 'refused' ? o.refusal.code : o.status))).toEqual(['accepted', 'idempotency_conflict', 'accepted']);
+    const lines = (await store.readStream(accountStreamId(CREDIT_ISSUANCE))).filter((e) => e.type === 'AccountPosted');
+    expect(lines.map((e) => e.data['balance'])).toEqual(['-0.01', '-0.02']);
+  });
+});
