@@ -1,5 +1,5 @@
 import type { CommandOutcome, LedgerCommand } from '../../core-ledger';
-import { accountStreamId, InMemoryEventStore, Ledger, transferStreamId } from '../../core-ledger';
+import { accountStreamId, formatAmount, InMemoryEventStore, Ledger, Money, transferStreamId } from '../../core-ledger';
 import {
   AT,
   BANK,
@@ -11,6 +11,7 @@ import {
   mustAccept,
   openAccount,
   openPlatformAccounts,
+  replay,
   transfer,
   userPoints,
   userWallet,
@@ -261,8 +262,19 @@ describe('pipelined writer', () => {
     await mustAccept(a, openAccount(userPoints(1), 'user_points'));
     const issue = (key: string, amount: string): LedgerCommand => transfer([{ accountId: CREDIT_ISSUANCE, direction: 'debit', amount }, { accountId: userPoints(1), direction: 'credit', amount }], { key, type: 'credit_issuance' });
     const outcomes = await Promise.all([a.execute(issue('op-0', '0.01')), b.execute(issue('op-0', '0.02')), b.execute(issue('op-2', '0.01'))]);
-    expect(outcomes.map((o) => (o.status === 'refused' ? o.refusal.code : o.status))).toEqual(['accepted', 'idempotency_conflict', 'accepted']);
+    const codes = outcomes.map((o) => (o.status === 'refused' ? o.refusal.code : o.status));
+    expect([codes[0], codes[1]].sort()).toEqual(['accepted', 'idempotency_conflict']); // either writer may win op-0
+    expect(codes[2]).toBe('accepted');
+    const winner = codes[0] === 'accepted' ? '0.01' : '0.02';
+    // Every journal line's running balance follows from the one before (evolve asserts it on replay).
     const lines = (await store.readStream(accountStreamId(CREDIT_ISSUANCE))).filter((e) => e.type === 'AccountPosted');
-    expect(lines.map((e) => e.data['balance'])).toEqual(['-0.01', '-0.02']);
+    expect(lines.map((e) => e.data['amount'])).toEqual(codes[0] === 'accepted' ? [winner, '0.01'] : expect.arrayContaining([winner, '0.01']));
+    let running = new Money(0);
+    for (const line of lines) {
+      running = running.minus(String(line.data['amount']));
+      expect(line.data['balance']).toBe(formatAmount('CCR', running));
+    }
+    const replayed = await replay(store);
+    expect(formatAmount('CCR', replayed.accounts.get(CREDIT_ISSUANCE)!.posted)).toBe(formatAmount('CCR', running));
   });
 });
