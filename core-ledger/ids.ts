@@ -17,3 +17,22 @@ export const CARBONPAY_NAMESPACE = '6f1c3a5e-2b7d-4c1e-9a8f-3d5b7e9c1a2f';
 export function transferIdFor(clientId: string, idempotencyKey: string): string {
   return uuidV5(`transfer|${clientId}|${idempotencyKey}`);
 }
+
+/**
+ * Deterministic ids for the events one decision produces: one SHA-256 of the decision's key, then the event's
+ * index in the decision in the last two bytes. Version 8 (RFC 9562, custom): not a name-based v5 UUID, and says so.
+ */
+export function eventIdsFor(decisionKey: string, count: number): string[] {
+  if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw new RangeError('a decision has 0..65535 events');
+  const base = createHash('sha256').update(decisionKey, 'utf8').digest();
+  base[6] = (base[6]! & 0x0f) | 0x80;
+  base[8] = (base[8]! & 0x3f) | 0x80;
+  const ids: string[] = [];
+  for (let index = 0; index < count; index++) {
+    base[14] = index >> 8;
+    base[15] = index & 0xff;
+    const hex = base.subarray(0, 16).toString('hex');
+    ids.push(`${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`);
+  }
+  return ids;
+}

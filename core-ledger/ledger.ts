@@ -10,7 +10,7 @@ import type { AccountState, TransferState } from './domain/state';
 import { accountFromSnapshot, accountToSnapshot, assert, evolveAccount, evolveTransfer } from './domain/state';
 import type { AppendResult, EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent, StreamAppend } from './eventstore/port';
 import { EVENT_STORE_LIMITS, WrongExpectedRevisionError } from './eventstore/port';
-import { uuidV5 } from './ids';
+import { eventIdsFor } from './ids';
 
 export type CommandOutcome =
   | { readonly status: 'accepted'; readonly result: CommandResult; readonly position: LogPosition }
@@ -45,6 +45,9 @@ export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = {
 
 /** A transfer's header, one line per posting, and the original's mark for a reversal. */
 const MAX_EVENTS_PER_COMMAND = COMMAND_LIMITS.maxPostings + 2;
+
+/** Longest the writer decides without yielding to I/O. */
+const DECIDE_SLICE_NANOSECONDS = 1_000_000n;
 
 interface PendingCommand {
   readonly command: LedgerCommand;
@@ -199,7 +202,7 @@ export class Ledger {
     const verifiedAbsent = new Set<string>();
     for (;;) {
       await this.loadStateFor(batch);
-      const decided = this.decideBatch(batch);
+      const decided = await this.decideBatch(batch);
       // A refusal of a command that creates a transfer may really be a retry whose transfer this writer has
       // not seen (the first attempt spent the money): look for the transfer once before saying no.
       const unverified = this.unverifiedNewTransfers(batch, decided.refusedIndexes, verifiedAbsent);
@@ -293,13 +296,20 @@ export class Ledger {
    * Decides each command in order, each seeing the effects of those before it (and of older batches still
    * committing). Returns the appends and, per command, a function from the commit's position to its outcome.
    */
-  private decideBatch(batch: readonly PendingCommand[]): DecidedBatch {
+  private async decideBatch(batch: readonly PendingCommand[]): Promise<DecidedBatch> {
     const decidedOn = this.inFlight.slice();
     const overlay = new BatchOverlay(this.accounts, this.transfers, decidedOn.map((b) => b.overlay));
     const outcomes: ((position: LogPosition | undefined) => CommandOutcome)[] = [];
     const refusedIndexes: number[] = [];
     const acceptedIndexes: number[] = [];
+    let sliceStarted = process.hrtime.bigint();
     for (const { command } of batch) {
+      // Deciding a large batch takes milliseconds; yield now and then so the commit of the batch before (an I/O
+      // callback) is answered and the next append sent without waiting for this loop to end.
+      if (process.hrtime.bigint() - sliceStarted > DECIDE_SLICE_NANOSECONDS) {
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        sliceStarted = process.hrtime.bigint();
+      }
       const decision = decide(command, overlay);
       if (decision.outcome === 'refused') {
         refusedIndexes.push(outcomes.length);
@@ -307,8 +317,8 @@ export class Ledger {
       } else if (decision.outcome === 'replayed') {
         outcomes.push(() => ({ status: 'replayed', result: decision.result }));
       } else {
-        const commandKey = commandKeyOf(command);
-        for (const streamEvent of decision.events) overlay.apply(streamEvent, commandKey);
+        const eventIds = eventIdsFor(decisionKeyOf(command), decision.events.length);
+        decision.events.forEach((streamEvent, index) => overlay.apply(streamEvent, eventIds[index]!));
         acceptedIndexes.push(outcomes.length);
         outcomes.push((position) => ({ status: 'accepted', result: decision.result, position: position ?? '' }));
       }
@@ -399,8 +409,10 @@ export class Ledger {
     for (const event of await readWholeStream(this.store, streamId, snapshot ? snapshot.revision + 1 : 0)) {
       state = evolveAccount(state, toLedgerEvent(event) as AccountEvent);
     }
-    if (state) this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
-    return state;
+    // A load that started before a commit may end after it: never replace a newer state with it.
+    const cached = this.accounts.get(accountId);
+    if (state && (!cached || cached.revision < state.revision)) this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
+    return cached && state && cached.revision > state.revision ? cached : state;
   }
 
   private async loadTransfer(transferId: string): Promise<TransferState | undefined> {
@@ -409,8 +421,9 @@ export class Ledger {
     for (const event of await readWholeStream(this.store, transferStreamId(transferId), 0)) {
       state = evolveTransfer(state, toLedgerEvent(event) as TransferEvent);
     }
-    if (state) this.remember(this.transfers, transferId, state, this.options.maxCachedTransfers);
-    return state;
+    const cached = this.transfers.get(transferId);
+    if (state && (!cached || cached.revision < state.revision)) this.remember(this.transfers, transferId, state, this.options.maxCachedTransfers);
+    return cached && state && cached.revision > state.revision ? cached : state;
   }
 
   /** Snapshots are written after the commit, off the answer's path; losing one costs only a longer load. */
@@ -468,21 +481,18 @@ class BatchOverlay implements DecisionState {
   }
 
   /** Evolves the state with a decided event (asserting every invariant again) and queues it for the append. */
-  apply(streamEvent: StreamEvent, commandKey: string): void {
-    let revision: number;
+  apply(streamEvent: StreamEvent, eventId: string): void {
     let before: number;
     if (streamEvent.kind === 'account') {
       const previous = this.account(streamEvent.accountId);
       before = previous?.revision ?? -1;
       const next = evolveAccount(previous, streamEvent.event);
       this.accounts.set(streamEvent.accountId, next);
-      revision = next.revision;
     } else {
       const previous = this.transfer(streamEvent.transferId);
       before = previous?.revision ?? -1;
       const next = evolveTransfer(previous, streamEvent.event);
       this.transfers.set(streamEvent.transferId, next);
-      revision = next.revision;
     }
     let entry = this.pending.get(streamEvent.streamId);
     if (!entry) {
@@ -490,7 +500,7 @@ class BatchOverlay implements DecisionState {
       this.pending.set(streamEvent.streamId, entry);
     }
     entry.events.push({
-      eventId: uuidV5(`${commandKey}|${streamEvent.streamId}|${revision}`),
+      eventId,
       type: streamEvent.event.type,
       data: streamEvent.event.data as unknown as JsonObject,
     });
@@ -506,10 +516,10 @@ class BatchOverlay implements DecisionState {
 }
 
 /**
- * What a command's event ids derive from: its whole content and time. Two different decisions never share an
- * id (else a store would take the second for a retry of the first); a retried append of one decision does.
+ * What a decision's event ids derive from: the command's whole content and time. Two different decisions never
+ * share an id (else a store would take the second for a retry of the first); a retried append of one decision does.
  */
-function commandKeyOf(command: LedgerCommand): string {
+function decisionKeyOf(command: LedgerCommand): string {
   return `${command.type}|${requestHashOf(command)}|${command.at}`;
 }
 

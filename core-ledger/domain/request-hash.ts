@@ -7,7 +7,29 @@ import type { LedgerCommand } from './commands';
  * normalised so "10.0" and "10" are the same request), without the server-set fields `at` and `businessDate`.
  */
 export function requestHashOf(command: LedgerCommand): string {
-  return createHash('sha256').update(canonicalJson(businessContent(command))).digest('hex');
+  let hash = computed.get(command);
+  if (hash === undefined) {
+    const canonical = command.type === 'PostTransfer' ? postTransferCanonical(command) : canonicalJson(businessContent(command));
+    hash = createHash('sha256').update(canonical).digest('hex');
+    computed.set(command, hash);
+  }
+  return hash;
+}
+
+/** Commands are immutable values: a command's hash is computed once, however often it is asked for. */
+const computed = new WeakMap<LedgerCommand, string>();
+
+/** The hot path's command in a fixed shape: field order is fixed by this function, not by the client's JSON. */
+function postTransferCanonical(command: Extract<LedgerCommand, { type: 'PostTransfer' }>): string {
+  return JSON.stringify([
+    'PostTransfer/1',
+    command.transferId,
+    command.idempotencyKey,
+    command.transferType,
+    command.postings.map((p) => [p.accountId, p.direction, normalisedAmount(p.amount)]),
+    command.reason ?? null,
+    command.reference ?? null,
+  ]);
 }
 
 function businessContent(command: LedgerCommand): unknown {
@@ -21,7 +43,8 @@ function businessContent(command: LedgerCommand): unknown {
   return content;
 }
 
-function normalisedAmount(text: string): string {
+function normalisedAmount(text: unknown): unknown {
+  if (typeof text !== 'string') return text;
   try {
     return new Money(text).toString();
   } catch {
