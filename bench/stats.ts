@@ -1,0 +1,107 @@
+/** Latency samples with bounded memory: reservoir sampling beyond the bound keeps percentiles unbiased. */
+export class LatencyRecorder {
+  private readonly samples: number[] = [];
+  private seen = 0;
+
+  constructor(private readonly maxSamples = 1_000_000) {}
+
+  record(latencyMs: number): void {
+    this.seen += 1;
+    if (this.samples.length < this.maxSamples) {
+      this.samples.push(latencyMs);
+      return;
+    }
+    const slot = Math.floor(Math.random() * this.seen);
+    if (slot < this.maxSamples) this.samples[slot] = latencyMs;
+  }
+
+  get count(): number {
+    return this.seen;
+  }
+
+  /** Nearest-rank percentile, p in (0, 100]. */
+  percentile(p: number): number {
+    if (this.samples.length === 0) return Number.NaN;
+    const sorted = [...this.samples].sort((a, b) => a - b);
+    const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
+    return sorted[rank - 1]!;
+  }
+
+  summary(): { p50Ms: number; p99Ms: number; maxMs: number; count: number } {
+    if (this.samples.length === 0) return { p50Ms: Number.NaN, p99Ms: Number.NaN, maxMs: Number.NaN, count: 0 };
+    const sorted = [...this.samples].sort((a, b) => a - b);
+    const at = (p: number): number => sorted[Math.max(1, Math.ceil((p / 100) * sorted.length)) - 1]!;
+    return { p50Ms: at(50), p99Ms: at(99), maxMs: sorted[sorted.length - 1]!, count: this.seen };
+  }
+}
+
+export interface LoopResult {
+  readonly completed: number;
+  readonly refused: number;
+  readonly seconds: number;
+  readonly tps: number;
+  readonly latency: ReturnType<LatencyRecorder['summary']>;
+}
+
+const elapsedMs = (since: bigint): number => Number(process.hrtime.bigint() - since) / 1e6;
+
+/** N clients, each issuing its next operation as soon as the last returned. Warm-up operations are not counted. */
+export async function runClosedLoop(options: {
+  clients: number;
+  seconds: number;
+  warmupSeconds?: number;
+  operation: (clientIndex: number, iteration: number) => Promise<boolean>;
+}): Promise<LoopResult> {
+  const latency = new LatencyRecorder();
+  let completed = 0;
+  let refused = 0;
+  const warmupEnds = Date.now() + (options.warmupSeconds ?? 0) * 1000;
+  const ends = warmupEnds + options.seconds * 1000;
+  let measuredFrom = 0n;
+  const client = async (index: number): Promise<void> => {
+    for (let iteration = 0; Date.now() < ends; iteration++) {
+      const started = process.hrtime.bigint();
+      const accepted = await options.operation(index, iteration);
+      if (Date.now() < warmupEnds) continue;
+      if (measuredFrom === 0n) measuredFrom = started;
+      latency.record(elapsedMs(started));
+      if (accepted) completed += 1;
+      else refused += 1;
+    }
+  };
+  await Promise.all(Array.from({ length: options.clients }, (_, i) => client(i)));
+  const seconds = measuredFrom === 0n ? options.seconds : elapsedMs(measuredFrom) / 1000;
+  return { completed, refused, seconds, tps: completed / seconds, latency: latency.summary() };
+}
+
+/**
+ * Operations at a fixed rate, whether or not earlier ones have returned. Latency runs from each operation's
+ * scheduled start, so a stall shows in the figures instead of slowing the load (no coordinated omission).
+ */
+export async function runOpenLoop(options: { ratePerSecond: number; seconds: number; operation: () => Promise<boolean> }): Promise<LoopResult> {
+  const latency = new LatencyRecorder();
+  let completed = 0;
+  let refused = 0;
+  const total = Math.floor(options.ratePerSecond * options.seconds);
+  const intervalMs = 1000 / options.ratePerSecond;
+  const start = process.hrtime.bigint();
+  const outstanding: Promise<void>[] = [];
+  let issued = 0;
+  while (issued < total) {
+    const due = Math.min(total, Math.floor(elapsedMs(start) / intervalMs) + 1);
+    for (; issued < due; issued++) {
+      const scheduledMs = issued * intervalMs;
+      outstanding.push(
+        options.operation().then((accepted) => {
+          latency.record(elapsedMs(start) - scheduledMs);
+          if (accepted) completed += 1;
+          else refused += 1;
+        }),
+      );
+    }
+    await new Promise((resolve) => setTimeout(resolve, 1));
+  }
+  await Promise.all(outstanding);
+  const seconds = elapsedMs(start) / 1000;
+  return { completed, refused, seconds, tps: completed / seconds, latency: latency.summary() };
+}

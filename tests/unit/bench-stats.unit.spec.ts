@@ -1,0 +1,42 @@
+import { parsePgbenchOutput, pgbenchScaleFor } from '../../bench/pgbench';
+import { LatencyRecorder, runClosedLoop, runOpenLoop } from '../../bench/stats';
+
+describe('bench statistics', () => {
+  test('nearest-rank percentiles', () => {
+    const recorder = new LatencyRecorder();
+    for (let ms = 1; ms <= 100; ms++) recorder.record(ms);
+    expect(recorder.percentile(50)).toBe(50);
+    expect(recorder.percentile(99)).toBe(99);
+    expect(recorder.summary()).toEqual({ p50Ms: 50, p99Ms: 99, maxMs: 100, count: 100 });
+  });
+
+  test('memory stays bounded beyond the reservoir', () => {
+    const recorder = new LatencyRecorder(10);
+    for (let i = 0; i < 1_000; i++) recorder.record(5);
+    expect(recorder.count).toBe(1_000);
+    expect(recorder.summary().p99Ms).toBe(5);
+  });
+
+  test('a closed loop counts accepted and refused operations apart', async () => {
+    const result = await runClosedLoop({ clients: 4, seconds: 0.2, operation: async (_c, i) => i % 2 === 0 });
+    expect(result.completed).toBeGreaterThan(0);
+    expect(Math.abs(result.completed - result.refused)).toBeLessThanOrEqual(4);
+    expect(result.tps).toBeGreaterThan(0);
+  });
+
+  test('an open loop issues at the rate asked, whatever the operation takes', async () => {
+    const result = await runOpenLoop({ ratePerSecond: 200, seconds: 0.5, operation: () => new Promise((r) => setTimeout(() => r(true), 20)) });
+    expect(result.completed).toBe(100);
+    expect(result.latency.p50Ms).toBeGreaterThanOrEqual(19);
+  });
+
+  test('reads both pgbench report formats', () => {
+    const v15 = 'number of transactions actually processed: 20851\nlatency average = 7.672 ms\ninitial connection time = 10.1 ms\ntps = 2085.419105 (without initial connection time)\n';
+    expect(parsePgbenchOutput(v15)).toEqual({ tps: 2085.419105, latencyAvgMs: 7.672, transactions: 20851 });
+    const v13 = 'number of transactions actually processed: 100\nlatency average = 1.5 ms\ntps = 650.5 (including connections establishing)\ntps = 660.25 (excluding connections establishing)\n';
+    expect(parsePgbenchOutput(v13).tps).toBe(660.25);
+    expect(() => parsePgbenchOutput('pgbench: error: connection refused')).toThrow(/no result/);
+    expect(pgbenchScaleFor(4)).toBe(10);
+    expect(pgbenchScaleFor(64)).toBe(64);
+  });
+});
