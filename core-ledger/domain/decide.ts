@@ -1,3 +1,4 @@
+import { decodeCode, isValidCardNumber } from '../account-codes';
 import { ACCOUNT_KINDS, isAccountKind, PLATFORM_ACCOUNTS } from '../chart-of-accounts';
 import type { Amount, AssetCode } from '../money';
 import { amountOf, formatAmount, parseAmount, ZERO } from '../money';
@@ -124,8 +125,6 @@ export function decide(command: LedgerCommand, state: DecisionState): Decision {
 // ---------------------------------------------------------------------------------------------------------------
 // Accounts
 
-const T7_ACCOUNT_ID = /^86([126])([0-4])(\d{3})(\d{9})$/;
-
 function decideOpenAccount(command: OpenAccount, state: DecisionState): Decision {
   const invalid = checkText('accountId', command.accountId, COMMAND_LIMITS.maxIdLength) ?? checkText('ownerId', command.ownerId, COMMAND_LIMITS.maxIdLength);
   if (invalid) return refused(invalid);
@@ -137,17 +136,19 @@ function decideOpenAccount(command: OpenAccount, state: DecisionState): Decision
       return refused(refuse('validation_failed', `${command.accountId} is not a platform account of kind ${command.kind}`));
     }
   } else {
-    const match = T7_ACCOUNT_ID.exec(command.accountId);
-    if (!match) return refused(refuse('validation_failed', 'account id must be a 16-digit T7 code: 86 · class · type · area · sequence'));
-    if (match[2] !== definition.t7AccountType) {
-      return refused(refuse('validation_failed', `account type digit ${match[2]} does not match kind ${command.kind} (${definition.t7AccountType})`));
+    const decoded = decodeCode(command.accountId);
+    if (!decoded.ok || decoded.value.kind !== 'account_id') {
+      return refused(refuse('validation_failed', `account id must be a 16-digit T7 code (86 · class · type · area · sequence): ${decoded.ok ? 'this is a card number' : decoded.reason}`));
     }
-    if (!definition.t7CustomerClasses?.includes(match[1] as '1' | '2' | '6')) {
-      return refused(refuse('validation_failed', `customer class ${match[1]} is not allowed for ${command.kind}`));
+    if (decoded.value.accountType !== definition.t7AccountType) {
+      return refused(refuse('validation_failed', `account type digit ${decoded.value.accountType} does not match kind ${command.kind} (${definition.t7AccountType})`));
+    }
+    if (!definition.t7CustomerClasses?.includes(decoded.value.customerClass)) {
+      return refused(refuse('validation_failed', `customer class ${decoded.value.customerClass} is not allowed for ${command.kind}`));
     }
   }
-  if (command.cardNumber !== undefined && !/^86\d{14}$/.test(command.cardNumber)) {
-    return refused(refuse('validation_failed', 'card number must be 16 digits starting with 86'));
+  if (command.cardNumber !== undefined && !isValidCardNumber(command.cardNumber)) {
+    return refused(refuse('validation_failed', 'card number must be a T6 card number with a valid Luhn check digit'));
   }
   if (command.accountNumber !== undefined && !/^\d{11,12}$/.test(command.accountNumber)) {
     return refused(refuse('validation_failed', 'account number must be 11 or 12 digits (T5)'));
@@ -208,7 +209,7 @@ function decideStatusChange(command: ChangeAccountStatus, state: DecisionState):
 }
 
 function decideReplaceCard(command: ReplaceCard, state: DecisionState): Decision {
-  if (!/^86\d{14}$/.test(command.newCardNumber)) return refused(refuse('validation_failed', 'card number must be 16 digits starting with 86'));
+  if (!isValidCardNumber(command.newCardNumber)) return refused(refuse('validation_failed', 'card number must be a T6 card number with a valid Luhn check digit'));
   const account = state.account(command.accountId);
   if (!account) return refused(refuse('account_not_found', `account ${command.accountId} does not exist`));
   if (account.cardNumber === command.newCardNumber) return { outcome: 'replayed', result: { accountId: account.accountId, cardNumber: account.cardNumber } };
