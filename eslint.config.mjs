@@ -13,8 +13,20 @@ export default tseslint.config(
         {
           patterns: [
             {
-              group: ['../core-ledger/*', '../projections/*', '../api/*', '../pos-gateway/*', '../clearing/*', '../app/*',
-                '../../core-ledger/*', '../../projections/*', '../../api/*', '../../pos-gateway/*', '../../clearing/*', '../../app/*'],
+              group: [
+                '../core-ledger/*',
+                '../projections/*',
+                '../api/*',
+                '../pos-gateway/*',
+                '../clearing/*',
+                '../app/*',
+                '../../core-ledger/*',
+                '../../projections/*',
+                '../../api/*',
+                '../../pos-gateway/*',
+                '../../clearing/*',
+                '../../app/*',
+              ],
               message: 'Import another top-level folder only through its index.ts.',
             },
           ],

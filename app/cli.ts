@@ -15,7 +15,10 @@ interface Io {
   stderr: (line: string) => void;
 }
 
-const processIo: Io = { stdout: (line) => process.stdout.write(`${line}\n`), stderr: (line) => process.stderr.write(`${line}\n`) };
+const processIo: Io = {
+  stdout: (line) => process.stdout.write(`${line}\n`),
+  stderr: (line) => process.stderr.write(`${line}\n`),
+};
 
 /** Exit codes: 0 done, 1 failed while running, 2 bad usage, input or configuration. */
 export async function main(args: readonly string[], io: Io = processIo): Promise<number> {
@@ -32,7 +35,11 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       for (const [name, rule] of Object.entries(CONFIG_VARIABLES)) io.stdout(`  ${name.padEnd(30)} ${rule}`);
       return 0;
     default:
-      io.stderr(command === undefined ? 'carbonpay: a command is required' : `carbonpay: unknown command ${JSON.stringify(command)}`);
+      io.stderr(
+        command === undefined
+          ? 'carbonpay: a command is required'
+          : `carbonpay: unknown command ${JSON.stringify(command)}`,
+      );
       USAGE.forEach(io.stderr);
       return 2;
   }

@@ -17,7 +17,11 @@ export interface Config {
 }
 
 export class ConfigError extends Error {
-  constructor(readonly variable: string, rule: string, value: string) {
+  constructor(
+    readonly variable: string,
+    rule: string,
+    value: string,
+  ) {
     super(`invalid configuration: ${variable} ${rule}, got ${JSON.stringify(value)}`);
     this.name = 'ConfigError';
   }
@@ -25,7 +29,8 @@ export class ConfigError extends Error {
 
 /** Every variable carbonpay reads, with its rule; README.md documents the same list. */
 export const CONFIG_VARIABLES = {
-  CARBONPAY_EVENT_STORE: 'pglite | postgres | memory | kurrentdb; default postgres when DATABASE_URL is set, else pglite',
+  CARBONPAY_EVENT_STORE:
+    'pglite | postgres | memory | kurrentdb; default postgres when DATABASE_URL is set, else pglite',
   DATABASE_URL: 'postgresql://user@host:port/database for the postgres event store',
   CARBONPAY_DATA_DIR: 'folder of the embedded PGlite database; default ./.data/pglite',
   KURRENTDB_URL: 'kurrentdb://host:2113?tls=false for the kurrentdb event store',
@@ -38,7 +43,8 @@ export const CONFIG_VARIABLES = {
 
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const databaseUrl = optional(env, 'DATABASE_URL');
-  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('DATABASE_URL', 'must start with postgresql://', databaseUrl);
+  if (databaseUrl !== undefined && !/^postgres(ql)?:\/\//.test(databaseUrl))
+    throw new ConfigError('DATABASE_URL', 'must start with postgresql://', databaseUrl);
   const kurrentDbUrl = optional(env, 'KURRENTDB_URL');
   if (kurrentDbUrl !== undefined && !/^(kurrentdb|kurrent|kdb|esdb):\/\//.test(kurrentDbUrl)) {
     throw new ConfigError('KURRENTDB_URL', 'must start with kurrentdb://', kurrentDbUrl);
@@ -48,8 +54,10 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     throw new ConfigError('CARBONPAY_EVENT_STORE', 'must be one of pglite, postgres, memory, kurrentdb', storeText);
   }
   const eventStore = storeText as EventStoreKind;
-  if (eventStore === 'postgres' && !databaseUrl) throw new ConfigError('DATABASE_URL', 'is required when CARBONPAY_EVENT_STORE=postgres', '');
-  if (eventStore === 'kurrentdb' && !kurrentDbUrl) throw new ConfigError('KURRENTDB_URL', 'is required when CARBONPAY_EVENT_STORE=kurrentdb', '');
+  if (eventStore === 'postgres' && !databaseUrl)
+    throw new ConfigError('DATABASE_URL', 'is required when CARBONPAY_EVENT_STORE=postgres', '');
+  if (eventStore === 'kurrentdb' && !kurrentDbUrl)
+    throw new ConfigError('KURRENTDB_URL', 'is required when CARBONPAY_EVENT_STORE=kurrentdb', '');
   return {
     eventStore,
     databaseUrl,
@@ -71,6 +79,7 @@ function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {
 function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: number, max: number): number {
   const text = optional(env, name);
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max) throw new ConfigError(name, `must be an integer ${min}..${max}`, text);
+  if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
+    throw new ConfigError(name, `must be an integer ${min}..${max}`, text);
   return Number(text);
 }

@@ -14,7 +14,11 @@ export function createApp(ledger: Ledger, store: EventStore): express.Express {
       await store.streamRevision('health-probe');
       response.json({ status: 'ok', eventStore: store.name, ledger: ledger.stats });
     } catch (error) {
-      response.status(503).json({ code: 'unavailable', message: 'event store unreachable', details: { reason: (error as Error).message } });
+      response.status(503).json({
+        code: 'unavailable',
+        message: 'event store unreachable',
+        details: { reason: (error as Error).message },
+      });
     }
   });
   app.use((_request, response) => {

@@ -109,7 +109,10 @@ async function measure(
     warmupSeconds: 2,
     operation: async () => (await bench.ledger.execute(next())).status !== 'refused',
   });
-  log(options, `${scenario}: ${run.tps.toFixed(0)} transfers/s, p50 ${run.latency.p50Ms.toFixed(2)} ms, p99 ${run.latency.p99Ms.toFixed(2)} ms`);
+  log(
+    options,
+    `${scenario}: ${run.tps.toFixed(0)} transfers/s, p50 ${run.latency.p50Ms.toFixed(2)} ms, p99 ${run.latency.p99Ms.toFixed(2)} ms`,
+  );
   await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(options.clients) });
   const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
   log(options, `${scenario}: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
@@ -135,8 +138,16 @@ async function measure(
 async function populated(options: Options): Promise<BenchLedger> {
   const bench = await openBenchLedger(options.serverUrl, { fresh: true });
   const started = Date.now();
-  await populate(bench.ledger, { wallets: options.wallets, merchants: options.merchants, points: 10_000, walletFunds: '1000000.00' });
-  log(options, `population: ${options.wallets} wallets, ${options.merchants} merchants funded in ${((Date.now() - started) / 1000).toFixed(1)} s`);
+  await populate(bench.ledger, {
+    wallets: options.wallets,
+    merchants: options.merchants,
+    points: 10_000,
+    walletFunds: '1000000.00',
+  });
+  log(
+    options,
+    `population: ${options.wallets} wallets, ${options.merchants} merchants funded in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+  );
   return bench;
 }
 
@@ -146,13 +157,32 @@ async function uniformAndHot(options: Options, which: 'uniform' | 'hot' | 'both'
   try {
     if (which !== 'hot') {
       const rng = mulberry32(1);
-      const uniform = await measure(options, bench, 'uniform', () => payment(rng, options.wallets, Math.floor(rng() * options.merchants)));
+      const uniform = await measure(options, bench, 'uniform', () =>
+        payment(rng, options.wallets, Math.floor(rng() * options.merchants)),
+      );
       // p99 at 80 % of the maximum throughput just measured, in an open loop (no coordinated omission).
       const rate = Math.round(uniform.tps * 0.8);
-      const open = await runOpenLoop({ ratePerSecond: rate, seconds: options.seconds, operation: async () => (await bench.ledger.execute(payment(rng, options.wallets, Math.floor(rng() * options.merchants)))).status !== 'refused' });
-      log(options, `uniform at 80 % (${rate}/s, open loop): p50 ${open.latency.p50Ms.toFixed(2)} ms, p99 ${open.latency.p99Ms.toFixed(2)} ms`);
+      const open = await runOpenLoop({
+        ratePerSecond: rate,
+        seconds: options.seconds,
+        operation: async () =>
+          (await bench.ledger.execute(payment(rng, options.wallets, Math.floor(rng() * options.merchants)))).status !==
+          'refused',
+      });
+      log(
+        options,
+        `uniform at 80 % (${rate}/s, open loop): p50 ${open.latency.p50Ms.toFixed(2)} ms, p99 ${open.latency.p99Ms.toFixed(2)} ms`,
+      );
       const sums = await sumOfBalancesByAsset(bench.url);
-      results.push({ ...uniform, rateAt80Pct: rate, achievedAt80Pct: Math.round(open.tps), p50MsAt80Pct: Number(open.latency.p50Ms.toFixed(2)), p99MsAt80Pct: Number(open.latency.p99Ms.toFixed(2)), sumBalancesZero: allZero(sums), sums });
+      results.push({
+        ...uniform,
+        rateAt80Pct: rate,
+        achievedAt80Pct: Math.round(open.tps),
+        p50MsAt80Pct: Number(open.latency.p50Ms.toFixed(2)),
+        p99MsAt80Pct: Number(open.latency.p99Ms.toFixed(2)),
+        sumBalancesZero: allZero(sums),
+        sums,
+      });
     }
     if (which !== 'uniform') {
       const rng = mulberry32(2);
@@ -173,8 +203,16 @@ async function mixed(options: Options): Promise<ScenarioResult> {
       if (roll < 0.7) return payment(rng, options.wallets, Math.floor(rng() * options.merchants));
       const fen = 1 + Math.floor(rng() * 99);
       const amount = (fen / 100).toFixed(2).padStart(4, '0');
-      if (roll < 0.8) return transfer(nextKey('refund'), 'refund', merchantId(Math.floor(rng() * options.merchants)), walletId(Math.floor(rng() * options.wallets)), amount);
-      if (roll < 0.9) return transfer(nextKey('topup'), 'top_up', BANK, walletId(Math.floor(rng() * options.wallets)), amount);
+      if (roll < 0.8)
+        return transfer(
+          nextKey('refund'),
+          'refund',
+          merchantId(Math.floor(rng() * options.merchants)),
+          walletId(Math.floor(rng() * options.wallets)),
+          amount,
+        );
+      if (roll < 0.9)
+        return transfer(nextKey('topup'), 'top_up', BANK, walletId(Math.floor(rng() * options.wallets)), amount);
       return transfer(nextKey('credit'), 'credit_issuance', ISSUANCE, pointsId(Math.floor(rng() * 10_000)), amount);
     };
     return await measure(options, bench, 'mixed', next);
@@ -195,7 +233,10 @@ async function longStream(options: Options): Promise<ScenarioResult> {
     const fresh = walletId(1);
     const seedStarted = Date.now();
     await seedLongStream(bench.url, long, 'PLATFORM-SUSPENSE-CNY', options.longStreamEvents);
-    log(options, `long stream: seeded ${options.longStreamEvents} events in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s`);
+    log(
+      options,
+      `long stream: seeded ${options.longStreamEvents} events in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s`,
+    );
 
     const coldLedger = async (): Promise<number> => {
       const writer = new Ledger(bench.store);
@@ -219,12 +260,33 @@ async function longStream(options: Options): Promise<ScenarioResult> {
       await writer.close();
       return ms;
     })();
-    const onLong = await runClosedLoop({ clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)), warmupSeconds: 1, operation: async () => (await bench.ledger.execute(commands(long)())).status !== 'refused' });
-    const onFresh = await runClosedLoop({ clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)), warmupSeconds: 1, operation: async () => (await bench.ledger.execute(commands(fresh)())).status !== 'refused' });
-    log(options, `long stream: p50 ${onLong.latency.p50Ms.toFixed(2)} ms on the ${options.longStreamEvents}-event account, ${onFresh.latency.p50Ms.toFixed(2)} ms on a fresh one; cold load ${firstLoadMs.toFixed(0)} ms without snapshot, ${snapshotLoadMs.toFixed(1)} ms with, fresh ${freshLoadMs.toFixed(1)} ms`);
-    const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)) }).catch(async () => {
+    const onLong = await runClosedLoop({
+      clients: 1,
+      seconds: Math.max(3, Math.floor(options.seconds / 2)),
+      warmupSeconds: 1,
+      operation: async () => (await bench.ledger.execute(commands(long)())).status !== 'refused',
+    });
+    const onFresh = await runClosedLoop({
+      clients: 1,
+      seconds: Math.max(3, Math.floor(options.seconds / 2)),
+      warmupSeconds: 1,
+      operation: async () => (await bench.ledger.execute(commands(fresh)())).status !== 'refused',
+    });
+    log(
+      options,
+      `long stream: p50 ${onLong.latency.p50Ms.toFixed(2)} ms on the ${options.longStreamEvents}-event account, ${onFresh.latency.p50Ms.toFixed(2)} ms on a fresh one; cold load ${firstLoadMs.toFixed(0)} ms without snapshot, ${snapshotLoadMs.toFixed(1)} ms with, fresh ${freshLoadMs.toFixed(1)} ms`,
+    );
+    const pg = await runPgbench({
+      databaseUrl: options.serverUrl,
+      clients: 1,
+      seconds: Math.max(3, Math.floor(options.seconds / 2)),
+    }).catch(async () => {
       await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(1) });
-      return runPgbench({ databaseUrl: options.serverUrl, clients: 1, seconds: Math.max(3, Math.floor(options.seconds / 2)) });
+      return runPgbench({
+        databaseUrl: options.serverUrl,
+        clients: 1,
+        seconds: Math.max(3, Math.floor(options.seconds / 2)),
+      });
     });
     const sums = await sumOfBalancesByAsset(bench.url);
     return {
@@ -255,23 +317,33 @@ async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const durability = await readDurabilitySettings(options.serverUrl);
   if (durability.fsync !== 'on' || durability.synchronousCommit !== 'on') {
-    throw new Error(`refusing to compare: fsync=${durability.fsync}, synchronous_commit=${durability.synchronousCommit} (both must be on)`);
+    throw new Error(
+      `refusing to compare: fsync=${durability.fsync}, synchronous_commit=${durability.synchronousCommit} (both must be on)`,
+    );
   }
-  log(options, `PostgreSQL ${durability.serverVersion}, fsync=${durability.fsync}, synchronous_commit=${durability.synchronousCommit}, wal_sync_method=${durability.walSyncMethod}`);
+  log(
+    options,
+    `PostgreSQL ${durability.serverVersion}, fsync=${durability.fsync}, synchronous_commit=${durability.synchronousCommit}, wal_sync_method=${durability.walSyncMethod}`,
+  );
   const results: ScenarioResult[] = [];
-  const s = options.scenario;
-  if (s === 'uniform' || s === 'hot') results.push(...(await uniformAndHot(options, s)));
-  else if (s === 'mixed') results.push(await mixed(options));
-  else if (s === 'long-stream') results.push(await longStream(options));
-  else if (s === 'all') {
-    results.push(...(await uniformAndHot(options, 'both')));
-    results.push(await mixed(options));
-    results.push(await longStream(options));
-  } else throw new Error(`unknown scenario ${s}: uniform, hot, mixed, long-stream or all`);
-  for (const r of results) {
+  // Each result is printed as soon as its scenario ends, so a later failure loses nothing.
+  const report = (r: ScenarioResult): void => {
+    results.push(r);
     if (options.json) process.stdout.write(`${JSON.stringify(r)}\n`);
-    else process.stdout.write(`${r.scenario.padEnd(12)} clients ${String(r.clients).padStart(3)}  ${String(r.tps).padStart(7)} /s  pgbench ${String(r.pgbenchTps).padStart(6)} TPS  ratio ${r.ratio}  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  Σ=0 ${r.sumBalancesZero}\n`);
-  }
+    else
+      process.stdout.write(
+        `${r.scenario.padEnd(12)} clients ${String(r.clients).padStart(3)}  ${String(r.tps).padStart(7)} /s  pgbench ${String(r.pgbenchTps).padStart(6)} TPS  ratio ${r.ratio}  p50 ${r.p50Ms} ms  p99 ${r.p99Ms} ms  Σ=0 ${r.sumBalancesZero}\n`,
+      );
+  };
+  const s = options.scenario;
+  if (s === 'uniform' || s === 'hot') (await uniformAndHot(options, s)).forEach(report);
+  else if (s === 'mixed') report(await mixed(options));
+  else if (s === 'long-stream') report(await longStream(options));
+  else if (s === 'all') {
+    (await uniformAndHot(options, 'both')).forEach(report);
+    report(await mixed(options));
+    report(await longStream(options));
+  } else throw new Error(`unknown scenario ${s}: uniform, hot, mixed, long-stream or all`);
   if (results.some((r) => !r.sumBalancesZero)) process.exitCode = 1;
 }
 

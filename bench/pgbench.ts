@@ -18,7 +18,14 @@ export function pgbenchScaleFor(clients: number): number {
 function connectionArgs(databaseUrl: string): string[] {
   const url = new URL(databaseUrl);
   const socketHost = url.searchParams.get('host');
-  return ['-h', socketHost ?? (url.hostname || '127.0.0.1'), '-p', url.port || '5432', '-U', decodeURIComponent(url.username || 'postgres')];
+  return [
+    '-h',
+    socketHost ?? (url.hostname || '127.0.0.1'),
+    '-p',
+    url.port || '5432',
+    '-U',
+    decodeURIComponent(url.username || 'postgres'),
+  ];
 }
 
 function urlFor(databaseUrl: string, database: string): string {
@@ -41,13 +48,19 @@ export async function preparePgbench(options: { databaseUrl: string; scale: numb
   await db.connect();
   let branches = 0;
   try {
-    const result = await db.query<{ n: string }>("SELECT count(*)::text AS n FROM pgbench_branches").catch(() => ({ rows: [{ n: '0' }] }));
+    const result = await db
+      .query<{ n: string }>('SELECT count(*)::text AS n FROM pgbench_branches')
+      .catch(() => ({ rows: [{ n: '0' }] }));
     branches = Number(result.rows[0]!.n);
   } finally {
     await db.end();
   }
   if (branches === options.scale) return;
-  await run('pgbench', [...connectionArgs(options.databaseUrl), '-i', '-s', String(options.scale), '-q', PGBENCH_DATABASE], { maxBuffer: 16 * 1024 * 1024 });
+  await run(
+    'pgbench',
+    [...connectionArgs(options.databaseUrl), '-i', '-s', String(options.scale), '-q', PGBENCH_DATABASE],
+    { maxBuffer: 16 * 1024 * 1024 },
+  );
 }
 
 export interface PgbenchResult {
@@ -65,22 +78,47 @@ export function parsePgbenchOutput(stdout: string): { tps: number; latencyAvgMs:
   const latency = /latency average = ([\d.]+) ms/.exec(stdout);
   const transactions = /number of transactions actually processed: (\d+)/.exec(stdout);
   if (!tps || !transactions) throw new Error(`pgbench printed no result:\n${stdout}`);
-  return { tps: Number(tps[1]), latencyAvgMs: latency ? Number(latency[1]) : Number.NaN, transactions: Number(transactions[1]) };
+  return {
+    tps: Number(tps[1]),
+    latencyAvgMs: latency ? Number(latency[1]) : Number.NaN,
+    transactions: Number(transactions[1]),
+  };
 }
 
 /** pgbench's built-in TPC-B-like script: three updates, a select and an insert per transaction. */
-export async function runPgbench(options: { databaseUrl: string; clients: number; seconds: number }): Promise<PgbenchResult> {
+export async function runPgbench(options: {
+  databaseUrl: string;
+  clients: number;
+  seconds: number;
+}): Promise<PgbenchResult> {
   const threads = Math.min(options.clients, 2);
-  const args = [...connectionArgs(options.databaseUrl), '-b', 'tpcb-like', '-c', String(options.clients), '-j', String(threads), '-T', String(options.seconds), '-n', '-M', 'prepared', PGBENCH_DATABASE];
+  const args = [
+    ...connectionArgs(options.databaseUrl),
+    '-b',
+    'tpcb-like',
+    '-c',
+    String(options.clients),
+    '-j',
+    String(threads),
+    '-T',
+    String(options.seconds),
+    '-n',
+    '-M',
+    'prepared',
+    PGBENCH_DATABASE,
+  ];
   const { stdout } = await run('pgbench', args, { maxBuffer: 16 * 1024 * 1024 });
   return { ...parsePgbenchOutput(stdout), clients: options.clients, seconds: options.seconds, raw: stdout };
 }
 
-export async function readDurabilitySettings(databaseUrl: string): Promise<{ fsync: string; synchronousCommit: string; walSyncMethod: string; serverVersion: string }> {
+export async function readDurabilitySettings(
+  databaseUrl: string,
+): Promise<{ fsync: string; synchronousCommit: string; walSyncMethod: string; serverVersion: string }> {
   const client = new Client({ connectionString: urlFor(databaseUrl, 'postgres') });
   await client.connect();
   try {
-    const setting = async (name: string): Promise<string> => (await client.query<{ v: string }>(`SELECT current_setting($1) AS v`, [name])).rows[0]!.v;
+    const setting = async (name: string): Promise<string> =>
+      (await client.query<{ v: string }>(`SELECT current_setting($1) AS v`, [name])).rows[0]!.v;
     return {
       fsync: await setting('fsync'),
       synchronousCommit: await setting('synchronous_commit'),

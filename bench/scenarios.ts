@@ -1,6 +1,21 @@
 import { Client } from 'pg';
-import type { AccountKind, CommandOutcome, EventStore, LedgerCommand, PostingInput, TransferType } from '../core-ledger';
-import { accountStreamId, Ledger, Money, openPostgresEventStore, PLATFORM_ACCOUNTS, transferStreamId, uuidV5 } from '../core-ledger';
+import type {
+  AccountKind,
+  CommandOutcome,
+  EventStore,
+  LedgerCommand,
+  PostingInput,
+  TransferType,
+} from '../core-ledger';
+import {
+  accountStreamId,
+  Ledger,
+  Money,
+  openPostgresEventStore,
+  PLATFORM_ACCOUNTS,
+  transferStreamId,
+  uuidV5,
+} from '../core-ledger';
 
 export const BENCH_DATABASE = 'carbonpay_bench';
 export const BANK = 'PLATFORM-BANK-CLEARING-CNY';
@@ -43,10 +58,18 @@ export interface BenchLedger {
   close(): Promise<void>;
 }
 
-export async function openBenchLedger(serverUrl: string, options: { fresh: boolean; maxBatchCommands?: number }): Promise<BenchLedger> {
-  const url = options.fresh ? await freshDatabase(serverUrl, BENCH_DATABASE) : databaseUrlFor(serverUrl, BENCH_DATABASE);
+export async function openBenchLedger(
+  serverUrl: string,
+  options: { fresh: boolean; maxBatchCommands?: number },
+): Promise<BenchLedger> {
+  const url = options.fresh
+    ? await freshDatabase(serverUrl, BENCH_DATABASE)
+    : databaseUrlFor(serverUrl, BENCH_DATABASE);
   const store = await openPostgresEventStore({ connectionString: url, maxConnections: 8 });
-  const ledger = new Ledger(store, options.maxBatchCommands !== undefined ? { maxBatchCommands: options.maxBatchCommands } : {});
+  const ledger = new Ledger(
+    store,
+    options.maxBatchCommands !== undefined ? { maxBatchCommands: options.maxBatchCommands } : {},
+  );
   return {
     ledger,
     store,
@@ -68,7 +91,12 @@ async function must(ledger: Ledger, command: LedgerCommand): Promise<CommandOutc
 }
 
 /** Runs setup commands in windows of `window`, so they group-commit. */
-async function inWindows(count: number, window: number, make: (i: number) => LedgerCommand, ledger: Ledger): Promise<void> {
+async function inWindows(
+  count: number,
+  window: number,
+  make: (i: number) => LedgerCommand,
+  ledger: Ledger,
+): Promise<void> {
   for (let start = 0; start < count; start += window) {
     const end = Math.min(count, start + window);
     await Promise.all(Array.from({ length: end - start }, (_, k) => must(ledger, make(start + k))));
@@ -86,12 +114,27 @@ export interface Population {
 /** Opens the platform accounts, wallets, points accounts and merchants, and funds every wallet. */
 export async function populate(ledger: Ledger, population: Population): Promise<void> {
   const at = AT();
-  await Promise.all(PLATFORM_ACCOUNTS.map((p) => must(ledger, { type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at })));
-  const open = (accountId: string, kind: AccountKind): LedgerCommand => ({ type: 'OpenAccount', accountId, kind, ownerId: `owner-${accountId}`, at });
+  await Promise.all(
+    PLATFORM_ACCOUNTS.map((p) =>
+      must(ledger, { type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at }),
+    ),
+  );
+  const open = (accountId: string, kind: AccountKind): LedgerCommand => ({
+    type: 'OpenAccount',
+    accountId,
+    kind,
+    ownerId: `owner-${accountId}`,
+    at,
+  });
   await inWindows(population.wallets, 1_000, (i) => open(walletId(i), 'user_main'), ledger);
   await inWindows(population.points, 1_000, (i) => open(pointsId(i), 'user_points'), ledger);
   await inWindows(population.merchants, 1_000, (i) => open(merchantId(i), 'merchant_pending_settlement'), ledger);
-  await inWindows(population.wallets, 1_000, (i) => transfer(`fund-${i}`, 'top_up', BANK, walletId(i), population.walletFunds), ledger);
+  await inWindows(
+    population.wallets,
+    1_000,
+    (i) => transfer(`fund-${i}`, 'top_up', BANK, walletId(i), population.walletFunds),
+    ledger,
+  );
 }
 
 let sequence = 0;
@@ -101,7 +144,14 @@ export function nextKey(prefix: string): string {
   return `${prefix}-${process.pid}-${sequence}`;
 }
 
-export function transfer(key: string, type: TransferType, from: string, to: string, amount: string, fee?: { account: string; amount: string }): LedgerCommand {
+export function transfer(
+  key: string,
+  type: TransferType,
+  from: string,
+  to: string,
+  amount: string,
+  fee?: { account: string; amount: string },
+): LedgerCommand {
   const postings: PostingInput[] = [{ accountId: from, direction: 'debit', amount }];
   if (fee) {
     postings.push({ accountId: to, direction: 'credit', amount: new Money(amount).minus(fee.amount).toFixed(2) });
@@ -109,7 +159,15 @@ export function transfer(key: string, type: TransferType, from: string, to: stri
   } else {
     postings.push({ accountId: to, direction: 'credit', amount });
   }
-  return { type: 'PostTransfer', transferId: uuidV5(key), idempotencyKey: key, transferType: type, postings, businessDate: BUSINESS_DATE(), at: AT() };
+  return {
+    type: 'PostTransfer',
+    transferId: uuidV5(key),
+    idempotencyKey: key,
+    transferType: type,
+    postings,
+    businessDate: BUSINESS_DATE(),
+    at: AT(),
+  };
 }
 
 /** A payment of 0.01..9.99 yuan from a random wallet to a merchant, with a 0.6 % fee (half-up to the fen). */
@@ -118,7 +176,14 @@ export function payment(rng: () => number, wallets: number, merchant: number): L
   const amount = new Money(fen).div(100);
   const fee = amount.mul(60).div(10_000).toDecimalPlaces(2, Money.ROUND_HALF_UP);
   const from = walletId(Math.floor(rng() * wallets));
-  return transfer(nextKey('pay'), 'payment', from, merchantId(merchant), amount.toFixed(2), fee.gt(0) ? { account: FEES, amount: fee.toFixed(2) } : undefined);
+  return transfer(
+    nextKey('pay'),
+    'payment',
+    from,
+    merchantId(merchant),
+    amount.toFixed(2),
+    fee.gt(0) ? { account: FEES, amount: fee.toFixed(2) } : undefined,
+  );
 }
 
 /**
@@ -159,34 +224,49 @@ export async function seedLongStream(url: string, accountId: string, partnerId: 
     const account = accountStreamId(accountId);
     const partner = accountStreamId(partnerId);
     await client.query('BEGIN');
-    await client.query(
-      `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
-       SELECT $1, g, md5($1 || g)::uuid, 'AccountPosted',
-              jsonb_build_object('accountId', $2::text, 'transferId', 'seed-' || g, 'direction', 'credit', 'amount', '0.01',
-                                 'balance', to_char(g * 0.01, 'FM9999999990.00'), 'at', now()::text)
-         FROM generate_series(1, $3::int) g`,
-      [account, accountId, events],
-    );
-    await client.query(
-      `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
-       SELECT $1, g, md5($1 || g)::uuid, 'AccountPosted',
-              jsonb_build_object('accountId', $2::text, 'transferId', 'seed-' || g, 'direction', 'debit', 'amount', '0.01',
-                                 'balance', to_char(-g * 0.01, 'FM9999999990.00'), 'at', now()::text)
-         FROM generate_series(1, $3::int) g`,
-      [partner, partnerId, events],
-    );
+    // Both streams continue from where they are: their revision and their last running balance.
+    const tail = async (stream: string): Promise<{ revision: number; balance: string }> => {
+      const row = await client.query<{ revision: string; balance: string | null }>(
+        `SELECT revision::text AS revision, (SELECT data->>'balance' FROM cp_events e WHERE e.stream_id = $1 AND e.type = 'AccountPosted' ORDER BY e.revision DESC LIMIT 1) AS balance
+           FROM cp_streams WHERE stream_id = $1`,
+        [stream],
+      );
+      return { revision: Number(row.rows[0]!.revision), balance: row.rows[0]!.balance ?? '0.00' };
+    };
+    const accountTail = await tail(account);
+    const partnerTail = await tail(partner);
+    for (const [stream, id, direction, sign, start] of [
+      [account, accountId, 'credit', 1, accountTail],
+      [partner, partnerId, 'debit', -1, partnerTail],
+    ] as const) {
+      await client.query(
+        `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
+         SELECT $1, $5::bigint + g, md5($1 || g)::uuid, 'AccountPosted',
+                json_build_object('accountId', $2::text, 'transferId', 'seed-' || g, 'direction', $4::text, 'amount', '0.01',
+                                  'balance', to_char($6::numeric + $7::int * g * 0.01, 'FM999999999990.00'), 'at', now()::text)
+           FROM generate_series(1, $3::int) g`,
+        [stream, id, events, direction, start.revision, start.balance, sign],
+      );
+    }
     await client.query(
       `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
        SELECT '${transferStreamId('')}' || 'seed-' || g, 0, md5('seed-transfer' || g)::uuid, 'TransferPosted',
-              jsonb_build_object('transferId', 'seed-' || g, 'transferType', 'internal', 'idempotencyKey', 'seed-' || g,
-                'requestHash', 'seed', 'postings', jsonb_build_array(
-                  jsonb_build_object('accountId', $2::text, 'asset', 'CNY', 'direction', 'debit', 'amount', '0.01'),
-                  jsonb_build_object('accountId', $1::text, 'asset', 'CNY', 'direction', 'credit', 'amount', '0.01')),
+              json_build_object('transferId', 'seed-' || g, 'transferType', 'internal', 'idempotencyKey', 'seed-' || g,
+                'requestHash', 'seed', 'postings', json_build_array(
+                  json_build_object('accountId', $2::text, 'asset', 'CNY', 'direction', 'debit', 'amount', '0.01'),
+                  json_build_object('accountId', $1::text, 'asset', 'CNY', 'direction', 'credit', 'amount', '0.01')),
                 'reason', null, 'reference', null, 'reverses', null, 'businessDate', current_date::text, 'at', now()::text)
          FROM generate_series(1, $3::int) g`,
       [accountId, partnerId, events],
     );
-    await client.query('UPDATE cp_streams SET revision = $2 WHERE stream_id = ANY($1::text[])', [[account, partner], events]);
+    await client.query('UPDATE cp_streams SET revision = $2 WHERE stream_id = $1', [
+      account,
+      accountTail.revision + events,
+    ]);
+    await client.query('UPDATE cp_streams SET revision = $2 WHERE stream_id = $1', [
+      partner,
+      partnerTail.revision + events,
+    ]);
     await client.query(
       `INSERT INTO cp_streams (stream_id, revision) SELECT '${transferStreamId('')}' || 'seed-' || g, 0 FROM generate_series(1, $1::int) g`,
       [events],

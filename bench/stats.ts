@@ -78,7 +78,11 @@ export async function runClosedLoop(options: {
  * Operations at a fixed rate, whether or not earlier ones have returned. Latency runs from each operation's
  * scheduled start, so a stall shows in the figures instead of slowing the load (no coordinated omission).
  */
-export async function runOpenLoop(options: { ratePerSecond: number; seconds: number; operation: () => Promise<boolean> }): Promise<LoopResult> {
+export async function runOpenLoop(options: {
+  ratePerSecond: number;
+  seconds: number;
+  operation: () => Promise<boolean>;
+}): Promise<LoopResult> {
   const latency = new LatencyRecorder();
   let completed = 0;
   let refused = 0;

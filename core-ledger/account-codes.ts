@@ -138,11 +138,12 @@ export type AccountNumberSource =
 export function makeAccountNumber(source: AccountNumberSource): string {
   switch (source.kind) {
     case 'mobile':
-      if (!/^1\d{10}$/.test(source.mobileNumber))
+      if (!/^1\d{10}$/.test(source.mobileNumber)) {
         throw new RangeError('mobile number must be 11 digits starting with 1');
+      }
       return source.mobileNumber;
     case 'fixed_line': {
-      codedArea(source.areaCode);
+      codedArea(source.areaCode); // throws on a malformed area code
       const joined = `${source.areaCode}${source.lineNumber}`;
       if (!/^\d{7,8}$/.test(source.lineNumber) || joined.length > CODE_LAYOUT.fixedLineAccountNumberDigits) {
         throw new RangeError('fixed line: area code + 7 or 8 digit number must fit in 11 digits');
@@ -150,7 +151,7 @@ export function makeAccountNumber(source: AccountNumberSource): string {
       return joined.padStart(CODE_LAYOUT.fixedLineAccountNumberDigits, '0');
     }
     case 'broadband':
-      codedArea(source.areaCode);
+      codedArea(source.areaCode); // throws on a malformed area code
       if (!/^\d{7}$/.test(source.broadbandNumber)) throw new RangeError('broadband number must be 7 digits');
       return `${source.areaCode}0${source.broadbandNumber}`;
   }

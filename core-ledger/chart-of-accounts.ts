@@ -35,21 +35,100 @@ export interface AccountKindDefinition {
 }
 
 export const ACCOUNT_KINDS: Readonly<Record<AccountKind, AccountKindDefinition>> = {
-  user_main: { kind: 'user_main', asset: 'CNY', mayGoNegative: false, t7AccountType: '0', t7CustomerClasses: ['1', '2', '6'], description: 'main fund sub-account (T3)' },
-  user_online: { kind: 'user_online', asset: 'CNY', mayGoNegative: false, t7AccountType: '1', t7CustomerClasses: ['1', '2', '6'], description: 'online payment sub-account (T3)' },
-  user_offline: { kind: 'user_offline', asset: 'CNY', mayGoNegative: false, t7AccountType: '2', t7CustomerClasses: ['1', '2', '6'], description: 'offline (POS) payment sub-account (T3)' },
-  user_voucher: { kind: 'user_voucher', asset: 'CNY', mayGoNegative: false, t7AccountType: '3', t7CustomerClasses: ['1', '2', '6'], description: 'voucher sub-account: marketing gifts (T3)' },
-  user_points: { kind: 'user_points', asset: 'CCR', mayGoNegative: false, t7AccountType: '4', t7CustomerClasses: ['1', '2', '6'], description: 'points sub-account: carbon credits (T3, C1)' },
+  user_main: {
+    kind: 'user_main',
+    asset: 'CNY',
+    mayGoNegative: false,
+    t7AccountType: '0',
+    t7CustomerClasses: ['1', '2', '6'],
+    description: 'main fund sub-account (T3)',
+  },
+  user_online: {
+    kind: 'user_online',
+    asset: 'CNY',
+    mayGoNegative: false,
+    t7AccountType: '1',
+    t7CustomerClasses: ['1', '2', '6'],
+    description: 'online payment sub-account (T3)',
+  },
+  user_offline: {
+    kind: 'user_offline',
+    asset: 'CNY',
+    mayGoNegative: false,
+    t7AccountType: '2',
+    t7CustomerClasses: ['1', '2', '6'],
+    description: 'offline (POS) payment sub-account (T3)',
+  },
+  user_voucher: {
+    kind: 'user_voucher',
+    asset: 'CNY',
+    mayGoNegative: false,
+    t7AccountType: '3',
+    t7CustomerClasses: ['1', '2', '6'],
+    description: 'voucher sub-account: marketing gifts (T3)',
+  },
+  user_points: {
+    kind: 'user_points',
+    asset: 'CCR',
+    mayGoNegative: false,
+    t7AccountType: '4',
+    t7CustomerClasses: ['1', '2', '6'],
+    description: 'points sub-account: carbon credits (T3, C1)',
+  },
   // A merchant is a registered legal entity (T2): customer class 1. Funds received and not yet settled sit in the
   // online-payment type; settled funds in the main-fund type (decisions.md, "merchant accounts").
-  merchant_pending_settlement: { kind: 'merchant_pending_settlement', asset: 'CNY', mayGoNegative: false, t7AccountType: '1', t7CustomerClasses: ['1'], description: 'merchant receipts awaiting settlement (C8)' },
-  merchant_settled: { kind: 'merchant_settled', asset: 'CNY', mayGoNegative: false, t7AccountType: '0', t7CustomerClasses: ['1'], description: 'merchant settled funds (C8, T9)' },
-  platform_bank_clearing: { kind: 'platform_bank_clearing', asset: 'CNY', mayGoNegative: true, description: 'funds at banks and channels; debited by top-ups' },
-  platform_credit_issuance: { kind: 'platform_credit_issuance', asset: 'CCR', mayGoNegative: true, description: 'source of issued carbon credits' },
-  platform_fee_income: { kind: 'platform_fee_income', asset: 'CNY', mayGoNegative: true, description: 'merchant fee income' },
-  platform_suspense: { kind: 'platform_suspense', asset: 'CNY', mayGoNegative: true, description: 'suspense for reconciliation differences (长款/短款)' },
-  platform_credit_expiry: { kind: 'platform_credit_expiry', asset: 'CCR', mayGoNegative: true, description: 'sink of expired and redeemed carbon credits' },
-  platform_co2e_registry: { kind: 'platform_co2e_registry', asset: 'CO2E', mayGoNegative: true, description: 'source of recorded emission reductions (grams CO2e)' },
+  merchant_pending_settlement: {
+    kind: 'merchant_pending_settlement',
+    asset: 'CNY',
+    mayGoNegative: false,
+    t7AccountType: '1',
+    t7CustomerClasses: ['1'],
+    description: 'merchant receipts awaiting settlement (C8)',
+  },
+  merchant_settled: {
+    kind: 'merchant_settled',
+    asset: 'CNY',
+    mayGoNegative: false,
+    t7AccountType: '0',
+    t7CustomerClasses: ['1'],
+    description: 'merchant settled funds (C8, T9)',
+  },
+  platform_bank_clearing: {
+    kind: 'platform_bank_clearing',
+    asset: 'CNY',
+    mayGoNegative: true,
+    description: 'funds at banks and channels; debited by top-ups',
+  },
+  platform_credit_issuance: {
+    kind: 'platform_credit_issuance',
+    asset: 'CCR',
+    mayGoNegative: true,
+    description: 'source of issued carbon credits',
+  },
+  platform_fee_income: {
+    kind: 'platform_fee_income',
+    asset: 'CNY',
+    mayGoNegative: true,
+    description: 'merchant fee income',
+  },
+  platform_suspense: {
+    kind: 'platform_suspense',
+    asset: 'CNY',
+    mayGoNegative: true,
+    description: 'suspense for reconciliation differences (长款/短款)',
+  },
+  platform_credit_expiry: {
+    kind: 'platform_credit_expiry',
+    asset: 'CCR',
+    mayGoNegative: true,
+    description: 'sink of expired and redeemed carbon credits',
+  },
+  platform_co2e_registry: {
+    kind: 'platform_co2e_registry',
+    asset: 'CO2E',
+    mayGoNegative: true,
+    description: 'source of recorded emission reductions (grams CO2e)',
+  },
 };
 
 /** The platform's own accounts: fixed ids, opened once at start-up. */

@@ -17,3 +17,11 @@ export type { SqlDriver } from './eventstore/sql-store';
 export { PostgresDriver, openPostgresEventStore } from './eventstore/postgres';
 export type { PostgresOptions } from './eventstore/postgres';
 export { PgliteDriver, openPgliteEventStore, DataFolderLockedError } from './eventstore/pglite';
+export {
+  KurrentDbEventStore,
+  validateConnectionString as validateKurrentDbConnectionString,
+  toStreamState,
+  fromStreamState,
+  positionOf,
+  toConflict,
+} from './eventstore/kurrentdb';

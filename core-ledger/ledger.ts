@@ -8,7 +8,15 @@ import { refuse } from './domain/refusals';
 import { requestHashOf } from './domain/request-hash';
 import type { AccountState, TransferState } from './domain/state';
 import { accountFromSnapshot, accountToSnapshot, assert, evolveAccount, evolveTransfer } from './domain/state';
-import type { AppendResult, EventStore, JsonObject, LogPosition, NewEvent, RecordedEvent, StreamAppend } from './eventstore/port';
+import type {
+  AppendResult,
+  EventStore,
+  JsonObject,
+  LogPosition,
+  NewEvent,
+  RecordedEvent,
+  StreamAppend,
+} from './eventstore/port';
 import { EVENT_STORE_LIMITS, WrongExpectedRevisionError } from './eventstore/port';
 import { eventIdsFor } from './ids';
 
@@ -108,7 +116,14 @@ export class Ledger {
   private running = false;
   private closed = false;
   private readonly backgroundWrites = new Set<Promise<void>>();
-  readonly stats: LedgerStats = { batches: 0, commandsCommitted: 0, conflicts: 0, accountLoads: 0, transferLoads: 0, snapshotsWritten: 0 };
+  readonly stats: LedgerStats = {
+    batches: 0,
+    commandsCommitted: 0,
+    conflicts: 0,
+    accountLoads: 0,
+    transferLoads: 0,
+    snapshotsWritten: 0,
+  };
 
   constructor(
     readonly store: EventStore,
@@ -116,7 +131,8 @@ export class Ledger {
   ) {
     this.options = { ...DEFAULT_LEDGER_OPTIONS, ...options };
     assert(
-      this.options.maxBatchCommands > 0 && this.options.maxBatchCommands * MAX_EVENTS_PER_COMMAND <= EVENT_STORE_LIMITS.maxEventsPerAppend,
+      this.options.maxBatchCommands > 0 &&
+        this.options.maxBatchCommands * MAX_EVENTS_PER_COMMAND <= EVENT_STORE_LIMITS.maxEventsPerAppend,
       'a full batch fits in one append',
     );
   }
@@ -124,7 +140,10 @@ export class Ledger {
   execute(command: LedgerCommand): Promise<CommandOutcome> {
     if (this.closed) return Promise.reject(new Error('ledger is closed'));
     if (this.queue.length >= this.options.maxQueuedCommands) {
-      return Promise.resolve({ status: 'refused', refusal: refuse('conflict', 'the ledger is busy; retry with the same idempotency key') });
+      return Promise.resolve({
+        status: 'refused',
+        refusal: refuse('conflict', 'the ledger is busy; retry with the same idempotency key'),
+      });
     }
     return new Promise<CommandOutcome>((resolve, reject) => {
       this.queue.push({ command, resolve, reject, attempts: 0 });
@@ -177,7 +196,10 @@ export class Ledger {
         }
         // With nothing committing, half of what waits goes now and half next, so that deciding one overlaps
         // the other's commit (a closed loop of clients would otherwise always arrive as one batch).
-        const share = this.inFlight.length === 0 && this.options.maxBatchesInFlight > 1 ? Math.ceil(this.queue.length / 2) : this.queue.length;
+        const share =
+          this.inFlight.length === 0 && this.options.maxBatchesInFlight > 1
+            ? Math.ceil(this.queue.length / 2)
+            : this.queue.length;
         const batch = this.queue.splice(0, Math.min(share, this.options.maxBatchCommands));
         try {
           const decided = await this.decideWithState(batch);
@@ -270,7 +292,10 @@ export class Ledger {
         for (const pending of batch) {
           pending.attempts += 1;
           if (pending.attempts > this.options.maxConflictRetries) {
-            pending.resolve({ status: 'refused', refusal: refuse('conflict', 'the accounts changed concurrently too often; retry') });
+            pending.resolve({
+              status: 'refused',
+              refusal: refuse('conflict', 'the accounts changed concurrently too often; retry'),
+            });
           } else again.push(pending);
         }
         this.requeue(again);
@@ -298,7 +323,11 @@ export class Ledger {
    */
   private async decideBatch(batch: readonly PendingCommand[]): Promise<DecidedBatch> {
     const decidedOn = this.inFlight.slice();
-    const overlay = new BatchOverlay(this.accounts, this.transfers, decidedOn.map((b) => b.overlay));
+    const overlay = new BatchOverlay(
+      this.accounts,
+      this.transfers,
+      decidedOn.map((b) => b.overlay),
+    );
     const outcomes: ((position: LogPosition | undefined) => CommandOutcome)[] = [];
     const refusedIndexes: number[] = [];
     const acceptedIndexes: number[] = [];
@@ -328,10 +357,18 @@ export class Ledger {
 
   /** A view of committed state with the effects of every batch still committing on top, newest last. */
   private newOverlay(): BatchOverlay {
-    return new BatchOverlay(this.accounts, this.transfers, this.inFlight.map((b) => b.overlay));
+    return new BatchOverlay(
+      this.accounts,
+      this.transfers,
+      this.inFlight.map((b) => b.overlay),
+    );
   }
 
-  private unverifiedNewTransfers(batch: readonly PendingCommand[], refusedIndexes: readonly number[], verifiedAbsent: ReadonlySet<string>): string[] {
+  private unverifiedNewTransfers(
+    batch: readonly PendingCommand[],
+    refusedIndexes: readonly number[],
+    verifiedAbsent: ReadonlySet<string>,
+  ): string[] {
     const ids = new Set<string>();
     for (const i of refusedIndexes) {
       const command = batch[i]!.command;
@@ -347,11 +384,13 @@ export class Ledger {
   private commit(overlay: BatchOverlay): void {
     for (const [id, state] of overlay.accounts) {
       const cached = this.accounts.get(id);
-      if (!cached || cached.revision < state.revision) this.remember(this.accounts, id, state, this.options.maxCachedAccounts);
+      if (!cached || cached.revision < state.revision)
+        this.remember(this.accounts, id, state, this.options.maxCachedAccounts);
     }
     for (const [id, state] of overlay.transfers) {
       const cached = this.transfers.get(id);
-      if (!cached || cached.revision < state.revision) this.remember(this.transfers, id, state, this.options.maxCachedTransfers);
+      if (!cached || cached.revision < state.revision)
+        this.remember(this.transfers, id, state, this.options.maxCachedTransfers);
     }
   }
 
@@ -395,7 +434,10 @@ export class Ledger {
         for (const id of needs.newTransferIds) if (this.transfersToReload.has(id)) transferIds.add(id);
       }
       if (accountIds.size === 0 && transferIds.size === 0) return;
-      await Promise.all([...[...accountIds].map((id) => this.loadAccount(id)), ...[...transferIds].map((id) => this.loadTransfer(id))]);
+      await Promise.all([
+        ...[...accountIds].map((id) => this.loadAccount(id)),
+        ...[...transferIds].map((id) => this.loadTransfer(id)),
+      ]);
       for (const id of transferIds) this.transfersToReload.delete(id);
     }
   }
@@ -411,7 +453,8 @@ export class Ledger {
     }
     // A load that started before a commit may end after it: never replace a newer state with it.
     const cached = this.accounts.get(accountId);
-    if (state && (!cached || cached.revision < state.revision)) this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
+    if (state && (!cached || cached.revision < state.revision))
+      this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
     return cached && state && cached.revision > state.revision ? cached : state;
   }
 
@@ -422,7 +465,8 @@ export class Ledger {
       state = evolveTransfer(state, toLedgerEvent(event) as TransferEvent);
     }
     const cached = this.transfers.get(transferId);
-    if (state && (!cached || cached.revision < state.revision)) this.remember(this.transfers, transferId, state, this.options.maxCachedTransfers);
+    if (state && (!cached || cached.revision < state.revision))
+      this.remember(this.transfers, transferId, state, this.options.maxCachedTransfers);
     return cached && state && cached.revision > state.revision ? cached : state;
   }
 
@@ -529,7 +573,7 @@ function asReplayIf(replayed: boolean, outcome: CommandOutcome): CommandOutcome 
 
 async function readWholeStream(store: EventStore, streamId: string, fromRevision: number): Promise<RecordedEvent[]> {
   const all: RecordedEvent[] = [];
-  for (let from = fromRevision; ; ) {
+  for (let from = fromRevision; ;) {
     const page = await store.readStream(streamId, { fromRevision: from, maxCount: EVENT_STORE_LIMITS.maxReadCount });
     all.push(...page);
     if (page.length < EVENT_STORE_LIMITS.maxReadCount) return all;

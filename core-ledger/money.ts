@@ -22,7 +22,11 @@ export interface AssetDefinition {
 export const ASSETS: Readonly<Record<AssetCode, AssetDefinition>> = {
   CNY: { code: 'CNY', scale: 2, description: 'Renminbi, in yuan with 2 decimals (fen)' },
   CCR: { code: 'CCR', scale: 2, description: 'Carbon credits (碳积分), 2 decimals' },
-  CO2E: { code: 'CO2E', scale: 0, description: 'Emission reduction in grams of CO2 equivalent (a quantity, not money)' },
+  CO2E: {
+    code: 'CO2E',
+    scale: 0,
+    description: 'Emission reduction in grams of CO2 equivalent (a quantity, not money)',
+  },
 };
 
 /** Largest absolute amount accepted: 10^15 units of any asset, far beyond any real balance. */
@@ -96,6 +100,7 @@ export function feeFor(asset: AssetCode, amount: Amount, rateBasisPoints: RateBa
 
 /** Rounds a computed quantity to an asset's scale with the rounding mode named at the call site. */
 export function roundTo(asset: AssetCode, value: Amount, mode: 'half_up' | 'down' | 'half_even'): Amount {
-  const rounding = mode === 'half_up' ? Decimal.ROUND_HALF_UP : mode === 'down' ? Decimal.ROUND_DOWN : Decimal.ROUND_HALF_EVEN;
+  const rounding =
+    mode === 'half_up' ? Decimal.ROUND_HALF_UP : mode === 'down' ? Decimal.ROUND_DOWN : Decimal.ROUND_HALF_EVEN;
   return value.toDecimalPlaces(ASSETS[asset].scale, rounding);
 }

@@ -1,5 +1,5 @@
-import { decodeCode } from '../../core-ledger/account-codes';
-import type { DecodedCode } from '../../core-ledger/account-codes';
+import { decodeCode } from '../../core-ledger';
+import type { DecodedCode } from '../../core-ledger';
 
 interface Io {
   stdout: (line: string) => void;

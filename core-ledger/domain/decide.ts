@@ -69,9 +69,17 @@ export function streamsToLoad(command: LedgerCommand, state: DecisionState): Str
     case 'ReplaceCard':
       return { accountIds: [command.accountId], transferIds: [], newTransferIds: [] };
     case 'PostTransfer':
-      return { accountIds: command.postings.map((p) => p.accountId), transferIds: [], newTransferIds: [command.transferId] };
+      return {
+        accountIds: command.postings.map((p) => p.accountId),
+        transferIds: [],
+        newTransferIds: [command.transferId],
+      };
     case 'AuthorizeTransfer':
-      return { accountIds: [command.debitAccountId, command.creditAccountId], transferIds: [], newTransferIds: [command.transferId] };
+      return {
+        accountIds: [command.debitAccountId, command.creditAccountId],
+        transferIds: [],
+        newTransferIds: [command.transferId],
+      };
     case 'CaptureTransfer':
     case 'VoidTransfer':
     case 'ExpireAuthorization': {
@@ -126,25 +134,42 @@ export function decide(command: LedgerCommand, state: DecisionState): Decision {
 // Accounts
 
 function decideOpenAccount(command: OpenAccount, state: DecisionState): Decision {
-  const invalid = checkText('accountId', command.accountId, COMMAND_LIMITS.maxIdLength) ?? checkText('ownerId', command.ownerId, COMMAND_LIMITS.maxIdLength);
+  const invalid =
+    checkText('accountId', command.accountId, COMMAND_LIMITS.maxIdLength) ??
+    checkText('ownerId', command.ownerId, COMMAND_LIMITS.maxIdLength);
   if (invalid) return refused(invalid);
-  if (!isAccountKind(command.kind)) return refused(refuse('validation_failed', `unknown account kind ${String(command.kind)}`));
+  if (!isAccountKind(command.kind))
+    return refused(refuse('validation_failed', `unknown account kind ${String(command.kind)}`));
   const definition = ACCOUNT_KINDS[command.kind];
   if (definition.t7AccountType === undefined) {
     const platform = PLATFORM_ACCOUNTS.find((p) => p.accountId === command.accountId);
     if (!platform || platform.kind !== command.kind) {
-      return refused(refuse('validation_failed', `${command.accountId} is not a platform account of kind ${command.kind}`));
+      return refused(
+        refuse('validation_failed', `${command.accountId} is not a platform account of kind ${command.kind}`),
+      );
     }
   } else {
     const decoded = decodeCode(command.accountId);
     if (!decoded.ok || decoded.value.kind !== 'account_id') {
-      return refused(refuse('validation_failed', `account id must be a 16-digit T7 code (86 · class · type · area · sequence): ${decoded.ok ? 'this is a card number' : decoded.reason}`));
+      return refused(
+        refuse(
+          'validation_failed',
+          `account id must be a 16-digit T7 code (86 · class · type · area · sequence): ${decoded.ok ? 'this is a card number' : decoded.reason}`,
+        ),
+      );
     }
     if (decoded.value.accountType !== definition.t7AccountType) {
-      return refused(refuse('validation_failed', `account type digit ${decoded.value.accountType} does not match kind ${command.kind} (${definition.t7AccountType})`));
+      return refused(
+        refuse(
+          'validation_failed',
+          `account type digit ${decoded.value.accountType} does not match kind ${command.kind} (${definition.t7AccountType})`,
+        ),
+      );
     }
     if (!definition.t7CustomerClasses?.includes(decoded.value.customerClass)) {
-      return refused(refuse('validation_failed', `customer class ${decoded.value.customerClass} is not allowed for ${command.kind}`));
+      return refused(
+        refuse('validation_failed', `customer class ${decoded.value.customerClass} is not allowed for ${command.kind}`),
+      );
     }
   }
   if (command.cardNumber !== undefined && !isValidCardNumber(command.cardNumber)) {
@@ -176,7 +201,10 @@ function decideOpenAccount(command: OpenAccount, state: DecisionState): Decision
 }
 
 const STATUS_TRANSITIONS: Readonly<
-  Record<ChangeAccountStatus['type'], { action: 'freeze' | 'unfreeze' | 'report_loss' | 'close'; from: readonly AccountStatus[]; to: AccountStatus }>
+  Record<
+    ChangeAccountStatus['type'],
+    { action: 'freeze' | 'unfreeze' | 'report_loss' | 'close'; from: readonly AccountStatus[]; to: AccountStatus }
+  >
 > = {
   FreezeAccount: { action: 'freeze', from: ['open', 'lost'], to: 'frozen' },
   UnfreezeAccount: { action: 'unfreeze', from: ['frozen'], to: 'open' },
@@ -190,11 +218,20 @@ function decideStatusChange(command: ChangeAccountStatus, state: DecisionState):
   const account = state.account(command.accountId);
   if (!account) return refused(refuse('account_not_found', `account ${command.accountId} does not exist`));
   const transition = STATUS_TRANSITIONS[command.type];
-  if (account.status === transition.to) return { outcome: 'replayed', result: { accountId: account.accountId, status: account.status } };
+  if (account.status === transition.to)
+    return { outcome: 'replayed', result: { accountId: account.accountId, status: account.status } };
   if (!transition.from.includes(account.status)) {
-    return refused(refuse(account.status === 'closed' ? 'account_closed' : 'validation_failed', `cannot ${transition.action} an account that is ${account.status}`));
+    return refused(
+      refuse(
+        account.status === 'closed' ? 'account_closed' : 'validation_failed',
+        `cannot ${transition.action} an account that is ${account.status}`,
+      ),
+    );
   }
-  if (command.type === 'CloseAccount' && !(account.posted.isZero() && account.pendingDebits.isZero() && account.pendingCredits.isZero())) {
+  if (
+    command.type === 'CloseAccount' &&
+    !(account.posted.isZero() && account.pendingDebits.isZero() && account.pendingCredits.isZero())
+  ) {
     return refused(
       refuse('balance_not_zero', `account ${account.accountId} can be closed only at a zero balance`, {
         balance: formatAmount(account.asset, account.posted),
@@ -203,22 +240,39 @@ function decideStatusChange(command: ChangeAccountStatus, state: DecisionState):
   }
   const event: AccountEvent = {
     type: 'AccountStatusChanged',
-    data: { accountId: account.accountId, action: transition.action, status: transition.to, reason: command.reason, at: command.at },
+    data: {
+      accountId: account.accountId,
+      action: transition.action,
+      status: transition.to,
+      reason: command.reason,
+      at: command.at,
+    },
   };
   return accepted([accountEvent(account.accountId, event)], { accountId: account.accountId, status: transition.to });
 }
 
 function decideReplaceCard(command: ReplaceCard, state: DecisionState): Decision {
-  if (!isValidCardNumber(command.newCardNumber)) return refused(refuse('validation_failed', 'card number must be a T6 card number with a valid Luhn check digit'));
+  if (!isValidCardNumber(command.newCardNumber))
+    return refused(refuse('validation_failed', 'card number must be a T6 card number with a valid Luhn check digit'));
   const account = state.account(command.accountId);
   if (!account) return refused(refuse('account_not_found', `account ${command.accountId} does not exist`));
-  if (account.cardNumber === command.newCardNumber) return { outcome: 'replayed', result: { accountId: account.accountId, cardNumber: account.cardNumber } };
+  if (account.cardNumber === command.newCardNumber)
+    return { outcome: 'replayed', result: { accountId: account.accountId, cardNumber: account.cardNumber } };
   if (account.status === 'closed') return refused(refuse('account_closed', `account ${account.accountId} is closed`));
   const event: AccountEvent = {
     type: 'CardReplaced',
-    data: { accountId: account.accountId, oldCardNumber: account.cardNumber, newCardNumber: command.newCardNumber, reason: command.reason, at: command.at },
+    data: {
+      accountId: account.accountId,
+      oldCardNumber: account.cardNumber,
+      newCardNumber: command.newCardNumber,
+      reason: command.reason,
+      at: command.at,
+    },
   };
-  return accepted([accountEvent(account.accountId, event)], { accountId: account.accountId, cardNumber: command.newCardNumber });
+  return accepted([accountEvent(account.accountId, event)], {
+    accountId: account.accountId,
+    cardNumber: command.newCardNumber,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -237,8 +291,10 @@ function decidePostTransfer(command: PostTransfer, state: DecisionState): Decisi
   const requestHash = requestHashOf(command);
   const existing = state.transfer(command.transferId);
   if (existing) return replayOrConflict(existing, command.idempotencyKey, requestHash);
-  if (!TRANSFER_TYPES.includes(command.transferType)) return refused(refuse('validation_failed', `unknown transfer type ${String(command.transferType)}`));
-  if (command.transferType === 'adjustment' && !command.reason) return refused(refuse('validation_failed', 'an adjustment needs a reason'));
+  if (!TRANSFER_TYPES.includes(command.transferType))
+    return refused(refuse('validation_failed', `unknown transfer type ${String(command.transferType)}`));
+  if (command.transferType === 'adjustment' && !command.reason)
+    return refused(refuse('validation_failed', 'an adjustment needs a reason'));
   const checked = checkPostings(command.postings, state);
   if (!checked.ok) return refused(checked.refusal);
   const lines: PostingLine[] = checked.postings.map((p) => ({
@@ -262,7 +318,10 @@ function decidePostTransfer(command: PostTransfer, state: DecisionState): Decisi
       at: command.at,
     },
   };
-  const events = [transferEventOf(command.transferId, transferEvent), ...journalLines(checked.postings, command.transferId, command.at)];
+  const events = [
+    transferEventOf(command.transferId, transferEvent),
+    ...journalLines(checked.postings, command.transferId, command.at),
+  ];
   return accepted(events, { transferId: command.transferId, status: 'posted' });
 }
 
@@ -271,7 +330,10 @@ function checkPostings(
   state: DecisionState,
 ): { ok: true; postings: CheckedPosting[] } | { ok: false; refusal: Refusal } {
   if (!Array.isArray(postings) || postings.length < 2 || postings.length > COMMAND_LIMITS.maxPostings) {
-    return { ok: false, refusal: refuse('validation_failed', `a transfer has 2..${COMMAND_LIMITS.maxPostings} postings`) };
+    return {
+      ok: false,
+      refusal: refuse('validation_failed', `a transfer has 2..${COMMAND_LIMITS.maxPostings} postings`),
+    };
   }
   const seen = new Set<string>();
   const checked: CheckedPosting[] = [];
@@ -281,16 +343,23 @@ function checkPostings(
       return { ok: false, refusal: refuse('validation_failed', 'posting direction must be debit or credit') };
     }
     if (seen.has(posting.accountId)) {
-      return { ok: false, refusal: refuse('validation_failed', `account ${posting.accountId} appears twice in one transfer`) };
+      return {
+        ok: false,
+        refusal: refuse('validation_failed', `account ${posting.accountId} appears twice in one transfer`),
+      };
     }
     seen.add(posting.accountId);
     const account = state.account(posting.accountId);
-    if (!account) return { ok: false, refusal: refuse('account_not_found', `account ${posting.accountId} does not exist`) };
+    if (!account)
+      return { ok: false, refusal: refuse('account_not_found', `account ${posting.accountId} does not exist`) };
     const parsed = parseAmount(account.asset, posting.amount, { positive: true });
     if (!parsed.ok) {
       return {
         ok: false,
-        refusal: refuse('validation_failed', `amount ${JSON.stringify(posting.amount)} for ${account.asset}: ${parsed.error.kind.replace(/_/g, ' ')}`),
+        refusal: refuse(
+          'validation_failed',
+          `amount ${JSON.stringify(posting.amount)} for ${account.asset}: ${parsed.error.kind.replace(/_/g, ' ')}`,
+        ),
       };
     }
     checked.push({ account, direction: posting.direction, amount: parsed.amount });
@@ -298,7 +367,11 @@ function checkPostings(
     netByAsset.set(account.asset, (netByAsset.get(account.asset) ?? ZERO).plus(signed));
   }
   for (const [asset, net] of netByAsset) {
-    if (!net.isZero()) return { ok: false, refusal: refuse('unbalanced', `debits and credits in ${asset} differ by ${net.abs().toString()}`) };
+    if (!net.isZero())
+      return {
+        ok: false,
+        refusal: refuse('unbalanced', `debits and credits in ${asset} differ by ${net.abs().toString()}`),
+      };
   }
   for (const posting of checked) {
     const refusal = checkAccountMayMove(posting.account, posting.direction, posting.amount);
@@ -312,7 +385,8 @@ function checkAccountMayMove(account: AccountState, direction: PostingDirection,
   if (account.status === 'closed') return refuse('account_closed', `account ${account.accountId} is closed`);
   if (direction === 'credit') return undefined;
   if (account.status === 'frozen') return refuse('account_frozen', `account ${account.accountId} is frozen`);
-  if (account.status === 'lost') return refuse('account_reported_lost', `account ${account.accountId} is reported lost`);
+  if (account.status === 'lost')
+    return refuse('account_reported_lost', `account ${account.accountId} is reported lost`);
   if (!account.mayGoNegative && availableBalance(account).lt(amount)) {
     return refuse('insufficient_funds', `account ${account.accountId} has insufficient funds`, {
       available: formatAmount(account.asset, availableBalance(account)),
@@ -346,8 +420,10 @@ function decideAuthorize(command: AuthorizeTransfer, state: DecisionState): Deci
   const requestHash = requestHashOf(command);
   const existing = state.transfer(command.transferId);
   if (existing) return replayOrConflict(existing, command.idempotencyKey, requestHash);
-  if (!TRANSFER_TYPES.includes(command.transferType)) return refused(refuse('validation_failed', `unknown transfer type ${String(command.transferType)}`));
-  if (Date.parse(command.expiresAt) <= Date.parse(command.at)) return refused(refuse('validation_failed', 'expiresAt must be in the future'));
+  if (!TRANSFER_TYPES.includes(command.transferType))
+    return refused(refuse('validation_failed', `unknown transfer type ${String(command.transferType)}`));
+  if (Date.parse(command.expiresAt) <= Date.parse(command.at))
+    return refused(refuse('validation_failed', 'expiresAt must be in the future'));
   const checked = checkPostings(
     [
       { accountId: command.debitAccountId, direction: 'debit', amount: command.amount },
@@ -378,41 +454,65 @@ function decideAuthorize(command: AuthorizeTransfer, state: DecisionState): Deci
   const holds = [debit, credit].map((p) =>
     accountEvent(p.account.accountId, {
       type: 'HoldPlaced',
-      data: { accountId: p.account.accountId, transferId: command.transferId, direction: p.direction, amount, at: command.at },
+      data: {
+        accountId: p.account.accountId,
+        transferId: command.transferId,
+        direction: p.direction,
+        amount,
+        at: command.at,
+      },
     }),
   );
-  return accepted([transferEventOf(command.transferId, transferEvent), ...holds], { transferId: command.transferId, status: 'pending' });
+  return accepted([transferEventOf(command.transferId, transferEvent), ...holds], {
+    transferId: command.transferId,
+    status: 'pending',
+  });
 }
 
 function decideCapture(command: CaptureTransfer, state: DecisionState): Decision {
   const invalid = checkText('idempotencyKey', command.idempotencyKey, COMMAND_LIMITS.maxIdempotencyKeyLength);
   if (invalid) return refused(invalid);
   const transfer = state.transfer(command.transferId);
-  if (!transfer?.authorization) return refused(refuse('transfer_not_found', `authorization ${command.transferId} does not exist`));
+  if (!transfer?.authorization)
+    return refused(refuse('transfer_not_found', `authorization ${command.transferId} does not exist`));
   if (transfer.status === 'captured' && transfer.captureKey === command.idempotencyKey) {
     return { outcome: 'replayed', result: { transferId: transfer.transferId, status: 'captured' } };
   }
-  if (transfer.status !== 'pending') return refused(refuse('invalid_transfer_state', `authorization ${transfer.transferId} is ${transfer.status}`));
+  if (transfer.status !== 'pending')
+    return refused(refuse('invalid_transfer_state', `authorization ${transfer.transferId} is ${transfer.status}`));
   if (Date.parse(command.at) >= Date.parse(transfer.authorization.expiresAt)) {
-    return refused(refuse('authorization_expired', `authorization ${transfer.transferId} expired at ${transfer.authorization.expiresAt}`));
+    return refused(
+      refuse(
+        'authorization_expired',
+        `authorization ${transfer.transferId} expired at ${transfer.authorization.expiresAt}`,
+      ),
+    );
   }
   const asset = transfer.asset as AssetCode;
   const authorized = amountOf(asset, transfer.authorization.amount);
   let captured = authorized;
   if (command.amount !== undefined) {
     const parsed = parseAmount(asset, command.amount, { positive: true });
-    if (!parsed.ok) return refused(refuse('validation_failed', `capture amount: ${parsed.error.kind.replace(/_/g, ' ')}`));
+    if (!parsed.ok)
+      return refused(refuse('validation_failed', `capture amount: ${parsed.error.kind.replace(/_/g, ' ')}`));
     if (parsed.amount.gt(authorized)) {
-      return refused(refuse('amount_exceeds_authorization', `capture of ${command.amount} exceeds the authorized ${transfer.authorization.amount}`));
+      return refused(
+        refuse(
+          'amount_exceeds_authorization',
+          `capture of ${command.amount} exceeds the authorized ${transfer.authorization.amount}`,
+        ),
+      );
     }
     captured = parsed.amount;
   }
   const debitAccount = state.account(transfer.authorization.debitAccountId);
   const creditAccount = state.account(transfer.authorization.creditAccountId);
-  if (!debitAccount || !creditAccount) return refused(refuse('account_not_found', 'an account of the authorization does not exist'));
+  if (!debitAccount || !creditAccount)
+    return refused(refuse('account_not_found', 'an account of the authorization does not exist'));
   const creditRefusal = checkAccountMayMove(creditAccount, 'credit', captured);
   if (creditRefusal) return refused(creditRefusal);
-  if (debitAccount.status === 'closed') return refused(refuse('account_closed', `account ${debitAccount.accountId} is closed`));
+  if (debitAccount.status === 'closed')
+    return refused(refuse('account_closed', `account ${debitAccount.accountId} is closed`));
   const capturedText = formatAmount(asset, captured);
   const releasedText = formatAmount(asset, authorized.minus(captured));
   const lines: PostingLine[] = [
@@ -433,32 +533,64 @@ function decideCapture(command: CaptureTransfer, state: DecisionState): Decision
   );
   const event: TransferEvent = {
     type: 'AuthorizationCaptured',
-    data: { transferId: transfer.transferId, captureKey: command.idempotencyKey, capturedAmount: capturedText, releasedAmount: releasedText, postings: lines, at: command.at },
+    data: {
+      transferId: transfer.transferId,
+      captureKey: command.idempotencyKey,
+      capturedAmount: capturedText,
+      releasedAmount: releasedText,
+      postings: lines,
+      at: command.at,
+    },
   };
-  return accepted([transferEventOf(transfer.transferId, event), ...releases, ...postings], { transferId: transfer.transferId, status: 'captured' });
+  return accepted([transferEventOf(transfer.transferId, event), ...releases, ...postings], {
+    transferId: transfer.transferId,
+    status: 'captured',
+  });
 }
 
 function decideRelease(command: VoidTransfer | ExpireAuthorization, state: DecisionState): Decision {
   const transfer = state.transfer(command.transferId);
-  if (!transfer?.authorization) return refused(refuse('transfer_not_found', `authorization ${command.transferId} does not exist`));
+  if (!transfer?.authorization)
+    return refused(refuse('transfer_not_found', `authorization ${command.transferId} does not exist`));
   const finalStatus = command.type === 'VoidTransfer' ? 'voided' : 'expired';
-  if (transfer.status === finalStatus) return { outcome: 'replayed', result: { transferId: transfer.transferId, status: finalStatus } };
-  if (transfer.status !== 'pending') return refused(refuse('invalid_transfer_state', `authorization ${transfer.transferId} is ${transfer.status}`));
+  if (transfer.status === finalStatus)
+    return { outcome: 'replayed', result: { transferId: transfer.transferId, status: finalStatus } };
+  if (transfer.status !== 'pending')
+    return refused(refuse('invalid_transfer_state', `authorization ${transfer.transferId} is ${transfer.status}`));
   let event: TransferEvent;
   if (command.type === 'VoidTransfer') {
     const invalid = checkText('reason', command.reason, COMMAND_LIMITS.maxReasonLength);
     if (invalid) return refused(invalid);
-    event = { type: 'AuthorizationVoided', data: { transferId: transfer.transferId, releasedAmount: transfer.authorization.amount, reason: command.reason, at: command.at } };
+    event = {
+      type: 'AuthorizationVoided',
+      data: {
+        transferId: transfer.transferId,
+        releasedAmount: transfer.authorization.amount,
+        reason: command.reason,
+        at: command.at,
+      },
+    };
   } else {
     if (Date.parse(command.at) < Date.parse(transfer.authorization.expiresAt)) {
-      return refused(refuse('authorization_not_expired', `authorization ${transfer.transferId} expires at ${transfer.authorization.expiresAt}`));
+      return refused(
+        refuse(
+          'authorization_not_expired',
+          `authorization ${transfer.transferId} expires at ${transfer.authorization.expiresAt}`,
+        ),
+      );
     }
-    event = { type: 'AuthorizationExpired', data: { transferId: transfer.transferId, releasedAmount: transfer.authorization.amount, at: command.at } };
+    event = {
+      type: 'AuthorizationExpired',
+      data: { transferId: transfer.transferId, releasedAmount: transfer.authorization.amount, at: command.at },
+    };
   }
   for (const accountId of [transfer.authorization.debitAccountId, transfer.authorization.creditAccountId]) {
     if (!state.account(accountId)) return refused(refuse('account_not_found', `account ${accountId} does not exist`));
   }
-  return accepted([transferEventOf(transfer.transferId, event), ...holdReleases(transfer, command.at)], { transferId: transfer.transferId, status: finalStatus });
+  return accepted([transferEventOf(transfer.transferId, event), ...holdReleases(transfer, command.at)], {
+    transferId: transfer.transferId,
+    status: finalStatus,
+  });
 }
 
 function holdReleases(transfer: TransferState, at: string): StreamEvent[] {
@@ -488,11 +620,26 @@ function decideReverse(command: ReverseTransfer, state: DecisionState): Decision
   if (reversal) return replayOrConflict(reversal, command.idempotencyKey, requestHash);
   const original = state.transfer(command.transferId);
   if (!original) return refused(refuse('transfer_not_found', `transfer ${command.transferId} does not exist`));
-  if (original.transferType === 'reversal') return refused(refuse('invalid_transfer_state', 'a reversal cannot itself be reversed; post an adjustment'));
-  if (original.reversedBy !== null) return refused(refuse('already_reversed', `transfer ${original.transferId} was reversed by ${original.reversedBy}`));
-  if (original.settlementId !== null) return refused(refuse('already_settled', `transfer ${original.transferId} is settled (${original.settlementId}); post an adjustment`));
+  if (original.transferType === 'reversal')
+    return refused(refuse('invalid_transfer_state', 'a reversal cannot itself be reversed; post an adjustment'));
+  if (original.reversedBy !== null)
+    return refused(
+      refuse('already_reversed', `transfer ${original.transferId} was reversed by ${original.reversedBy}`),
+    );
+  if (original.settlementId !== null)
+    return refused(
+      refuse(
+        'already_settled',
+        `transfer ${original.transferId} is settled (${original.settlementId}); post an adjustment`,
+      ),
+    );
   if (original.status !== 'posted' && original.status !== 'captured') {
-    return refused(refuse('invalid_transfer_state', `transfer ${original.transferId} is ${original.status}; void an authorization instead`));
+    return refused(
+      refuse(
+        'invalid_transfer_state',
+        `transfer ${original.transferId} is ${original.status}; void an authorization instead`,
+      ),
+    );
   }
   const mirrored: CheckedPosting[] = [];
   for (const line of original.postings) {
@@ -507,7 +654,12 @@ function decideReverse(command: ReverseTransfer, state: DecisionState): Decision
     }
     mirrored.push({ account, direction, amount });
   }
-  const lines: PostingLine[] = mirrored.map((p) => ({ accountId: p.account.accountId, asset: p.account.asset, direction: p.direction, amount: formatAmount(p.account.asset, p.amount) }));
+  const lines: PostingLine[] = mirrored.map((p) => ({
+    accountId: p.account.accountId,
+    asset: p.account.asset,
+    direction: p.direction,
+    amount: formatAmount(p.account.asset, p.amount),
+  }));
   const posted: TransferEvent = {
     type: 'TransferPosted',
     data: {
@@ -525,10 +677,19 @@ function decideReverse(command: ReverseTransfer, state: DecisionState): Decision
   };
   const marked: TransferEvent = {
     type: 'TransferReversed',
-    data: { transferId: original.transferId, reversalTransferId: command.reversalTransferId, reason: command.reason, at: command.at },
+    data: {
+      transferId: original.transferId,
+      reversalTransferId: command.reversalTransferId,
+      reason: command.reason,
+      at: command.at,
+    },
   };
   return accepted(
-    [transferEventOf(command.reversalTransferId, posted), transferEventOf(original.transferId, marked), ...journalLines(mirrored, command.reversalTransferId, command.at)],
+    [
+      transferEventOf(command.reversalTransferId, posted),
+      transferEventOf(original.transferId, marked),
+      ...journalLines(mirrored, command.reversalTransferId, command.at),
+    ],
     { transferId: command.reversalTransferId, status: 'posted', reverses: original.transferId },
   );
 }
@@ -538,12 +699,22 @@ function decideMarkSettled(command: MarkTransferSettled, state: DecisionState): 
   if (invalid) return refused(invalid);
   const transfer = state.transfer(command.transferId);
   if (!transfer) return refused(refuse('transfer_not_found', `transfer ${command.transferId} does not exist`));
-  if (transfer.settlementId === command.settlementId) return { outcome: 'replayed', result: { transferId: transfer.transferId, settlementId: transfer.settlementId } };
-  if (transfer.settlementId !== null) return refused(refuse('already_settled', `transfer ${transfer.transferId} is settled by ${transfer.settlementId}`));
-  if (transfer.reversedBy !== null) return refused(refuse('already_reversed', `transfer ${transfer.transferId} was reversed`));
-  if (transfer.status !== 'posted' && transfer.status !== 'captured') return refused(refuse('invalid_transfer_state', `transfer ${transfer.transferId} is ${transfer.status}`));
-  const event: TransferEvent = { type: 'TransferSettled', data: { transferId: transfer.transferId, settlementId: command.settlementId, at: command.at } };
-  return accepted([transferEventOf(transfer.transferId, event)], { transferId: transfer.transferId, settlementId: command.settlementId });
+  if (transfer.settlementId === command.settlementId)
+    return { outcome: 'replayed', result: { transferId: transfer.transferId, settlementId: transfer.settlementId } };
+  if (transfer.settlementId !== null)
+    return refused(refuse('already_settled', `transfer ${transfer.transferId} is settled by ${transfer.settlementId}`));
+  if (transfer.reversedBy !== null)
+    return refused(refuse('already_reversed', `transfer ${transfer.transferId} was reversed`));
+  if (transfer.status !== 'posted' && transfer.status !== 'captured')
+    return refused(refuse('invalid_transfer_state', `transfer ${transfer.transferId} is ${transfer.status}`));
+  const event: TransferEvent = {
+    type: 'TransferSettled',
+    data: { transferId: transfer.transferId, settlementId: command.settlementId, at: command.at },
+  };
+  return accepted([transferEventOf(transfer.transferId, event)], {
+    transferId: transfer.transferId,
+    settlementId: command.settlementId,
+  });
 }
 
 // ---------------------------------------------------------------------------------------------------------------
@@ -567,8 +738,12 @@ function checkTransferHeader(command: PostTransfer | AuthorizeTransfer): Refusal
   return (
     checkText('transferId', command.transferId, COMMAND_LIMITS.maxIdLength) ??
     checkText('idempotencyKey', command.idempotencyKey, COMMAND_LIMITS.maxIdempotencyKeyLength) ??
-    (command.reference !== undefined ? checkText('reference', command.reference, COMMAND_LIMITS.maxReferenceLength) : undefined) ??
-    ('reason' in command && command.reason !== undefined ? checkText('reason', command.reason, COMMAND_LIMITS.maxReasonLength) : undefined) ??
+    (command.reference !== undefined
+      ? checkText('reference', command.reference, COMMAND_LIMITS.maxReferenceLength)
+      : undefined) ??
+    ('reason' in command && command.reason !== undefined
+      ? checkText('reason', command.reason, COMMAND_LIMITS.maxReasonLength)
+      : undefined) ??
     checkBusinessDate(command.businessDate)
   );
 }
@@ -578,19 +753,25 @@ function checkText(field: string, value: unknown, maxLength: number): Refusal | 
     return refuse('validation_failed', `${field} must be a string of 1..${maxLength} characters`);
   }
   // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(value)) return refuse('validation_failed', `${field} must not contain control characters`);
+  if (/[\u0000-\u001f\u007f]/.test(value))
+    return refuse('validation_failed', `${field} must not contain control characters`);
   return undefined;
 }
 
 function checkBusinessDate(value: unknown): Refusal | undefined {
-  if (typeof value !== 'string' || !/^\d{4}-\d{2}-\d{2}$/.test(value) || Number.isNaN(Date.parse(`${value}T00:00:00Z`))) {
+  if (
+    typeof value !== 'string' ||
+    !/^\d{4}-\d{2}-\d{2}$/.test(value) ||
+    Number.isNaN(Date.parse(`${value}T00:00:00Z`))
+  ) {
     return refuse('validation_failed', 'businessDate must be a date YYYY-MM-DD');
   }
   return undefined;
 }
 
 function checkInstant(field: string, value: unknown): Refusal | undefined {
-  if (typeof value !== 'string' || Number.isNaN(Date.parse(value))) return refuse('validation_failed', `${field} must be an ISO-8601 instant`);
+  if (typeof value !== 'string' || Number.isNaN(Date.parse(value)))
+    return refuse('validation_failed', `${field} must be an ISO-8601 instant`);
   return undefined;
 }
 

@@ -139,7 +139,12 @@ export interface AuthorizationCaptured {
 
 export interface AuthorizationVoided {
   readonly type: 'AuthorizationVoided';
-  readonly data: { readonly transferId: string; readonly releasedAmount: string; readonly reason: string; readonly at: string };
+  readonly data: {
+    readonly transferId: string;
+    readonly releasedAmount: string;
+    readonly reason: string;
+    readonly at: string;
+  };
 }
 
 export interface AuthorizationExpired {
@@ -162,7 +167,8 @@ export interface TransferSettled {
   readonly data: { readonly transferId: string; readonly settlementId: string; readonly at: string };
 }
 
-export type AccountEvent = AccountOpened | AccountStatusChanged | CardReplaced | AccountPosted | HoldPlaced | HoldReleased;
+export type AccountEvent =
+  AccountOpened | AccountStatusChanged | CardReplaced | AccountPosted | HoldPlaced | HoldReleased;
 export type TransferEvent =
   | TransferPosted
   | TransferAuthorized
@@ -181,4 +187,9 @@ export const transferStreamId = (transferId: string): string => TRANSFER_STREAM_
 /** An event decided for one stream; the application appends it with the stream's expected revision. */
 export type StreamEvent =
   | { readonly streamId: string; readonly kind: 'account'; readonly accountId: string; readonly event: AccountEvent }
-  | { readonly streamId: string; readonly kind: 'transfer'; readonly transferId: string; readonly event: TransferEvent };
+  | {
+      readonly streamId: string;
+      readonly kind: 'transfer';
+      readonly transferId: string;
+      readonly event: TransferEvent;
+    };

@@ -9,7 +9,8 @@ import type { LedgerCommand } from './commands';
 export function requestHashOf(command: LedgerCommand): string {
   let hash = computed.get(command);
   if (hash === undefined) {
-    const canonical = command.type === 'PostTransfer' ? postTransferCanonical(command) : canonicalJson(businessContent(command));
+    const canonical =
+      command.type === 'PostTransfer' ? postTransferCanonical(command) : canonicalJson(businessContent(command));
     hash = createHash('sha256').update(canonical).digest('hex');
     computed.set(command, hash);
   }

@@ -91,11 +91,19 @@ export function evolveAccount(state: AccountState | undefined, event: AccountEve
     case 'AccountStatusChanged':
       return { ...state, status: event.data.status, revision };
     case 'CardReplaced':
-      return { ...state, cardNumber: event.data.newCardNumber, status: state.status === 'lost' ? 'open' : state.status, revision };
+      return {
+        ...state,
+        cardNumber: event.data.newCardNumber,
+        status: state.status === 'lost' ? 'open' : state.status,
+        revision,
+      };
     case 'AccountPosted': {
       const amount = amountOf(state.asset, event.data.amount);
       const posted = event.data.direction === 'credit' ? state.posted.plus(amount) : state.posted.minus(amount);
-      assert(posted.eq(amountOf(state.asset, event.data.balance)), `running balance of ${state.accountId} at revision ${revision}`);
+      assert(
+        posted.eq(amountOf(state.asset, event.data.balance)),
+        `running balance of ${state.accountId} at revision ${revision}`,
+      );
       const next = { ...state, posted, revision };
       assertAccountWithinLimits(next);
       return next;
@@ -176,7 +184,13 @@ export function evolveTransfer(state: TransferState | undefined, event: Transfer
     case 'AuthorizationCaptured':
       assert(state.status === 'pending', `capture of ${state.transferId} in status ${state.status}`);
       assertBalanced(event.data.postings);
-      return { ...state, status: 'captured', postings: event.data.postings, captureKey: event.data.captureKey, revision };
+      return {
+        ...state,
+        status: 'captured',
+        postings: event.data.postings,
+        captureKey: event.data.captureKey,
+        revision,
+      };
     case 'AuthorizationVoided':
       assert(state.status === 'pending', `void of ${state.transferId} in status ${state.status}`);
       return { ...state, status: 'voided', revision };

@@ -12,7 +12,15 @@ import type {
   StreamConflict,
   SubscribeOptions,
 } from './port';
-import { assertAppendsValid, decodePosition, DuplicateEventIdError, encodePosition, EVENT_STORE_LIMITS, LOG_START, WrongExpectedRevisionError } from './port';
+import {
+  assertAppendsValid,
+  decodePosition,
+  DuplicateEventIdError,
+  encodePosition,
+  EVENT_STORE_LIMITS,
+  LOG_START,
+  WrongExpectedRevisionError,
+} from './port';
 
 /** The event store in memory: for unit and property tests. Same contract as the durable stores. */
 export class InMemoryEventStore implements EventStore {
@@ -34,7 +42,8 @@ export class InMemoryEventStore implements EventStore {
     const conflicts: StreamConflict[] = [];
     for (const a of appends) {
       const actual = this.revisionOf(a.streamId);
-      const matches = a.expected === 'any' || (a.expected === 'no_stream' ? actual === undefined : actual === a.expected);
+      const matches =
+        a.expected === 'any' || (a.expected === 'no_stream' ? actual === undefined : actual === a.expected);
       if (!matches) conflicts.push({ streamId: a.streamId, expected: a.expected, actual });
     }
     if (conflicts.length > 0) throw new WrongExpectedRevisionError(conflicts);

@@ -60,7 +60,9 @@ export class DataFolderLockedError extends Error {
     readonly lockPath: string,
     readonly ownerPid: number,
   ) {
-    super(`the data folder is in use by process ${ownerPid} (lock file ${lockPath}); stop it or choose another CARBONPAY_DATA_DIR`);
+    super(
+      `the data folder is in use by process ${ownerPid} (lock file ${lockPath}); stop it or choose another CARBONPAY_DATA_DIR`,
+    );
     this.name = 'DataFolderLockedError';
   }
 }
@@ -75,7 +77,8 @@ function acquireLock(lockPath: string): void {
     } catch (error) {
       if ((error as NodeJS.ErrnoException).code !== 'EEXIST') throw error;
       const ownerPid = Number(readFileSync(lockPath, 'utf8').trim());
-      if (Number.isInteger(ownerPid) && ownerPid > 0 && isAlive(ownerPid)) throw new DataFolderLockedError(lockPath, ownerPid);
+      if (Number.isInteger(ownerPid) && ownerPid > 0 && isAlive(ownerPid))
+        throw new DataFolderLockedError(lockPath, ownerPid);
       rmSync(lockPath, { force: true }); // left by a process that died: take it over
     }
   }

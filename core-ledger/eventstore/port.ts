@@ -113,7 +113,10 @@ export class WrongExpectedRevisionError extends Error {
     super(
       'wrong expected revision: ' +
         conflicts
-          .map((c) => `${c.streamId} expected ${String(c.expected)} actual ${c.actual === undefined ? 'no_stream' : c.actual}`)
+          .map(
+            (c) =>
+              `${c.streamId} expected ${String(c.expected)} actual ${c.actual === undefined ? 'no_stream' : c.actual}`,
+          )
           .join('; '),
     );
     this.name = 'WrongExpectedRevisionError';

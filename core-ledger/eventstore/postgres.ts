@@ -46,7 +46,12 @@ export class PostgresDriver implements SqlDriver {
       return result.rows as Row[];
     } catch (error) {
       // A broken connection is replaced; an error the server sent leaves the connection usable.
-      if (!(typeof error === 'object' && error !== null && 'code' in error && typeof (error as { code: unknown }).code === 'string')) {
+      if (!(
+        typeof error === 'object' &&
+        error !== null &&
+        'code' in error &&
+        typeof (error as { code: unknown }).code === 'string'
+      )) {
         this.writer = undefined;
         client.release(true);
       }

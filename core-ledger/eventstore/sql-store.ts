@@ -13,7 +13,15 @@ import type {
   StreamConflict,
   SubscribeOptions,
 } from './port';
-import { assertAppendsValid, decodePosition, DuplicateEventIdError, encodePosition, EVENT_STORE_LIMITS, LOG_START, WrongExpectedRevisionError } from './port';
+import {
+  assertAppendsValid,
+  decodePosition,
+  DuplicateEventIdError,
+  encodePosition,
+  EVENT_STORE_LIMITS,
+  LOG_START,
+  WrongExpectedRevisionError,
+} from './port';
 import { EVENT_STORE_NOTIFY_CHANNEL, EVENT_STORE_SCHEMA_SQL } from './sql-schema';
 
 /** What the SQL event store needs of a database: PostgreSQL through `pg`, or PGlite in-process. */
@@ -47,7 +55,12 @@ export function asSqlError(error: unknown): SqlError | undefined {
   if (typeof error !== 'object' || error === null) return undefined;
   const e = error as { message?: unknown; code?: unknown; detail?: unknown; constraint?: unknown };
   if (typeof e.code !== 'string') return undefined;
-  return new SqlError(String(e.message), e.code, typeof e.detail === 'string' ? e.detail : undefined, typeof e.constraint === 'string' ? e.constraint : undefined);
+  return new SqlError(
+    String(e.message),
+    e.code,
+    typeof e.detail === 'string' ? e.detail : undefined,
+    typeof e.constraint === 'string' ? e.constraint : undefined,
+  );
 }
 
 const RETRYABLE_SQL_STATES = new Set(['40P01', '40001']);
@@ -90,7 +103,11 @@ export class SqlEventStore implements EventStore {
     assertAppendsValid(appends);
     const streams = appends.map((a) => ({ id: a.streamId, e: expectedCode(a.expected), n: a.events.length }));
     const events: unknown[] = [];
-    appends.forEach((a, s) => a.events.forEach((e, k) => events.push({ s, k: k + 1, i: e.eventId, t: e.type, d: e.data, m: e.metadata ?? null })));
+    appends.forEach((a, s) =>
+      a.events.forEach((e, k) =>
+        events.push({ s, k: k + 1, i: e.eventId, t: e.type, d: e.data, m: e.metadata ?? null }),
+      ),
+    );
     const streamsJson = JSON.stringify(streams);
     const eventsJson = JSON.stringify(events);
     for (let attempt = 0; ; attempt++) {
@@ -129,7 +146,13 @@ export class SqlEventStore implements EventStore {
   /** When every event of the append already stands where it would have gone, the append succeeded before. */
   private async idempotentResult(appends: readonly StreamAppend[]): Promise<AppendResult | undefined> {
     const ids = appends.flatMap((a) => a.events.map((e) => e.eventId));
-    const rows = await this.driver.query<{ event_id: string; stream_id: string; revision: string; tx: string; seq: string }>(
+    const rows = await this.driver.query<{
+      event_id: string;
+      stream_id: string;
+      revision: string;
+      tx: string;
+      seq: string;
+    }>(
       `SELECT event_id::text AS event_id, stream_id, revision::text AS revision, tx_id::text AS tx, seq::text AS seq
          FROM cp_events WHERE event_id = ANY($1::uuid[])`,
       [ids],
@@ -164,7 +187,10 @@ export class SqlEventStore implements EventStore {
   }
 
   async streamRevision(streamId: string): Promise<number | undefined> {
-    const rows = await this.driver.query<{ revision: string }>('SELECT revision::text AS revision FROM cp_streams WHERE stream_id = $1', [streamId]);
+    const rows = await this.driver.query<{ revision: string }>(
+      'SELECT revision::text AS revision FROM cp_streams WHERE stream_id = $1',
+      [streamId],
+    );
     return rows[0] ? Number(rows[0].revision) : undefined;
   }
 

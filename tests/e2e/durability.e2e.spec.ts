@@ -12,14 +12,20 @@ import { replay, sumsByAsset } from '../support/ledger-fixtures';
 test('SIGKILL under load loses no acknowledged transfer and leaves none half-applied', async () => {
   const database = await createTestDatabase('sigkill');
   try {
-    const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', join(__dirname, '..', 'support', 'load-child.ts')], {
-      env: { ...process.env, DATABASE_URL: database.url },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
+    const child = spawn(
+      process.execPath,
+      ['-r', 'ts-node/register/transpile-only', join(__dirname, '..', 'support', 'load-child.ts')],
+      {
+        env: { ...process.env, DATABASE_URL: database.url },
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
     const acknowledged: string[] = [];
     let stderr = '';
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    const exited = new Promise<NodeJS.Signals | null>((resolve) => child.on('exit', (_code, signal) => resolve(signal)));
+    const exited = new Promise<NodeJS.Signals | null>((resolve) =>
+      child.on('exit', (_code, signal) => resolve(signal)),
+    );
     const ready = new Promise<void>((resolve, reject) => {
       createInterface({ input: child.stdout }).on('line', (line) => {
         if (line === 'READY') resolve();
@@ -45,10 +51,18 @@ test('SIGKILL under load loses no acknowledged transfer and leaves none half-app
       const linesByTransfer = new Map<string, number>();
       for (const accountId of accounts.keys()) {
         for (const line of await store.readStream(accountStreamId(accountId), { maxCount: 10_000 })) {
-          if (line.type === 'AccountPosted') linesByTransfer.set(String(line.data['transferId']), (linesByTransfer.get(String(line.data['transferId'])) ?? 0) + 1);
+          if (line.type === 'AccountPosted')
+            linesByTransfer.set(
+              String(line.data['transferId']),
+              (linesByTransfer.get(String(line.data['transferId'])) ?? 0) + 1,
+            );
         }
       }
-      for (const transfer of transfers.values()) expect([transfer.transferId, linesByTransfer.get(transfer.transferId)]).toEqual([transfer.transferId, transfer.postings.length]);
+      for (const transfer of transfers.values())
+        expect([transfer.transferId, linesByTransfer.get(transfer.transferId)]).toEqual([
+          transfer.transferId,
+          transfer.postings.length,
+        ]);
       expect(linesByTransfer.size).toBe(transfers.size);
       for (const [asset, sum] of sumsByAsset(accounts.values())) expect([asset, sum]).toEqual([asset, '0']);
       // A restarted writer carries on from the log.

@@ -3,7 +3,11 @@ import { firstValueFrom, take, toArray } from 'rxjs';
 import type { EventStore, NewEvent, RecordedEvent } from '../../core-ledger';
 import { DuplicateEventIdError, LOG_START, WrongExpectedRevisionError } from '../../core-ledger';
 
-const event = (type = 'Something', data: Record<string, string> = {}): NewEvent => ({ eventId: randomUUID(), type, data: { ...data } });
+const event = (type = 'Something', data: Record<string, string> = {}): NewEvent => ({
+  eventId: randomUUID(),
+  type,
+  data: { ...data },
+});
 const events = (n: number): NewEvent[] => Array.from({ length: n }, (_, i) => event('Numbered', { n: String(i) }));
 const stream = (): string => `contract-${randomUUID()}`;
 
@@ -123,7 +127,9 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       expect(await store.readStream(stream())).toEqual([]);
       const long = stream();
       await store.append(long, events(25), 'no_stream');
-      expect((await store.readStream(long, { fromRevision: 8 })).map((e) => e.revision)).toEqual(Array.from({ length: 17 }, (_, i) => i + 8));
+      expect((await store.readStream(long, { fromRevision: 8 })).map((e) => e.revision)).toEqual(
+        Array.from({ length: 17 }, (_, i) => i + 8),
+      );
       expect(await store.streamRevision(stream())).toBeUndefined();
     });
 
@@ -144,7 +150,9 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       const start = existing.length > 0 ? existing[existing.length - 2]!.position : LOG_START;
       const expectedFirst = existing.length > 0 ? existing[existing.length - 1]!.eventId : undefined;
       const id = stream();
-      const received = firstValueFrom(store.subscribeAll({ after: start }).pipe(take(existing.length > 0 ? 4 : 3), toArray()));
+      const received = firstValueFrom(
+        store.subscribeAll({ after: start }).pipe(take(existing.length > 0 ? 4 : 3), toArray()),
+      );
       await new Promise((r) => setTimeout(r, 50));
       await store.append(id, events(3), 'no_stream');
       const got = await received;

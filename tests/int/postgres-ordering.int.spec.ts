@@ -19,7 +19,9 @@ test('8 concurrent writers with random commit delays: a live subscriber sees eve
   const received: RecordedEvent[] = [];
   let subscription: Subscription | undefined;
   try {
-    subscription = store.subscribeAll({ after: LOG_START, batchSize: 500 }).subscribe({ next: (e) => received.push(e) });
+    subscription = store
+      .subscribeAll({ after: LOG_START, batchSize: 500 })
+      .subscribe({ next: (e) => received.push(e) });
     const committed = new Set<string>();
     const rolledBack = new Set<string>();
     let written = 0;
@@ -31,11 +33,21 @@ test('8 concurrent writers with random commit delays: a live subscriber sees eve
           const count = 1 + Math.floor(Math.random() * 8);
           const streams = [{ id: `order-${index}-${Math.floor(Math.random() * 20)}`, e: -2, n: count }];
           const ids = Array.from({ length: count }, () => randomUUID());
-          const events = ids.map((i, k) => ({ s: 0, k: k + 1, i, t: 'Ordered', d: { writer: String(index) }, m: null }));
+          const events = ids.map((i, k) => ({
+            s: 0,
+            k: k + 1,
+            i,
+            t: 'Ordered',
+            d: { writer: String(index) },
+            m: null,
+          }));
           const rollback = Math.random() < 0.1;
           if (!rollback) written += count;
           await client.query('BEGIN');
-          await client.query('SELECT * FROM cp_append($1::json, $2::json)', [JSON.stringify(streams), JSON.stringify(events)]);
+          await client.query('SELECT * FROM cp_append($1::json, $2::json)', [
+            JSON.stringify(streams),
+            JSON.stringify(events),
+          ]);
           await client.query(`SELECT pg_sleep(${(Math.random() * 0.02).toFixed(4)})`);
           await client.query(rollback ? 'ROLLBACK' : 'COMMIT');
           for (const id of ids) (rollback ? rolledBack : committed).add(id);
@@ -58,7 +70,7 @@ test('8 concurrent writers with random commit delays: a live subscriber sees eve
     for (let i = 1; i < received.length; i++) expect(received[i]!.position > received[i - 1]!.position).toBe(true);
 
     const reread: string[] = [];
-    for (let after = LOG_START; ; ) {
+    for (let after = LOG_START; ;) {
       const page = await store.readAll({ after, maxCount: 5_000 });
       reread.push(...page.map((e) => e.eventId));
       if (page.length < 5_000) break;

@@ -38,13 +38,66 @@ type Op =
   | { op: 'conflictingRetry'; of: number };
 
 const opArb: fc.Arbitrary<Op> = fc.oneof(
-  { weight: 4, arbitrary: fc.record({ op: fc.constant('topUp' as const), user: fc.nat(3), fen: fc.integer({ min: 1, max: 50_000 }) }) },
-  { weight: 6, arbitrary: fc.record({ op: fc.constant('pay' as const), user: fc.nat(3), merchant: fc.nat(1), fen: fc.integer({ min: 1, max: 40_000 }), feeFen: fc.nat(100) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('refund' as const), merchant: fc.nat(1), user: fc.nat(3), fen: fc.integer({ min: 1, max: 20_000 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('issue' as const), points: fc.nat(1), cents: fc.integer({ min: 1, max: 10_000 }) }) },
-  { weight: 1, arbitrary: fc.record({ op: fc.constant('redeem' as const), points: fc.nat(1), cents: fc.integer({ min: 1, max: 10_000 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('authorize' as const), user: fc.nat(3), merchant: fc.nat(1), fen: fc.integer({ min: 1, max: 30_000 }) }) },
-  { weight: 2, arbitrary: fc.record({ op: fc.constant('capture' as const), of: fc.nat(), fen: fc.option(fc.integer({ min: 1, max: 30_000 })) }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      op: fc.constant('topUp' as const),
+      user: fc.nat(3),
+      fen: fc.integer({ min: 1, max: 50_000 }),
+    }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      op: fc.constant('pay' as const),
+      user: fc.nat(3),
+      merchant: fc.nat(1),
+      fen: fc.integer({ min: 1, max: 40_000 }),
+      feeFen: fc.nat(100),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('refund' as const),
+      merchant: fc.nat(1),
+      user: fc.nat(3),
+      fen: fc.integer({ min: 1, max: 20_000 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('issue' as const),
+      points: fc.nat(1),
+      cents: fc.integer({ min: 1, max: 10_000 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.record({
+      op: fc.constant('redeem' as const),
+      points: fc.nat(1),
+      cents: fc.integer({ min: 1, max: 10_000 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('authorize' as const),
+      user: fc.nat(3),
+      merchant: fc.nat(1),
+      fen: fc.integer({ min: 1, max: 30_000 }),
+    }),
+  },
+  {
+    weight: 2,
+    arbitrary: fc.record({
+      op: fc.constant('capture' as const),
+      of: fc.nat(),
+      fen: fc.option(fc.integer({ min: 1, max: 30_000 })),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('void' as const), of: fc.nat() }) },
   { weight: 2, arbitrary: fc.record({ op: fc.constant('reverse' as const), of: fc.nat() }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('freeze' as const), user: fc.nat(3), unfreeze: fc.boolean() }) },
@@ -57,7 +110,11 @@ const yuan = (fen: number): string => new Money(fen).div(100).toFixed(2);
 /** Turns generated operations into commands; references (`of`) pick an earlier command of the right kind. */
 function toCommands(ops: readonly Op[]): LedgerCommand[] {
   const commands: LedgerCommand[] = [];
-  const post = (key: string, type: Extract<LedgerCommand, { type: 'PostTransfer' }>['transferType'], postings: PostingInput[]): LedgerCommand => ({
+  const post = (
+    key: string,
+    type: Extract<LedgerCommand, { type: 'PostTransfer' }>['transferType'],
+    postings: PostingInput[],
+  ): LedgerCommand => ({
     type: 'PostTransfer',
     transferId: `t-${key}`,
     idempotencyKey: key,
@@ -66,7 +123,10 @@ function toCommands(ops: readonly Op[]): LedgerCommand[] {
     businessDate: BUSINESS_DATE,
     at: AT,
   });
-  const pick = <T extends LedgerCommand['type']>(of: number, type: T): Extract<LedgerCommand, { type: T }> | undefined => {
+  const pick = <T extends LedgerCommand['type']>(
+    of: number,
+    type: T,
+  ): Extract<LedgerCommand, { type: T }> | undefined => {
     const candidates = commands.filter((c) => c.type === type) as Extract<LedgerCommand, { type: T }>[];
     return candidates.length > 0 ? candidates[of % candidates.length] : undefined;
   };
@@ -74,7 +134,12 @@ function toCommands(ops: readonly Op[]): LedgerCommand[] {
     const key = `op-${i}`;
     switch (o.op) {
       case 'topUp':
-        commands.push(post(key, 'top_up', [{ accountId: BANK, direction: 'debit', amount: yuan(o.fen) }, { accountId: USERS[o.user]!, direction: 'credit', amount: yuan(o.fen) }]));
+        commands.push(
+          post(key, 'top_up', [
+            { accountId: BANK, direction: 'debit', amount: yuan(o.fen) },
+            { accountId: USERS[o.user]!, direction: 'credit', amount: yuan(o.fen) },
+          ]),
+        );
         break;
       case 'pay': {
         const fee = Math.min(o.feeFen, o.fen - 1);
@@ -87,13 +152,28 @@ function toCommands(ops: readonly Op[]): LedgerCommand[] {
         break;
       }
       case 'refund':
-        commands.push(post(key, 'refund', [{ accountId: MERCHANTS[o.merchant]!, direction: 'debit', amount: yuan(o.fen) }, { accountId: USERS[o.user]!, direction: 'credit', amount: yuan(o.fen) }]));
+        commands.push(
+          post(key, 'refund', [
+            { accountId: MERCHANTS[o.merchant]!, direction: 'debit', amount: yuan(o.fen) },
+            { accountId: USERS[o.user]!, direction: 'credit', amount: yuan(o.fen) },
+          ]),
+        );
         break;
       case 'issue':
-        commands.push(post(key, 'credit_issuance', [{ accountId: CREDIT_ISSUANCE, direction: 'debit', amount: yuan(o.cents) }, { accountId: POINTS[o.points]!, direction: 'credit', amount: yuan(o.cents) }]));
+        commands.push(
+          post(key, 'credit_issuance', [
+            { accountId: CREDIT_ISSUANCE, direction: 'debit', amount: yuan(o.cents) },
+            { accountId: POINTS[o.points]!, direction: 'credit', amount: yuan(o.cents) },
+          ]),
+        );
         break;
       case 'redeem':
-        commands.push(post(key, 'credit_redemption', [{ accountId: POINTS[o.points]!, direction: 'debit', amount: yuan(o.cents) }, { accountId: EXPIRY, direction: 'credit', amount: yuan(o.cents) }]));
+        commands.push(
+          post(key, 'credit_redemption', [
+            { accountId: POINTS[o.points]!, direction: 'debit', amount: yuan(o.cents) },
+            { accountId: EXPIRY, direction: 'credit', amount: yuan(o.cents) },
+          ]),
+        );
         break;
       case 'authorize':
         commands.push({
@@ -111,7 +191,14 @@ function toCommands(ops: readonly Op[]): LedgerCommand[] {
         break;
       case 'capture': {
         const auth = pick(o.of, 'AuthorizeTransfer');
-        if (auth) commands.push({ type: 'CaptureTransfer', transferId: auth.transferId, idempotencyKey: key, ...(o.fen !== null ? { amount: yuan(o.fen) } : {}), at: AT });
+        if (auth)
+          commands.push({
+            type: 'CaptureTransfer',
+            transferId: auth.transferId,
+            idempotencyKey: key,
+            ...(o.fen !== null ? { amount: yuan(o.fen) } : {}),
+            at: AT,
+          });
         break;
       }
       case 'void': {
@@ -121,11 +208,25 @@ function toCommands(ops: readonly Op[]): LedgerCommand[] {
       }
       case 'reverse': {
         const original = pick(o.of, 'PostTransfer');
-        if (original) commands.push({ type: 'ReverseTransfer', transferId: original.transferId, reversalTransferId: `r-${key}`, idempotencyKey: key, reason: 'generated', businessDate: BUSINESS_DATE, at: AT });
+        if (original)
+          commands.push({
+            type: 'ReverseTransfer',
+            transferId: original.transferId,
+            reversalTransferId: `r-${key}`,
+            idempotencyKey: key,
+            reason: 'generated',
+            businessDate: BUSINESS_DATE,
+            at: AT,
+          });
         break;
       }
       case 'freeze':
-        commands.push({ type: o.unfreeze ? 'UnfreezeAccount' : 'FreezeAccount', accountId: USERS[o.user]!, reason: 'generated', at: AT });
+        commands.push({
+          type: o.unfreeze ? 'UnfreezeAccount' : 'FreezeAccount',
+          accountId: USERS[o.user]!,
+          reason: 'generated',
+          at: AT,
+        });
         break;
       case 'retry': {
         const earlier = pick(o.of, 'PostTransfer');
@@ -134,7 +235,11 @@ function toCommands(ops: readonly Op[]): LedgerCommand[] {
       }
       case 'conflictingRetry': {
         const earlier = pick(o.of, 'PostTransfer');
-        if (earlier) commands.push({ ...earlier, postings: earlier.postings.map((p) => ({ ...p, amount: new Money(p.amount).plus('0.01').toFixed(2) })) });
+        if (earlier)
+          commands.push({
+            ...earlier,
+            postings: earlier.postings.map((p) => ({ ...p, amount: new Money(p.amount).plus('0.01').toFixed(2) })),
+          });
         break;
       }
     }
@@ -153,7 +258,12 @@ async function openFixtureAccounts(ledger: Ledger): Promise<void> {
 }
 
 /** Runs commands in concurrent chunks (so batches form), each on the writer `writerOf(i)` picks. */
-async function run(commands: readonly LedgerCommand[], writers: readonly Ledger[], writerOf: (i: number) => number, chunk: number): Promise<CommandOutcome[]> {
+async function run(
+  commands: readonly LedgerCommand[],
+  writers: readonly Ledger[],
+  writerOf: (i: number) => number,
+  chunk: number,
+): Promise<CommandOutcome[]> {
   const outcomes: CommandOutcome[] = [];
   for (let i = 0; i < commands.length; i += chunk) {
     const slice = commands.slice(i, i + chunk);
@@ -163,7 +273,10 @@ async function run(commands: readonly LedgerCommand[], writers: readonly Ledger[
 }
 
 /** Balances an independent model derives from the accepted outcomes alone. */
-function modelBalances(commands: readonly LedgerCommand[], outcomes: readonly CommandOutcome[]): Map<string, InstanceType<typeof Money>> {
+function modelBalances(
+  commands: readonly LedgerCommand[],
+  outcomes: readonly CommandOutcome[],
+): Map<string, InstanceType<typeof Money>> {
   const balances = new Map<string, InstanceType<typeof Money>>();
   const add = (id: string, signed: InstanceType<typeof Money>): void => {
     balances.set(id, (balances.get(id) ?? new Money(0)).plus(signed));
@@ -174,7 +287,8 @@ function modelBalances(commands: readonly LedgerCommand[], outcomes: readonly Co
     if (outcomes[i]!.status !== 'accepted') return;
     if (c.type === 'PostTransfer') {
       posted.set(c.transferId, c.postings);
-      for (const p of c.postings) add(p.accountId, p.direction === 'credit' ? new Money(p.amount) : new Money(p.amount).neg());
+      for (const p of c.postings)
+        add(p.accountId, p.direction === 'credit' ? new Money(p.amount) : new Money(p.amount).neg());
     } else if (c.type === 'AuthorizeTransfer') {
       authorized.set(c.transferId, c);
     } else if (c.type === 'CaptureTransfer') {
@@ -187,30 +301,45 @@ function modelBalances(commands: readonly LedgerCommand[], outcomes: readonly Co
         { accountId: auth.creditAccountId, direction: 'credit', amount: amount.toFixed(2) },
       ]);
     } else if (c.type === 'ReverseTransfer') {
-      for (const p of posted.get(c.transferId)!) add(p.accountId, p.direction === 'credit' ? new Money(p.amount).neg() : new Money(p.amount));
+      for (const p of posted.get(c.transferId)!)
+        add(p.accountId, p.direction === 'credit' ? new Money(p.amount).neg() : new Money(p.amount));
     }
   });
   return balances;
 }
 
-async function checkInvariants(store: InMemoryEventStore, writers: readonly Ledger[], commands: readonly LedgerCommand[], outcomes: readonly CommandOutcome[]): Promise<void> {
+async function checkInvariants(
+  store: InMemoryEventStore,
+  writers: readonly Ledger[],
+  commands: readonly LedgerCommand[],
+  outcomes: readonly CommandOutcome[],
+): Promise<void> {
   const replayed = await replay(store);
   // Σ balances = 0 per asset.
   for (const [asset, sum] of sumsByAsset(replayed.accounts.values())) expect([asset, sum]).toEqual([asset, '0']);
   // No constrained account below zero, counting holds.
-  for (const account of replayed.accounts.values()) if (!account.mayGoNegative) expect(availableBalance(account).gte(0)).toBe(true);
+  for (const account of replayed.accounts.values())
+    if (!account.mayGoNegative) expect(availableBalance(account).gte(0)).toBe(true);
   // Replay = live state of every writer (after it reloads what another writer changed).
   for (const writer of writers) {
     writer.invalidate();
-    for (const [id, account] of replayed.accounts) expect(comparableAccount((await writer.getAccount(id))!)).toEqual(comparableAccount(account));
+    for (const [id, account] of replayed.accounts)
+      expect(comparableAccount((await writer.getAccount(id))!)).toEqual(comparableAccount(account));
   }
   // No update lost: balances equal what the accepted outcomes say happened, nothing more, nothing less.
   const model = modelBalances(commands, outcomes);
-  for (const [id, account] of replayed.accounts) expect([id, account.posted.toString()]).toEqual([id, (model.get(id) ?? new Money(0)).toString()]);
+  for (const [id, account] of replayed.accounts)
+    expect([id, account.posted.toString()]).toEqual([id, (model.get(id) ?? new Money(0)).toString()]);
   // Retries never double-post: one transfer stream per key, with one header.
-  const keys = new Set(commands.flatMap((c) => ('idempotencyKey' in c && c.type !== 'CaptureTransfer' ? [c] : [])).map((c) => (c.type === 'ReverseTransfer' ? c.reversalTransferId : (c as { transferId: string }).transferId)));
+  const keys = new Set(
+    commands
+      .flatMap((c) => ('idempotencyKey' in c && c.type !== 'CaptureTransfer' ? [c] : []))
+      .map((c) => (c.type === 'ReverseTransfer' ? c.reversalTransferId : (c as { transferId: string }).transferId)),
+  );
   for (const transferId of keys) {
-    const headers = (await store.readStream(transferStreamId(transferId))).filter((e) => e.type === 'TransferPosted' || e.type === 'TransferAuthorized');
+    const headers = (await store.readStream(transferStreamId(transferId))).filter(
+      (e) => e.type === 'TransferPosted' || e.type === 'TransferAuthorized',
+    );
     expect(headers.length).toBeLessThanOrEqual(1);
   }
   commands.forEach((c, i) => {
@@ -220,33 +349,44 @@ async function checkInvariants(store: InMemoryEventStore, writers: readonly Ledg
 }
 
 /** FC_SEED and FC_PATH replay a failure that fast-check reported, e.g. from CI. */
-const replaySeed = process.env['FC_SEED'] ? { seed: Number(process.env['FC_SEED']), path: process.env['FC_PATH'], endOnFailure: true } : {};
+const replaySeed = process.env['FC_SEED']
+  ? { seed: Number(process.env['FC_SEED']), path: process.env['FC_PATH'], endOnFailure: true }
+  : {};
 
 describe('ledger invariants (fast-check)', () => {
   test('one writer: Σ balances = 0, no overdraft, replay = live, model balances, no double post', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.integer({ min: 1, max: 16 }), async (ops, chunk) => {
-        const store = new InMemoryEventStore();
-        const ledger = new Ledger(store, { snapshotEveryEvents: 5 });
-        await openFixtureAccounts(ledger);
-        const commands = toCommands(ops);
-        const outcomes = await run(commands, [ledger], () => 0, chunk);
-        await checkInvariants(store, [ledger], commands, outcomes);
-      }),
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 60 }),
+        fc.integer({ min: 1, max: 16 }),
+        async (ops, chunk) => {
+          const store = new InMemoryEventStore();
+          const ledger = new Ledger(store, { snapshotEveryEvents: 5 });
+          await openFixtureAccounts(ledger);
+          const commands = toCommands(ops);
+          const outcomes = await run(commands, [ledger], () => 0, chunk);
+          await checkInvariants(store, [ledger], commands, outcomes);
+        },
+      ),
       { numRuns: 150, ...replaySeed },
     );
   });
 
   test('two writers interleaving commands on the same accounts never lose an update', async () => {
     await fc.assert(
-      fc.asyncProperty(fc.array(opArb, { minLength: 1, maxLength: 60 }), fc.array(fc.boolean(), { minLength: 60, maxLength: 60 }), fc.integer({ min: 2, max: 12 }), async (ops, assignment, chunk) => {
-        const store = new InMemoryEventStore();
-        const writers = [new Ledger(store), new Ledger(store)];
-        await openFixtureAccounts(writers[0]!);
-        const commands = toCommands(ops);
-        const outcomes = await run(commands, writers, (i) => (assignment[i % assignment.length] ? 1 : 0), chunk);
-        await checkInvariants(store, writers, commands, outcomes);
-      }),
+      fc.asyncProperty(
+        fc.array(opArb, { minLength: 1, maxLength: 60 }),
+        fc.array(fc.boolean(), { minLength: 60, maxLength: 60 }),
+        fc.integer({ min: 2, max: 12 }),
+        async (ops, assignment, chunk) => {
+          const store = new InMemoryEventStore();
+          const writers = [new Ledger(store), new Ledger(store)];
+          await openFixtureAccounts(writers[0]!);
+          const commands = toCommands(ops);
+          const outcomes = await run(commands, writers, (i) => (assignment[i % assignment.length] ? 1 : 0), chunk);
+          await checkInvariants(store, writers, commands, outcomes);
+        },
+      ),
       { numRuns: 100, ...replaySeed },
     );
   });
@@ -257,17 +397,33 @@ describe('ledger invariants (fast-check)', () => {
         const store = new InMemoryEventStore();
         const writers = [new Ledger(store), new Ledger(store), new Ledger(store)];
         await openFixtureAccounts(writers[0]!);
-        await mustAccept(writers[0]!, { type: 'PostTransfer', transferId: 't-fund', idempotencyKey: 'fund', transferType: 'top_up', postings: [{ accountId: BANK, direction: 'debit', amount: '100.00' }, { accountId: USERS[0]!, direction: 'credit', amount: '100.00' }], businessDate: BUSINESS_DATE, at: AT });
+        await mustAccept(writers[0]!, {
+          type: 'PostTransfer',
+          transferId: 't-fund',
+          idempotencyKey: 'fund',
+          transferType: 'top_up',
+          postings: [
+            { accountId: BANK, direction: 'debit', amount: '100.00' },
+            { accountId: USERS[0]!, direction: 'credit', amount: '100.00' },
+          ],
+          businessDate: BUSINESS_DATE,
+          at: AT,
+        });
         const command: LedgerCommand = {
           type: 'PostTransfer',
           transferId: 't-once',
           idempotencyKey: 'once',
           transferType: 'payment',
-          postings: [{ accountId: USERS[0]!, direction: 'debit', amount: yuan(fen) }, { accountId: MERCHANTS[0]!, direction: 'credit', amount: yuan(fen) }],
+          postings: [
+            { accountId: USERS[0]!, direction: 'debit', amount: yuan(fen) },
+            { accountId: MERCHANTS[0]!, direction: 'credit', amount: yuan(fen) },
+          ],
           businessDate: BUSINESS_DATE,
           at: AT,
         };
-        const outcomes = await Promise.all(Array.from({ length: attempts }, (_, i) => writers[i % 3]!.execute(command)));
+        const outcomes = await Promise.all(
+          Array.from({ length: attempts }, (_, i) => writers[i % 3]!.execute(command)),
+        );
         expect(outcomes.filter((o) => o.status === 'accepted')).toHaveLength(1);
         expect(outcomes.filter((o) => o.status !== 'accepted').every((o) => o.status === 'replayed')).toBe(true);
         writers[1]!.invalidate();

@@ -11,7 +11,9 @@ export function databaseUrl(database: string): string {
 }
 
 /** A fresh, empty database for one test file; `drop` removes it. */
-export async function createTestDatabase(prefix: string): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
+export async function createTestDatabase(
+  prefix: string,
+): Promise<{ url: string; name: string; drop: () => Promise<void> }> {
   const name = `cp_${prefix}_${randomBytes(4).toString('hex')}`.toLowerCase();
   const admin = new Client({ connectionString: SERVER_URL });
   await admin.connect();

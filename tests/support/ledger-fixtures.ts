@@ -1,5 +1,23 @@
-import type { AccountKind, AccountState, CommandOutcome, EventStore, Ledger, LedgerCommand, PostingInput, TransferType } from '../../core-ledger';
-import { ACCOUNT_KINDS, accountStreamId, evolveAccount, evolveTransfer, LOG_START, Money, PLATFORM_ACCOUNTS, toLedgerEvent } from '../../core-ledger';
+import type {
+  AccountKind,
+  AccountState,
+  CommandOutcome,
+  EventStore,
+  Ledger,
+  LedgerCommand,
+  PostingInput,
+  TransferType,
+} from '../../core-ledger';
+import {
+  ACCOUNT_KINDS,
+  accountStreamId,
+  evolveAccount,
+  evolveTransfer,
+  LOG_START,
+  Money,
+  PLATFORM_ACCOUNTS,
+  toLedgerEvent,
+} from '../../core-ledger';
 import type { AccountEvent, TransferEvent, TransferState } from '../../core-ledger';
 
 export const AT = '2026-11-23T10:00:00.000Z';
@@ -21,12 +39,17 @@ export const CREDIT_ISSUANCE = 'PLATFORM-CREDIT-ISSUANCE-CCR';
 
 export async function mustAccept(ledger: Ledger, command: LedgerCommand): Promise<CommandOutcome> {
   const outcome = await ledger.execute(command);
-  if (outcome.status === 'refused') throw new Error(`refused ${command.type}: ${outcome.refusal.code} ${outcome.refusal.message}`);
+  if (outcome.status === 'refused')
+    throw new Error(`refused ${command.type}: ${outcome.refusal.code} ${outcome.refusal.message}`);
   return outcome;
 }
 
 export async function openPlatformAccounts(ledger: Ledger): Promise<void> {
-  await Promise.all(PLATFORM_ACCOUNTS.map((p) => mustAccept(ledger, { type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at: AT })));
+  await Promise.all(
+    PLATFORM_ACCOUNTS.map((p) =>
+      mustAccept(ledger, { type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at: AT }),
+    ),
+  );
 }
 
 export function openAccount(accountId: string, kind: AccountKind, ownerId = `owner-${accountId}`): LedgerCommand {
@@ -34,7 +57,10 @@ export function openAccount(accountId: string, kind: AccountKind, ownerId = `own
 }
 
 let keySequence = 0;
-export function transfer(postings: PostingInput[], options: { key?: string; type?: TransferType; reason?: string } = {}): LedgerCommand {
+export function transfer(
+  postings: PostingInput[],
+  options: { key?: string; type?: TransferType; reason?: string } = {},
+): LedgerCommand {
   const key = options.key ?? `k-${++keySequence}`;
   return {
     type: 'PostTransfer',
@@ -48,7 +74,12 @@ export function transfer(postings: PostingInput[], options: { key?: string; type
   };
 }
 
-export function move(from: string, to: string, amount: string, options: { key?: string; type?: TransferType } = {}): LedgerCommand {
+export function move(
+  from: string,
+  to: string,
+  amount: string,
+  options: { key?: string; type?: TransferType } = {},
+): LedgerCommand {
   return transfer(
     [
       { accountId: from, direction: 'debit', amount },
@@ -59,7 +90,9 @@ export function move(from: string, to: string, amount: string, options: { key?: 
 }
 
 /** Folds the whole log into states: what a replay from position zero gives. */
-export async function replay(store: EventStore): Promise<{ accounts: Map<string, AccountState>; transfers: Map<string, TransferState> }> {
+export async function replay(
+  store: EventStore,
+): Promise<{ accounts: Map<string, AccountState>; transfers: Map<string, TransferState> }> {
   const accounts = new Map<string, AccountState>();
   const transfers = new Map<string, TransferState>();
   let after = LOG_START;

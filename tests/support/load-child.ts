@@ -14,11 +14,20 @@ async function main(): Promise<void> {
   const at = new Date().toISOString();
   const run = async (command: LedgerCommand): Promise<void> => {
     const outcome = await ledger.execute(command);
-    if (outcome.status === 'refused' && outcome.refusal.code !== 'insufficient_funds') throw new Error(outcome.refusal.message);
+    if (outcome.status === 'refused' && outcome.refusal.code !== 'insufficient_funds')
+      throw new Error(outcome.refusal.message);
   };
-  await Promise.all(PLATFORM_ACCOUNTS.map((p) => run({ type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at })));
+  await Promise.all(
+    PLATFORM_ACCOUNTS.map((p) =>
+      run({ type: 'OpenAccount', accountId: p.accountId, kind: p.kind, ownerId: 'platform', at }),
+    ),
+  );
   const wallet = (i: number): string => `8620794${String(i).padStart(9, '0')}`;
-  await Promise.all(Array.from({ length: WALLETS }, (_, i) => run({ type: 'OpenAccount', accountId: wallet(i), kind: 'user_main', ownerId: `u${i}`, at })));
+  await Promise.all(
+    Array.from({ length: WALLETS }, (_, i) =>
+      run({ type: 'OpenAccount', accountId: wallet(i), kind: 'user_main', ownerId: `u${i}`, at }),
+    ),
+  );
   process.stdout.write('READY\n');
   let sequence = 0;
   const client = async (c: number): Promise<void> => {

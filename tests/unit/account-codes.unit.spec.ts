@@ -10,8 +10,8 @@ import {
   makeCardNumber,
   parseAccountId,
   parseCardNumber,
-} from '../../core-ledger/account-codes';
-import type { AccountNumberSource, AccountTypeCode, CustomerClass } from '../../core-ledger/account-codes';
+} from '../../core-ledger';
+import type { AccountNumberSource, AccountTypeCode, CustomerClass } from '../../core-ledger';
 
 // /work/shared/vectors/account-codes.md
 const CARD_VECTORS = [

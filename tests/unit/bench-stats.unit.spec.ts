@@ -25,15 +25,21 @@ describe('bench statistics', () => {
   });
 
   test('an open loop issues at the rate asked, whatever the operation takes', async () => {
-    const result = await runOpenLoop({ ratePerSecond: 200, seconds: 0.5, operation: () => new Promise((r) => setTimeout(() => r(true), 20)) });
+    const result = await runOpenLoop({
+      ratePerSecond: 200,
+      seconds: 0.5,
+      operation: () => new Promise((r) => setTimeout(() => r(true), 20)),
+    });
     expect(result.completed).toBe(100);
     expect(result.latency.p50Ms).toBeGreaterThanOrEqual(19);
   });
 
   test('reads both pgbench report formats', () => {
-    const v15 = 'number of transactions actually processed: 20851\nlatency average = 7.672 ms\ninitial connection time = 10.1 ms\ntps = 2085.419105 (without initial connection time)\n';
+    const v15 =
+      'number of transactions actually processed: 20851\nlatency average = 7.672 ms\ninitial connection time = 10.1 ms\ntps = 2085.419105 (without initial connection time)\n';
     expect(parsePgbenchOutput(v15)).toEqual({ tps: 2085.419105, latencyAvgMs: 7.672, transactions: 20851 });
-    const v13 = 'number of transactions actually processed: 100\nlatency average = 1.5 ms\ntps = 650.5 (including connections establishing)\ntps = 660.25 (excluding connections establishing)\n';
+    const v13 =
+      'number of transactions actually processed: 100\nlatency average = 1.5 ms\ntps = 650.5 (including connections establishing)\ntps = 660.25 (excluding connections establishing)\n';
     expect(parsePgbenchOutput(v13).tps).toBe(660.25);
     expect(() => parsePgbenchOutput('pgbench: error: connection refused')).toThrow(/no result/);
     expect(pgbenchScaleFor(4)).toBe(10);

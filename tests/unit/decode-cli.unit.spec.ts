@@ -1,4 +1,4 @@
-import { runDecode } from '../../app/commands/decode';
+import { runDecode } from '../../app';
 
 function run(args: readonly string[]): { exitCode: number; stdout: string[]; stderr: string[] } {
   const stdout: string[] = [];

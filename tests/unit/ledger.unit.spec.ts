@@ -38,23 +38,31 @@ async function fresh(): Promise<{ ledger: Ledger; store: InMemoryEventStore }> {
 }
 
 const balance = async (ledger: Ledger, id: string): Promise<string> => (await ledger.getAccount(id))!.posted.toFixed(2);
-const refusalOf = (outcome: CommandOutcome): string => (outcome.status === 'refused' ? outcome.refusal.code : `not refused: ${outcome.status}`);
+const refusalOf = (outcome: CommandOutcome): string =>
+  outcome.status === 'refused' ? outcome.refusal.code : `not refused: ${outcome.status}`;
 
 describe('accounts', () => {
   test('opening checks the T7 code against the kind, and platform ids against the chart', async () => {
     const ledger = new Ledger(new InMemoryEventStore());
     expect(refusalOf(await ledger.execute(openAccount('8621794000000001', 'user_main')))).toBe('validation_failed'); // type 1 ≠ main 0
     expect(refusalOf(await ledger.execute(openAccount('86207940000001', 'user_main')))).toBe('validation_failed'); // 14 digits
-    expect(refusalOf(await ledger.execute(openAccount('8620794000000001', 'merchant_settled')))).toBe('validation_failed'); // class 2 merchant
+    expect(refusalOf(await ledger.execute(openAccount('8620794000000001', 'merchant_settled')))).toBe(
+      'validation_failed',
+    ); // class 2 merchant
     expect(refusalOf(await ledger.execute(openAccount('PLATFORM-X', 'platform_suspense')))).toBe('validation_failed');
     expect((await ledger.execute(openAccount('8620794000000001', 'user_main'))).status).toBe('accepted');
     expect((await ledger.execute(openAccount('8620794000000001', 'user_main'))).status).toBe('replayed');
-    expect(refusalOf(await ledger.execute(openAccount('8620794000000001', 'user_main', 'someone else')))).toBe('account_exists');
+    expect(refusalOf(await ledger.execute(openAccount('8620794000000001', 'user_main', 'someone else')))).toBe(
+      'account_exists',
+    );
   });
 
   test('lifecycle: freeze stops debits not credits; report loss; replace card reopens; close only at zero', async () => {
     const { ledger } = await fresh();
-    const status = (type: 'FreezeAccount' | 'UnfreezeAccount' | 'ReportAccountLost' | 'CloseAccount', accountId = alice): LedgerCommand => ({ type, accountId, reason: 'test', at: AT });
+    const status = (
+      type: 'FreezeAccount' | 'UnfreezeAccount' | 'ReportAccountLost' | 'CloseAccount',
+      accountId = alice,
+    ): LedgerCommand => ({ type, accountId, reason: 'test', at: AT });
     await mustAccept(ledger, status('FreezeAccount'));
     expect(refusalOf(await ledger.execute(move(alice, bob, '1.00')))).toBe('account_frozen');
     await mustAccept(ledger, move(BANK, alice, '1.00', { type: 'top_up' }));
@@ -62,7 +70,13 @@ describe('accounts', () => {
     await mustAccept(ledger, status('UnfreezeAccount'));
     await mustAccept(ledger, status('ReportAccountLost'));
     expect(refusalOf(await ledger.execute(move(alice, bob, '1.00')))).toBe('account_reported_lost');
-    await mustAccept(ledger, { type: 'ReplaceCard', accountId: alice, newCardNumber: '8600794000000013', reason: 'lost', at: AT });
+    await mustAccept(ledger, {
+      type: 'ReplaceCard',
+      accountId: alice,
+      newCardNumber: '8600794000000013',
+      reason: 'lost',
+      at: AT,
+    });
     expect((await ledger.getAccount(alice))!.status).toBe('open');
     expect(refusalOf(await ledger.execute(status('CloseAccount')))).toBe('balance_not_zero');
     await mustAccept(ledger, move(alice, BANK, '101.00', { type: 'withdrawal' }));
@@ -75,17 +89,14 @@ describe('accounts', () => {
 describe('transfers', () => {
   test('a payment with a fee posts three balanced lines, each with its running balance', async () => {
     const { ledger, store } = await fresh();
-    const outcome = await mustAccept(
-      ledger,
-      {
-        ...(transfer([
-          { accountId: alice, direction: 'debit', amount: '50.00' },
-          { accountId: shop, direction: 'credit', amount: '49.70' },
-          { accountId: FEES, direction: 'credit', amount: '0.30' },
-        ]) as Extract<LedgerCommand, { type: 'PostTransfer' }>),
-        reference: 'order-1',
-      },
-    );
+    const outcome = await mustAccept(ledger, {
+      ...(transfer([
+        { accountId: alice, direction: 'debit', amount: '50.00' },
+        { accountId: shop, direction: 'credit', amount: '49.70' },
+        { accountId: FEES, direction: 'credit', amount: '0.30' },
+      ]) as Extract<LedgerCommand, { type: 'PostTransfer' }>),
+      reference: 'order-1',
+    });
     expect(outcome).toMatchObject({ status: 'accepted', result: { status: 'posted' } });
     expect(await balance(ledger, alice)).toBe('50.00');
     expect(await balance(ledger, shop)).toBe('49.70');
@@ -124,26 +135,59 @@ describe('transfers', () => {
     const outcome = await ledger.execute(move(alice, bob, '100.01'));
     expect(outcome).toEqual({
       status: 'refused',
-      refusal: { code: 'insufficient_funds', message: expect.any(String), details: { available: '100.00', requested: '100.01' } },
+      refusal: {
+        code: 'insufficient_funds',
+        message: expect.any(String),
+        details: { available: '100.00', requested: '100.01' },
+      },
     });
     expect((await store.readAll({ maxCount: 10_000 })).length).toBe(before);
   });
 
   test('bad input is refused with validation_failed', async () => {
     const { ledger } = await fresh();
-    for (const amount of ['1.001', '-1', '0', '1e2', 'abc', '']) expect(refusalOf(await ledger.execute(move(alice, bob, amount)))).toBe('validation_failed');
-    expect(refusalOf(await ledger.execute(transfer([{ accountId: alice, direction: 'debit', amount: '1' }])))).toBe('validation_failed');
-    expect(refusalOf(await ledger.execute(move(alice, alice, '1')))).toBe('validation_failed');
-    expect(refusalOf(await ledger.execute(move(alice, '8620794999999999', '1')))).toBe('account_not_found');
-    expect(refusalOf(await ledger.execute(transfer([{ accountId: alice, direction: 'debit', amount: '1' }, { accountId: bob, direction: 'credit', amount: '1' }], { type: 'adjustment' })))).toBe(
+    for (const amount of ['1.001', '-1', '0', '1e2', 'abc', ''])
+      expect(refusalOf(await ledger.execute(move(alice, bob, amount)))).toBe('validation_failed');
+    expect(refusalOf(await ledger.execute(transfer([{ accountId: alice, direction: 'debit', amount: '1' }])))).toBe(
       'validation_failed',
     );
-    expect(refusalOf(await ledger.execute({ ...(move(alice, bob, '1') as Extract<LedgerCommand, { type: 'PostTransfer' }>), businessDate: '2026-13-45' }))).toBe('validation_failed');
+    expect(refusalOf(await ledger.execute(move(alice, alice, '1')))).toBe('validation_failed');
+    expect(refusalOf(await ledger.execute(move(alice, '8620794999999999', '1')))).toBe('account_not_found');
+    expect(
+      refusalOf(
+        await ledger.execute(
+          transfer(
+            [
+              { accountId: alice, direction: 'debit', amount: '1' },
+              { accountId: bob, direction: 'credit', amount: '1' },
+            ],
+            { type: 'adjustment' },
+          ),
+        ),
+      ),
+    ).toBe('validation_failed');
+    expect(
+      refusalOf(
+        await ledger.execute({
+          ...(move(alice, bob, '1') as Extract<LedgerCommand, { type: 'PostTransfer' }>),
+          businessDate: '2026-13-45',
+        }),
+      ),
+    ).toBe('validation_failed');
   });
 
   test('an adjustment with a reason is posted', async () => {
     const { ledger } = await fresh();
-    await mustAccept(ledger, transfer([{ accountId: 'PLATFORM-SUSPENSE-CNY', direction: 'debit', amount: '3.00' }, { accountId: bob, direction: 'credit', amount: '3.00' }], { type: 'adjustment', reason: 'short payment 短款 found in reconciliation' }));
+    await mustAccept(
+      ledger,
+      transfer(
+        [
+          { accountId: 'PLATFORM-SUSPENSE-CNY', direction: 'debit', amount: '3.00' },
+          { accountId: bob, direction: 'credit', amount: '3.00' },
+        ],
+        { type: 'adjustment', reason: 'short payment 短款 found in reconciliation' },
+      ),
+    );
     expect(await balance(ledger, bob)).toBe('3.00');
   });
 });
@@ -166,7 +210,10 @@ describe('idempotency', () => {
 
   test('the same command twice in one batch posts once', async () => {
     const { ledger } = await fresh();
-    const outcomes = await Promise.all([ledger.execute(move(alice, bob, '5.00', { key: 'dup' })), ledger.execute(move(alice, bob, '5.00', { key: 'dup' }))]);
+    const outcomes = await Promise.all([
+      ledger.execute(move(alice, bob, '5.00', { key: 'dup' })),
+      ledger.execute(move(alice, bob, '5.00', { key: 'dup' })),
+    ]);
     expect(outcomes.map((o) => o.status).sort()).toEqual(['accepted', 'replayed']);
     expect(await balance(ledger, bob)).toBe('5.00');
   });
@@ -191,10 +238,38 @@ describe('two-phase transfers', () => {
     await mustAccept(ledger, authorize('a1', '80.00'));
     expect((await ledger.getAccount(alice))!.pendingDebits.toFixed(2)).toBe('80.00');
     expect(refusalOf(await ledger.execute(move(alice, bob, '30.00')))).toBe('insufficient_funds');
-    expect(refusalOf(await ledger.execute({ type: 'CaptureTransfer', transferId: 't-a1', idempotencyKey: 'c1', amount: '80.01', at: AT }))).toBe('amount_exceeds_authorization');
-    await mustAccept(ledger, { type: 'CaptureTransfer', transferId: 't-a1', idempotencyKey: 'c1', amount: '60.00', at: AT });
-    expect((await ledger.execute({ type: 'CaptureTransfer', transferId: 't-a1', idempotencyKey: 'c1', amount: '60.00', at: AT })).status).toBe('replayed');
-    expect(refusalOf(await ledger.execute({ type: 'CaptureTransfer', transferId: 't-a1', idempotencyKey: 'c2', at: AT }))).toBe('invalid_transfer_state');
+    expect(
+      refusalOf(
+        await ledger.execute({
+          type: 'CaptureTransfer',
+          transferId: 't-a1',
+          idempotencyKey: 'c1',
+          amount: '80.01',
+          at: AT,
+        }),
+      ),
+    ).toBe('amount_exceeds_authorization');
+    await mustAccept(ledger, {
+      type: 'CaptureTransfer',
+      transferId: 't-a1',
+      idempotencyKey: 'c1',
+      amount: '60.00',
+      at: AT,
+    });
+    expect(
+      (
+        await ledger.execute({
+          type: 'CaptureTransfer',
+          transferId: 't-a1',
+          idempotencyKey: 'c1',
+          amount: '60.00',
+          at: AT,
+        })
+      ).status,
+    ).toBe('replayed');
+    expect(
+      refusalOf(await ledger.execute({ type: 'CaptureTransfer', transferId: 't-a1', idempotencyKey: 'c2', at: AT })),
+    ).toBe('invalid_transfer_state');
     const a = (await ledger.getAccount(alice))!;
     expect([a.posted.toFixed(2), a.pendingDebits.toFixed(2)]).toEqual(['40.00', '0.00']);
     expect(await balance(ledger, shop)).toBe('60.00');
@@ -205,15 +280,32 @@ describe('two-phase transfers', () => {
     const { ledger } = await fresh();
     await mustAccept(ledger, authorize('v1', '50.00'));
     await mustAccept(ledger, { type: 'VoidTransfer', transferId: 't-v1', reason: 'customer cancelled', at: AT });
-    expect((await ledger.execute({ type: 'VoidTransfer', transferId: 't-v1', reason: 'again', at: AT })).status).toBe('replayed');
+    expect((await ledger.execute({ type: 'VoidTransfer', transferId: 't-v1', reason: 'again', at: AT })).status).toBe(
+      'replayed',
+    );
     expect((await ledger.getAccount(alice))!.pendingDebits.toFixed(2)).toBe('0.00');
     await mustAccept(ledger, authorize('e1', '50.00'));
-    expect(refusalOf(await ledger.execute({ type: 'ExpireAuthorization', transferId: 't-e1', at: '2026-11-23T10:29:59.000Z' }))).toBe('authorization_not_expired');
-    expect(refusalOf(await ledger.execute({ type: 'CaptureTransfer', transferId: 't-e1', idempotencyKey: 'late', at: '2026-11-23T10:30:00.000Z' }))).toBe('authorization_expired');
+    expect(
+      refusalOf(
+        await ledger.execute({ type: 'ExpireAuthorization', transferId: 't-e1', at: '2026-11-23T10:29:59.000Z' }),
+      ),
+    ).toBe('authorization_not_expired');
+    expect(
+      refusalOf(
+        await ledger.execute({
+          type: 'CaptureTransfer',
+          transferId: 't-e1',
+          idempotencyKey: 'late',
+          at: '2026-11-23T10:30:00.000Z',
+        }),
+      ),
+    ).toBe('authorization_expired');
     await mustAccept(ledger, { type: 'ExpireAuthorization', transferId: 't-e1', at: '2026-11-23T10:30:00.000Z' });
     const a = (await ledger.getAccount(alice))!;
     expect([a.posted.toFixed(2), a.pendingDebits.toFixed(2)]).toEqual(['100.00', '0.00']);
-    expect(refusalOf(await ledger.execute({ type: 'VoidTransfer', transferId: 't-nope', reason: 'x', at: AT }))).toBe('transfer_not_found');
+    expect(refusalOf(await ledger.execute({ type: 'VoidTransfer', transferId: 't-nope', reason: 'x', at: AT }))).toBe(
+      'transfer_not_found',
+    );
   });
 });
 
@@ -233,7 +325,10 @@ describe('reversal (冲正)', () => {
     await mustAccept(ledger, move(alice, shop, '30.00', { key: 'p1' }));
     const first = await mustAccept(ledger, reverse('t-p1', 'rev-1'));
     expect(first).toMatchObject({ status: 'accepted', result: { transferId: 'r-rev-1', reverses: 't-p1' } });
-    expect(await ledger.execute(reverse('t-p1', 'rev-1'))).toEqual({ status: 'replayed', result: { transferId: 'r-rev-1', status: 'posted', reverses: 't-p1' } });
+    expect(await ledger.execute(reverse('t-p1', 'rev-1'))).toEqual({
+      status: 'replayed',
+      result: { transferId: 'r-rev-1', status: 'posted', reverses: 't-p1' },
+    });
     expect(refusalOf(await ledger.execute(reverse('t-p1', 'rev-2')))).toBe('already_reversed');
     expect(refusalOf(await ledger.execute(reverse('r-rev-1', 'rev-3')))).toBe('invalid_transfer_state');
     expect([await balance(ledger, alice), await balance(ledger, shop)]).toEqual(['100.00', '0.00']);
@@ -260,15 +355,28 @@ describe('pipelined writer', () => {
     const [a, b] = [new Ledger(store), new Ledger(store)];
     await openPlatformAccounts(a);
     await mustAccept(a, openAccount(userPoints(1), 'user_points'));
-    const issue = (key: string, amount: string): LedgerCommand => transfer([{ accountId: CREDIT_ISSUANCE, direction: 'debit', amount }, { accountId: userPoints(1), direction: 'credit', amount }], { key, type: 'credit_issuance' });
-    const outcomes = await Promise.all([a.execute(issue('op-0', '0.01')), b.execute(issue('op-0', '0.02')), b.execute(issue('op-2', '0.01'))]);
+    const issue = (key: string, amount: string): LedgerCommand =>
+      transfer(
+        [
+          { accountId: CREDIT_ISSUANCE, direction: 'debit', amount },
+          { accountId: userPoints(1), direction: 'credit', amount },
+        ],
+        { key, type: 'credit_issuance' },
+      );
+    const outcomes = await Promise.all([
+      a.execute(issue('op-0', '0.01')),
+      b.execute(issue('op-0', '0.02')),
+      b.execute(issue('op-2', '0.01')),
+    ]);
     const codes = outcomes.map((o) => (o.status === 'refused' ? o.refusal.code : o.status));
     expect([codes[0], codes[1]].sort()).toEqual(['accepted', 'idempotency_conflict']); // either writer may win op-0
     expect(codes[2]).toBe('accepted');
     const winner = codes[0] === 'accepted' ? '0.01' : '0.02';
     // Every journal line's running balance follows from the one before (evolve asserts it on replay).
     const lines = (await store.readStream(accountStreamId(CREDIT_ISSUANCE))).filter((e) => e.type === 'AccountPosted');
-    expect(lines.map((e) => e.data['amount'])).toEqual(codes[0] === 'accepted' ? [winner, '0.01'] : expect.arrayContaining([winner, '0.01']));
+    expect(lines.map((e) => e.data['amount'])).toEqual(
+      codes[0] === 'accepted' ? [winner, '0.01'] : expect.arrayContaining([winner, '0.01']),
+    );
     let running = new Money(0);
     for (const line of lines) {
       running = running.minus(String(line.data['amount']));

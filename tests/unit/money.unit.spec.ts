@@ -5,15 +5,30 @@ describe('money', () => {
   test('parses decimal strings at the asset scale and refuses the rest', () => {
     expect(parseAmount('CNY', '12.30', { positive: true })).toMatchObject({ ok: true });
     expect(parseAmount('CNY', '12.300', { positive: true })).toMatchObject({ ok: true });
-    expect(parseAmount('CNY', '0.001', { positive: true })).toEqual({ ok: false, error: { kind: 'too_many_decimals', scale: 2 } });
-    expect(parseAmount('CO2E', '1.5', { positive: true })).toEqual({ ok: false, error: { kind: 'too_many_decimals', scale: 0 } });
+    expect(parseAmount('CNY', '0.001', { positive: true })).toEqual({
+      ok: false,
+      error: { kind: 'too_many_decimals', scale: 2 },
+    });
+    expect(parseAmount('CO2E', '1.5', { positive: true })).toEqual({
+      ok: false,
+      error: { kind: 'too_many_decimals', scale: 0 },
+    });
     for (const bad of ['1e3', '+1', '.5', '1.', ' 1', '0x10', 'NaN', 'Infinity', '']) {
-      expect(parseAmount('CNY', bad, { positive: true })).toEqual({ ok: false, error: { kind: 'not_a_decimal_string' } });
+      expect(parseAmount('CNY', bad, { positive: true })).toEqual({
+        ok: false,
+        error: { kind: 'not_a_decimal_string' },
+      });
     }
-    expect(parseAmount('CNY', 12.3, { positive: true })).toEqual({ ok: false, error: { kind: 'not_a_decimal_string' } });
+    expect(parseAmount('CNY', 12.3, { positive: true })).toEqual({
+      ok: false,
+      error: { kind: 'not_a_decimal_string' },
+    });
     expect(parseAmount('CNY', '0', { positive: true })).toEqual({ ok: false, error: { kind: 'not_positive' } });
     expect(parseAmount('CNY', '-1', { positive: true })).toEqual({ ok: false, error: { kind: 'not_positive' } });
-    expect(parseAmount('CNY', '1234567890123456', { positive: true })).toEqual({ ok: false, error: { kind: 'too_large' } });
+    expect(parseAmount('CNY', '1234567890123456', { positive: true })).toEqual({
+      ok: false,
+      error: { kind: 'too_large' },
+    });
   });
 
   test('formats at the asset scale', () => {

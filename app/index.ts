@@ -1,0 +1,7 @@
+// The public face of app/: the composition root (configuration, CLI, server).
+export { main } from './cli';
+export { runDecode } from './commands/decode';
+export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
+export type { Config, EventStoreKind } from './config';
+export { openEventStore, startLedger } from './platform';
+export { createApp, listen } from './server';
