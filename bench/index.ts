@@ -1,5 +1,5 @@
 /**
- * npm run bench -- <uniform|hot|mixed|long-stream|all> [--json] [--seconds N] [--clients N]
+ * npm run bench -- <uniform|hot|uniform-hot|mixed|long-stream|all> [--json] [--seconds N] [--clients N]
  *
  * Each scenario drives the ledger in-process against PostgreSQL, then runs pgbench's TPC-B-like script on the same
  * server with the same number of clients for the same time, and reports our transfers/s as a ratio to pgbench's TPS.
@@ -337,13 +337,14 @@ async function main(): Promise<void> {
   };
   const s = options.scenario;
   if (s === 'uniform' || s === 'hot') (await uniformAndHot(options, s)).forEach(report);
+  else if (s === 'uniform-hot') (await uniformAndHot(options, 'both')).forEach(report);
   else if (s === 'mixed') report(await mixed(options));
   else if (s === 'long-stream') report(await longStream(options));
   else if (s === 'all') {
     (await uniformAndHot(options, 'both')).forEach(report);
     report(await mixed(options));
     report(await longStream(options));
-  } else throw new Error(`unknown scenario ${s}: uniform, hot, mixed, long-stream or all`);
+  } else throw new Error(`unknown scenario ${s}: uniform, hot, uniform-hot, mixed, long-stream or all`);
   if (results.some((r) => !r.sumBalancesZero)) process.exitCode = 1;
 }
 
