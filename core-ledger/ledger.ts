@@ -423,17 +423,21 @@ export class Ledger {
 
   /** Loads every account and referenced transfer the batch needs and does not hold, a few rounds deep. */
   private async loadStateFor(batch: readonly PendingCommand[]): Promise<void> {
+    // Streams read in an earlier round and found absent are not read again: only what a round newly reveals is.
+    const tried = new Set<string>();
     for (let round = 0; round < 3; round++) {
       const accountIds = new Set<string>();
       const transferIds = new Set<string>();
       const view = this.newOverlay();
       for (const { command } of batch) {
         const needs = streamsToLoad(command, view);
-        for (const id of needs.accountIds) if (!view.account(id)) accountIds.add(id);
-        for (const id of needs.transferIds) if (!view.transfer(id)) transferIds.add(id);
+        for (const id of needs.accountIds) if (!view.account(id) && !tried.has(`a:${id}`)) accountIds.add(id);
+        for (const id of needs.transferIds) if (!view.transfer(id) && !tried.has(`t:${id}`)) transferIds.add(id);
         for (const id of needs.newTransferIds) if (this.transfersToReload.has(id)) transferIds.add(id);
       }
       if (accountIds.size === 0 && transferIds.size === 0) return;
+      accountIds.forEach((id) => tried.add(`a:${id}`));
+      transferIds.forEach((id) => tried.add(`t:${id}`));
       await Promise.all([
         ...[...accountIds].map((id) => this.loadAccount(id)),
         ...[...transferIds].map((id) => this.loadTransfer(id)),
