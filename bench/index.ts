@@ -24,6 +24,7 @@ import {
   transfer,
   walletId,
 } from './scenarios';
+import type { LoopResult } from './stats';
 import { runClosedLoop, runOpenLoop } from './stats';
 
 interface Options {
@@ -116,21 +117,34 @@ async function measure(
   await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(options.clients) });
   const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
   log(options, `${scenario}: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
-  const sums = await sumOfBalancesByAsset(bench.url);
+  return resultOf(scenario, options.clients, run, pg.tps, await sumOfBalancesByAsset(bench.url), {
+    batches: bench.ledger.stats.batches,
+    conflicts: bench.ledger.stats.conflicts,
+    ...extra,
+  });
+}
+
+/** One scenario's line of results: our figure, pgbench's from the same run, their ratio, Σ balances per asset. */
+function resultOf(
+  scenario: string,
+  clients: number,
+  run: LoopResult,
+  pgbenchTps: number,
+  sums: Record<string, string>,
+  extra: Record<string, unknown>,
+): ScenarioResult {
   return {
     scenario,
-    clients: options.clients,
-    seconds: options.seconds,
+    clients,
+    seconds: Number(run.seconds.toFixed(1)),
     tps: Math.round(run.tps),
-    pgbenchTps: Math.round(pg.tps),
-    ratio: Number((run.tps / pg.tps).toFixed(2)),
-    p50Ms: Number(run.latency.p50Ms.toFixed(2)),
-    p99Ms: Number(run.latency.p99Ms.toFixed(2)),
+    pgbenchTps: Math.round(pgbenchTps),
+    ratio: Number((run.tps / pgbenchTps).toFixed(2)),
+    p50Ms: Number(run.latency.p50Ms.toFixed(3)),
+    p99Ms: Number(run.latency.p99Ms.toFixed(3)),
     refused: run.refused,
     sumBalancesZero: allZero(sums),
     sums,
-    batches: bench.ledger.stats.batches,
-    conflicts: bench.ledger.stats.conflicts,
     ...extra,
   };
 }
@@ -238,28 +252,22 @@ async function longStream(options: Options): Promise<ScenarioResult> {
       `long stream: seeded ${options.longStreamEvents} events in ${((Date.now() - seedStarted) / 1000).toFixed(1)} s`,
     );
 
-    const coldLedger = async (): Promise<number> => {
+    /** How long a writer that has never seen the account takes to load it. */
+    const coldLoadMs = async (accountId: string): Promise<number> => {
       const writer = new Ledger(bench.store);
       const started = process.hrtime.bigint();
-      await writer.getAccount(long);
+      await writer.getAccount(accountId);
       const ms = Number(process.hrtime.bigint() - started) / 1e6;
       await writer.close();
       return ms;
     };
-    const firstLoadMs = await coldLedger(); // whole history: no snapshot yet
+    const firstLoadMs = await coldLoadMs(long); // whole history: no snapshot yet
     bench.ledger.invalidate();
     const commands = (target: string) => () => transfer(nextKey('long'), 'top_up', BANK, target, '0.01');
     await bench.ledger.execute(commands(long)()); // loads the history once, then writes a snapshot
     await new Promise((r) => setTimeout(r, 500));
-    const snapshotLoadMs = await coldLedger();
-    const freshLoadMs = await (async () => {
-      const writer = new Ledger(bench.store);
-      const started = process.hrtime.bigint();
-      await writer.getAccount(fresh);
-      const ms = Number(process.hrtime.bigint() - started) / 1e6;
-      await writer.close();
-      return ms;
-    })();
+    const snapshotLoadMs = await coldLoadMs(long);
+    const freshLoadMs = await coldLoadMs(fresh);
     const onLong = await runClosedLoop({
       clients: 1,
       seconds: Math.max(3, Math.floor(options.seconds / 2)),
@@ -288,26 +296,14 @@ async function longStream(options: Options): Promise<ScenarioResult> {
         seconds: Math.max(3, Math.floor(options.seconds / 2)),
       });
     });
-    const sums = await sumOfBalancesByAsset(bench.url);
-    return {
-      scenario: 'long-stream',
-      clients: 1,
-      seconds: onLong.seconds,
-      tps: Math.round(onLong.tps),
-      pgbenchTps: Math.round(pg.tps),
-      ratio: Number((onLong.tps / pg.tps).toFixed(2)),
-      p50Ms: Number(onLong.latency.p50Ms.toFixed(3)),
-      p99Ms: Number(onLong.latency.p99Ms.toFixed(3)),
-      refused: onLong.refused,
-      sumBalancesZero: allZero(sums),
-      sums,
+    return resultOf('long-stream', 1, onLong, pg.tps, await sumOfBalancesByAsset(bench.url), {
       streamEvents: options.longStreamEvents,
       freshAccountP50Ms: Number(onFresh.latency.p50Ms.toFixed(3)),
       p50RatioLongOverFresh: Number((onLong.latency.p50Ms / onFresh.latency.p50Ms).toFixed(2)),
       coldLoadMsWithoutSnapshot: Math.round(firstLoadMs),
       coldLoadMsWithSnapshot: Number(snapshotLoadMs.toFixed(1)),
       coldLoadMsFreshAccount: Number(freshLoadMs.toFixed(1)),
-    };
+    });
   } finally {
     await bench.close();
   }

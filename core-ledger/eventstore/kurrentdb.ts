@@ -38,7 +38,7 @@ import {
   assertAppendsValid,
   decodePosition,
   encodePosition,
-  EVENT_STORE_LIMITS,
+  readCountWithin,
   LOG_START,
   WrongExpectedRevisionError,
 } from './port';
@@ -134,7 +134,7 @@ export class KurrentDbEventStore implements EventStore {
     try {
       for await (const resolved of this.client.readStream(streamId, {
         fromRevision: BigInt(options.fromRevision ?? 0),
-        maxCount: readCount(options.maxCount),
+        maxCount: readCountWithin(options.maxCount),
         direction: FORWARDS,
       })) {
         const recorded = toRecorded(resolved);
@@ -165,7 +165,7 @@ export class KurrentDbEventStore implements EventStore {
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
     const after = options.after ?? LOG_START;
-    const count = readCount(options.maxCount);
+    const count = readCountWithin(options.maxCount);
     const events: RecordedEvent[] = [];
     // fromPosition is inclusive on reads: ask for one more and drop the event at exactly `after`.
     for await (const resolved of this.client.readAll({
@@ -243,10 +243,6 @@ function toEventData(event: NewEvent): EventData {
 function toPosition(position: string): Position {
   const { major, minor } = decodePosition(position);
   return { commit: major, prepare: minor };
-}
-
-function readCount(maxCount: number | undefined): number {
-  return Math.max(1, Math.min(maxCount ?? EVENT_STORE_LIMITS.defaultReadCount, EVENT_STORE_LIMITS.maxReadCount));
 }
 
 function toRecorded(resolved: ResolvedEvent): RecordedEvent | undefined {

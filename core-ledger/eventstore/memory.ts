@@ -17,7 +17,7 @@ import {
   decodePosition,
   DuplicateEventIdError,
   encodePosition,
-  EVENT_STORE_LIMITS,
+  readCountWithin,
   LOG_START,
   WrongExpectedRevisionError,
 } from './port';
@@ -85,7 +85,7 @@ export class InMemoryEventStore implements EventStore {
 
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
     const from = options.fromRevision ?? 0;
-    const count = Math.min(options.maxCount ?? EVENT_STORE_LIMITS.defaultReadCount, EVENT_STORE_LIMITS.maxReadCount);
+    const count = readCountWithin(options.maxCount);
     return (this.streams.get(streamId) ?? []).slice(from, from + count);
   }
 
@@ -94,7 +94,7 @@ export class InMemoryEventStore implements EventStore {
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {
-    const count = Math.min(options.maxCount ?? EVENT_STORE_LIMITS.defaultReadCount, EVENT_STORE_LIMITS.maxReadCount);
+    const count = readCountWithin(options.maxCount);
     const from = Number(decodePosition(options.after ?? LOG_START).minor);
     return this.log.slice(from, from + count);
   }

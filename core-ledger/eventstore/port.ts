@@ -131,6 +131,11 @@ export const EVENT_STORE_LIMITS = {
   maxStreamIdLength: 200,
 } as const;
 
+/** How many events a read returns: what was asked, within 1..maxReadCount (every adapter reads the same way). */
+export function readCountWithin(maxCount: number | undefined): number {
+  return Math.max(1, Math.min(maxCount ?? EVENT_STORE_LIMITS.defaultReadCount, EVENT_STORE_LIMITS.maxReadCount));
+}
+
 /** Position encoding shared by adapters: two non-negative integers, zero-padded to 20 digits. */
 export function encodePosition(major: bigint | number, minor: bigint | number): LogPosition {
   return `${major.toString().padStart(20, '0')}:${minor.toString().padStart(20, '0')}`;

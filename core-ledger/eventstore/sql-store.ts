@@ -18,7 +18,7 @@ import {
   decodePosition,
   DuplicateEventIdError,
   encodePosition,
-  EVENT_STORE_LIMITS,
+  readCountWithin,
   LOG_START,
   WrongExpectedRevisionError,
 } from './port';
@@ -181,7 +181,7 @@ export class SqlEventStore implements EventStore {
   async readStream(streamId: string, options: ReadStreamOptions = {}): Promise<RecordedEvent[]> {
     const rows = await this.driver.query<EventRow>(
       `SELECT ${EVENT_COLUMNS} FROM cp_events WHERE stream_id = $1 AND revision >= $2 ORDER BY cp_events.revision LIMIT $3`,
-      [streamId, options.fromRevision ?? 0, readCount(options.maxCount)],
+      [streamId, options.fromRevision ?? 0, readCountWithin(options.maxCount)],
     );
     return rows.map(toRecorded);
   }
@@ -201,7 +201,7 @@ export class SqlEventStore implements EventStore {
         WHERE (tx_id, seq) > ($1::text::xid8, $2::bigint)
           AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
         ORDER BY cp_events.tx_id, cp_events.seq LIMIT $3`,
-      [after.major.toString(), after.minor.toString(), readCount(options.maxCount)],
+      [after.major.toString(), after.minor.toString(), readCountWithin(options.maxCount)],
     );
     return rows.map(toRecorded);
   }
@@ -212,7 +212,7 @@ export class SqlEventStore implements EventStore {
       let stopped = false;
       let wake: (() => void) | undefined;
       let unlisten: (() => Promise<void>) | undefined;
-      const batchSize = readCount(options.batchSize);
+      const batchSize = readCountWithin(options.batchSize);
       const run = async (): Promise<void> => {
         unlisten = await this.driver.listen(EVENT_STORE_NOTIFY_CHANNEL, () => wake?.());
         while (!stopped) {
@@ -269,10 +269,6 @@ export class SqlEventStore implements EventStore {
 
 function expectedCode(expected: ExpectedRevision): number {
   return expected === 'no_stream' ? -1 : expected === 'any' ? -2 : expected;
-}
-
-function readCount(maxCount: number | undefined): number {
-  return Math.max(1, Math.min(maxCount ?? EVENT_STORE_LIMITS.defaultReadCount, EVENT_STORE_LIMITS.maxReadCount));
 }
 
 function parseConflicts(detail: string | undefined): StreamConflict[] {
