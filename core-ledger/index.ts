@@ -20,8 +20,6 @@ export { PgliteDriver, openPgliteEventStore, DataFolderLockedError } from './eve
 export {
   KurrentDbEventStore,
   validateConnectionString as validateKurrentDbConnectionString,
-  toStreamState,
-  fromStreamState,
-  positionOf,
-  toConflict,
 } from './eventstore/kurrentdb';
+/** The KurrentDB adapter's pure mappings, for its tests (no server can run here). */
+export * as KurrentDbMappings from './eventstore/kurrentdb';
