@@ -57,8 +57,27 @@ const MAX_EVENTS_PER_COMMAND = COMMAND_LIMITS.maxPostings + 2;
 /** Longest the writer decides without yielding to I/O. */
 const DECIDE_SLICE_NANOSECONDS = 1_000_000n;
 
+/**
+ * Who asked, and from where (T16's audit trail): written as metadata on the first event of an accepted command, so
+ * the audit read model records every change with its author. Never part of the decision or its event ids.
+ */
+export interface CommandContext {
+  /** The operator, partner or service that sent the command. */
+  readonly actor: string;
+  /** The door it came through: api, pos, cli, batch, system. */
+  readonly channel: string;
+  /** The client's network address or terminal id, when known. */
+  readonly source?: string;
+  readonly requestId?: string;
+  /** Free attributes read models may group by (e.g. a carbon behaviour and area). */
+  readonly tags?: Readonly<Record<string, string>>;
+}
+
+const SYSTEM_CONTEXT: CommandContext = { actor: 'system', channel: 'system' };
+
 interface PendingCommand {
   readonly command: LedgerCommand;
+  readonly context: CommandContext;
   readonly resolve: (outcome: CommandOutcome) => void;
   readonly reject: (error: unknown) => void;
   /** Times its batch met a conflict. */
@@ -137,7 +156,7 @@ export class Ledger {
     );
   }
 
-  execute(command: LedgerCommand): Promise<CommandOutcome> {
+  execute(command: LedgerCommand, context: CommandContext = SYSTEM_CONTEXT): Promise<CommandOutcome> {
     if (this.closed) return Promise.reject(new Error('ledger is closed'));
     if (this.queue.length >= this.options.maxQueuedCommands) {
       return Promise.resolve({
@@ -146,7 +165,7 @@ export class Ledger {
       });
     }
     return new Promise<CommandOutcome>((resolve, reject) => {
-      this.queue.push({ command, resolve, reject, attempts: 0 });
+      this.queue.push({ command, context, resolve, reject, attempts: 0 });
       if (!this.running) {
         this.running = true;
         // Let the commands of the current tick arrive before the first batch is cut.
@@ -332,7 +351,7 @@ export class Ledger {
     const refusedIndexes: number[] = [];
     const acceptedIndexes: number[] = [];
     let sliceStarted = process.hrtime.bigint();
-    for (const { command } of batch) {
+    for (const { command, context } of batch) {
       // Deciding a large batch takes milliseconds; yield now and then so the commit of the batch before (an I/O
       // callback) is answered and the next append sent without waiting for this loop to end.
       if (process.hrtime.bigint() - sliceStarted > DECIDE_SLICE_NANOSECONDS) {
@@ -347,7 +366,10 @@ export class Ledger {
         outcomes.push(() => ({ status: 'replayed', result: decision.result }));
       } else {
         const eventIds = eventIdsFor(decisionKeyOf(command), decision.events.length);
-        decision.events.forEach((streamEvent, index) => overlay.apply(streamEvent, eventIds[index]!));
+        const audit = auditMetadataOf(command, context);
+        decision.events.forEach((streamEvent, index) =>
+          overlay.apply(streamEvent, eventIds[index]!, index === 0 ? audit : undefined),
+        );
         acceptedIndexes.push(outcomes.length);
         outcomes.push((position) => ({ status: 'accepted', result: decision.result, position: position ?? '' }));
       }
@@ -529,7 +551,7 @@ class BatchOverlay implements DecisionState {
   }
 
   /** Evolves the state with a decided event (asserting every invariant again) and queues it for the append. */
-  apply(streamEvent: StreamEvent, eventId: string): void {
+  apply(streamEvent: StreamEvent, eventId: string, metadata: JsonObject | undefined): void {
     let before: number;
     if (streamEvent.kind === 'account') {
       const previous = this.account(streamEvent.accountId);
@@ -547,11 +569,11 @@ class BatchOverlay implements DecisionState {
       entry = { expectedRevision: before, events: [] };
       this.pending.set(streamEvent.streamId, entry);
     }
-    entry.events.push({
-      eventId,
-      type: streamEvent.event.type,
-      data: streamEvent.event.data as unknown as JsonObject,
-    });
+    entry.events.push(
+      metadata === undefined
+        ? { eventId, type: streamEvent.event.type, data: streamEvent.event.data as unknown as JsonObject }
+        : { eventId, type: streamEvent.event.type, data: streamEvent.event.data as unknown as JsonObject, metadata },
+    );
   }
 
   appends(): StreamAppend[] {
@@ -569,6 +591,15 @@ class BatchOverlay implements DecisionState {
  */
 function decisionKeyOf(command: LedgerCommand): string {
   return `${command.type}|${requestHashOf(command)}|${command.at}`;
+}
+
+/** The audit record of an accepted command; the read model keys on `command`. */
+function auditMetadataOf(command: LedgerCommand, context: CommandContext): JsonObject {
+  const audit: JsonObject = { command: command.type, actor: context.actor, channel: context.channel, at: command.at };
+  if (context.source !== undefined) audit['source'] = context.source;
+  if (context.requestId !== undefined) audit['requestId'] = context.requestId;
+  if (context.tags !== undefined) audit['tags'] = { ...context.tags };
+  return audit;
 }
 
 function asReplayIf(replayed: boolean, outcome: CommandOutcome): CommandOutcome {

@@ -26,6 +26,8 @@ import {
 export class InMemoryEventStore implements EventStore {
   readonly name = 'memory';
   private readonly log: RecordedEvent[] = [];
+  /** Numbers appends: the major part of a position, shared by the events of one append. */
+  private appendCount = 0;
   private readonly streams = new Map<string, RecordedEvent[]>();
   private readonly byEventId = new Map<string, RecordedEvent>();
   private readonly snapshots = new Map<string, Snapshot>();
@@ -55,6 +57,7 @@ export class InMemoryEventStore implements EventStore {
       }
     }
     const recordedAt = new Date().toISOString();
+    this.appendCount++;
     const nextRevisions: number[] = [];
     for (const a of appends) {
       let stream = this.streams.get(a.streamId);
@@ -70,7 +73,7 @@ export class InMemoryEventStore implements EventStore {
           metadata: structuredClone(e.metadata ?? {}),
           streamId: a.streamId,
           revision: stream.length,
-          position: encodePosition(0, this.log.length + 1),
+          position: encodePosition(this.appendCount, this.log.length + 1),
           recordedAt,
         };
         stream.push(recorded);

@@ -17,6 +17,11 @@ export class PgliteDriver implements SqlDriver {
     private readonly lockPath: string | undefined,
   ) {}
 
+  /** The in-process database, for read models kept beside the log (it has one connection to share). */
+  get database(): PGlite {
+    return this.db;
+  }
+
   /** `dataDir` undefined → in memory (tests). */
   static async open(dataDir: string | undefined): Promise<PgliteDriver> {
     if (dataDir === undefined) return new PgliteDriver(await PGlite.create(), undefined);

@@ -17,6 +17,14 @@ export type ExpectedRevision = number | 'no_stream' | 'any';
  * `a < b` (string comparison) iff a comes first. Every adapter pads its numbers so this holds.
  */
 export type LogPosition = string;
+
+/**
+ * Events written by one atomic append share the major part of their position, and no other event has it: a reader
+ * that stops only where the major part changes never sees half an append (read models stay balanced per batch).
+ */
+export function appendOf(position: LogPosition): string {
+  return position.slice(0, position.indexOf(':'));
+}
 export const LOG_START: LogPosition = '';
 
 export interface NewEvent {

@@ -86,7 +86,8 @@ const EVENT_COLUMNS = `event_id::text AS event_id, type, data, metadata, stream_
 /** The event store on SQL: one implementation for PostgreSQL and PGlite. */
 export class SqlEventStore implements EventStore {
   private constructor(
-    private readonly driver: SqlDriver,
+    /** The database it runs on; read models in the same database share it (PGlite has one connection). */
+    readonly driver: SqlDriver,
     readonly name: string,
   ) {}
 

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import type { EventStore, NewEvent, RecordedEvent } from '../../core-ledger';
-import { DuplicateEventIdError, LOG_START, WrongExpectedRevisionError } from '../../core-ledger';
+import { appendOf, DuplicateEventIdError, LOG_START, WrongExpectedRevisionError } from '../../core-ledger';
 
 const event = (type = 'Something', data: Record<string, string> = {}): NewEvent => ({
   eventId: randomUUID(),
@@ -143,6 +143,22 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       for (let i = 1; i < after.length; i++) expect(after[i]!.position > after[i - 1]!.position).toBe(true);
       const fromSecond = await store.readAll({ after: after[1]!.position, maxCount: 2 });
       expect(fromSecond.map((e) => e.eventId)).toEqual([after[2]!.eventId, after[3]!.eventId]);
+    });
+
+    test('the events of one append share the major part of their position, and only they do', async () => {
+      const before = await readEverything(store);
+      const tail = before.length > 0 ? before[before.length - 1]!.position : LOG_START;
+      const [a, b] = [stream(), stream()];
+      await store.appendMany([
+        { streamId: a, expected: 'no_stream', events: events(2) },
+        { streamId: b, expected: 'no_stream', events: events(2) },
+      ]);
+      await store.append(a, events(1), 1);
+      const written = await store.readAll({ after: tail, maxCount: 100 });
+      expect(written).toHaveLength(5);
+      const majors = written.map((e) => appendOf(e.position));
+      expect(new Set(majors.slice(0, 4)).size).toBe(1);
+      expect(majors[4]).not.toBe(majors[0]);
     });
 
     test('subscribeAll catches up, then delivers new events live, in log order', async () => {

@@ -1,0 +1,192 @@
+import type { PGlite, Transaction } from '@electric-sql/pglite';
+import { Client, Pool } from 'pg';
+
+/** Runs one statement; rows come back as the driver parsed them (numeric and bigint as strings). */
+export interface SqlQueryable {
+  query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+}
+
+/**
+ * A connection kept by one projection runner: its leadership lock lives as long as the connection, so a runner
+ * whose process dies or whose connection drops loses the lock, and a standby can take over.
+ */
+export interface ReadModelSession extends SqlQueryable {
+  /** Takes the named lock for this session if nobody holds it; never waits. */
+  tryLock(name: string): Promise<boolean>;
+  /** Runs `work` in one transaction: it commits when `work` resolves and rolls back when it throws. */
+  transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T>;
+  /** True until the connection is lost or closed; a runner that sees false stops applying. */
+  readonly alive: boolean;
+  close(): Promise<void>;
+}
+
+/** Where read models live: PostgreSQL through `pg`, or PGlite in this process. */
+export interface ReadModelDatabase extends SqlQueryable {
+  readonly name: string;
+  /** Runs a script of several statements (schema changes). */
+  exec(script: string): Promise<void>;
+  openSession(): Promise<ReadModelSession>;
+  close(): Promise<void>;
+}
+
+/** Lock keys: one namespace for carbonpay's read-model locks, the name hashed by PostgreSQL itself. */
+const LOCK_NAMESPACE = 7316282;
+
+export class PostgresReadModels implements ReadModelDatabase {
+  readonly name = 'postgres';
+  private readonly pool: Pool;
+
+  constructor(
+    private readonly connectionString: string,
+    maxConnections = 5,
+  ) {
+    this.pool = new Pool({ connectionString, max: maxConnections, application_name: 'carbonpay-read' });
+    this.pool.on('error', () => undefined);
+  }
+
+  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.pool.query(text, params as unknown[])).rows as Row[];
+  }
+
+  async exec(script: string): Promise<void> {
+    const client = await this.pool.connect();
+    try {
+      // Processes starting together serialise their schema scripts (CREATE ... IF NOT EXISTS is not race-free).
+      await client.query('SELECT pg_advisory_lock($1, 0)', [LOCK_NAMESPACE]);
+      await client.query(script);
+    } finally {
+      await client.query('SELECT pg_advisory_unlock($1, 0)', [LOCK_NAMESPACE]).catch(() => undefined);
+      client.release();
+    }
+  }
+
+  async openSession(): Promise<ReadModelSession> {
+    const client = new Client({ connectionString: this.connectionString, application_name: 'carbonpay-projection' });
+    const session = new PostgresSession(client);
+    await client.connect();
+    return session;
+  }
+
+  async close(): Promise<void> {
+    await this.pool.end();
+  }
+}
+
+class PostgresSession implements ReadModelSession {
+  private lost = false;
+  private closed = false;
+
+  constructor(private readonly client: Client) {
+    client.on('error', () => {
+      this.lost = true;
+    });
+    client.on('end', () => {
+      this.lost = true;
+    });
+  }
+
+  get alive(): boolean {
+    return !this.lost && !this.closed;
+  }
+
+  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.client.query(text, params as unknown[])).rows as Row[];
+  }
+
+  async tryLock(name: string): Promise<boolean> {
+    const rows = await this.query<{ locked: boolean }>('SELECT pg_try_advisory_lock($1, hashtext($2)) AS locked', [
+      LOCK_NAMESPACE,
+      name,
+    ]);
+    return rows[0]!.locked;
+  }
+
+  async transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
+    await this.client.query('BEGIN');
+    try {
+      const result = await work(this);
+      await this.client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await this.client.query('ROLLBACK').catch(() => undefined);
+      throw error;
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    await this.client.end().catch(() => undefined);
+  }
+}
+
+/** Locks held in this process per PGlite database: it has one connection, so PostgreSQL's own locks cannot tell runners apart. */
+const pgliteLocks = new WeakMap<PGlite, Set<string>>();
+
+export class PgliteReadModels implements ReadModelDatabase {
+  readonly name = 'pglite';
+
+  constructor(private readonly db: PGlite) {}
+
+  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.db.query<Row>(text, params as unknown[])).rows;
+  }
+
+  async exec(script: string): Promise<void> {
+    await this.db.exec(script);
+  }
+
+  async openSession(): Promise<ReadModelSession> {
+    let held = pgliteLocks.get(this.db);
+    if (!held) {
+      held = new Set();
+      pgliteLocks.set(this.db, held);
+    }
+    return new PgliteSession(this.db, held);
+  }
+
+  /** The database belongs to whoever opened it (the event store): nothing to close here. */
+  async close(): Promise<void> {}
+}
+
+class PgliteSession implements ReadModelSession {
+  private readonly mine = new Set<string>();
+  private closed = false;
+
+  constructor(
+    private readonly db: PGlite,
+    private readonly held: Set<string>,
+  ) {}
+
+  get alive(): boolean {
+    return !this.closed && !this.db.closed;
+  }
+
+  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.db.query<Row>(text, params as unknown[])).rows;
+  }
+
+  async tryLock(name: string): Promise<boolean> {
+    if (this.mine.has(name)) return true;
+    if (this.held.has(name)) return false;
+    this.held.add(name);
+    this.mine.add(name);
+    return true;
+  }
+
+  transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
+    // PGlite's transaction holds its only connection: the writer's appends wait until it ends.
+    return this.db.transaction(async (tx: Transaction) =>
+      work({
+        query: async <Row>(text: string, params: readonly unknown[] = []) =>
+          (await tx.query<Row>(text, params as unknown[])).rows,
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const name of this.mine) this.held.delete(name);
+    this.mine.clear();
+  }
+}

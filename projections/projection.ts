@@ -1,0 +1,94 @@
+import type { SqlQueryable } from './database';
+
+export interface ReadModelTable {
+  readonly name: string;
+  /** Columns that order the rows uniquely (checksums and pagination use them). */
+  readonly key: string;
+}
+
+/**
+ * A projection as data: its tables, the SQL that creates them in a schema, and the SQL that applies a batch of
+ * events. Each generation of a projection lives in its own schema (`cp_rm_<name>_g<generation>`); readers see the
+ * active one through the views of schema `cp_read`, so a rebuilt generation is swapped in by replacing the views.
+ */
+export interface ProjectionDefinition {
+  readonly name: string;
+  /** Raised when the tables or the way events are applied change: the runner then rebuilds and swaps. */
+  readonly version: number;
+  /** Event types the projection reads; others only advance its checkpoint. */
+  readonly eventTypes: readonly string[];
+  readonly tables: readonly ReadModelTable[];
+  /** Run once on each session that applies batches (staging tables). */
+  readonly sessionSql: string;
+  readonly schemaSql: (schema: string) => string;
+  /** One statement taking the batch as JSON in $1. */
+  readonly applySql: (schema: string) => string;
+}
+
+export const READ_SCHEMA = 'cp_read';
+
+export const REGISTRY_SQL = `
+CREATE TABLE IF NOT EXISTS cp_projections (
+  projection text PRIMARY KEY,
+  active_generation int NOT NULL,
+  version int NOT NULL,
+  rebuild_requested_at timestamptz,
+  swapped_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS cp_projection_checkpoints (
+  projection text NOT NULL,
+  generation int NOT NULL,
+  position text NOT NULL,
+  events_applied bigint NOT NULL DEFAULT 0,
+  updated_at timestamptz NOT NULL DEFAULT now(),
+  PRIMARY KEY (projection, generation)
+);
+CREATE SCHEMA IF NOT EXISTS ${READ_SCHEMA};
+`;
+
+export function schemaOf(projection: string, generation: number): string {
+  if (!/^[a-z][a-z0-9_]{0,30}$/.test(projection)) throw new RangeError(`bad projection name ${projection}`);
+  return `cp_rm_${projection}_g${generation}`;
+}
+
+/** The views readers query: `cp_read.<table>` over the active generation. */
+export function viewsSql(definition: ProjectionDefinition, schema: string): string {
+  return definition.tables
+    .map((t) => `CREATE OR REPLACE VIEW ${READ_SCHEMA}.${t.name} AS SELECT * FROM ${schema}.${t.name};`)
+    .join('\n');
+}
+
+/** Installs generation 1 unless the projection exists; safe to run from several processes (callers serialise). */
+export function installSql(definition: ProjectionDefinition): string {
+  const schema = schemaOf(definition.name, 1);
+  const body = `${definition.schemaSql(schema)}
+${viewsSql(definition, schema)}
+INSERT INTO cp_projection_checkpoints (projection, generation, position) VALUES ('${definition.name}', 1, '');
+INSERT INTO cp_projections (projection, active_generation, version) VALUES ('${definition.name}', 1, ${definition.version});`;
+  if (body.includes('$install$')) throw new Error('schema SQL may not contain $install$');
+  return `${REGISTRY_SQL}
+DO $do$
+BEGIN
+  IF NOT EXISTS (SELECT 1 FROM cp_projections WHERE projection = '${definition.name}') THEN
+    EXECUTE $install$${body}$install$;
+  END IF;
+END
+$do$;`;
+}
+
+/** An md5 of each table of a generation, rows in key order: equal checksums, equal tables. */
+export async function tableChecksums(
+  db: SqlQueryable,
+  definition: ProjectionDefinition,
+  schema: string = READ_SCHEMA,
+): Promise<Record<string, string>> {
+  const checksums: Record<string, string> = {};
+  for (const table of definition.tables) {
+    const rows = await db.query<{ checksum: string | null; count: string }>(
+      `SELECT md5(string_agg(t::text, E'\\n' ORDER BY ${table.key})) AS checksum, count(*)::text AS count
+         FROM ${schema}.${table.name} t`,
+    );
+    checksums[table.name] = `${rows[0]!.count}:${rows[0]!.checksum ?? 'empty'}`;
+  }
+  return checksums;
+}

@@ -1,0 +1,93 @@
+import { Client } from 'pg';
+import type { SqlEventStore } from '../../core-ledger';
+import { LOG_START, Ledger, openPostgresEventStore } from '../../core-ledger';
+import type { CommittedBatch } from '../../projections';
+import { LEDGER_READ_MODEL, PostgresReadModels, ProjectionRunner, tableChecksums } from '../../projections';
+import { createTestDatabase } from '../support/databases';
+import { Workload } from '../support/workload';
+
+jest.setTimeout(240_000);
+
+describe('read models on PostgreSQL: live, rebuilt, and balanced at every checkpoint', () => {
+  let database: Awaited<ReturnType<typeof createTestDatabase>>;
+  let store: SqlEventStore;
+  let ledger: Ledger;
+  let readModels: PostgresReadModels;
+  let sql: Client;
+
+  beforeAll(async () => {
+    database = await createTestDatabase('read_models');
+    store = await openPostgresEventStore({ connectionString: database.url });
+    ledger = new Ledger(store);
+    readModels = new PostgresReadModels(database.url);
+    sql = new Client({ connectionString: database.url });
+    await sql.connect();
+  });
+
+  afterAll(async () => {
+    await ledger.close();
+    await store.close();
+    await readModels.close();
+    await sql.end();
+    await database.drop();
+  });
+
+  const countEvents = async (): Promise<number> =>
+    Number((await sql.query<{ n: string }>('SELECT count(*)::text AS n FROM cp_events')).rows[0]!.n);
+
+  const headPosition = async (): Promise<string> => {
+    const all = await store.readAll({ after: LOG_START, maxCount: 1 });
+    if (all.length === 0) return LOG_START;
+    const rows = await sql.query<{ tx: string; seq: string }>(
+      'SELECT tx_id::text AS tx, seq::text AS seq FROM cp_events ORDER BY tx_id DESC, seq DESC LIMIT 1',
+    );
+    return `${rows.rows[0]!.tx.padStart(20, '0')}:${rows.rows[0]!.seq.padStart(20, '0')}`;
+  };
+
+  const unbalancedAssets = async (): Promise<{ asset: string; total: string }[]> =>
+    (
+      await sql.query<{ asset: string; total: string }>(
+        `SELECT asset, sum(balance)::text AS total FROM cp_read.accounts GROUP BY asset HAVING sum(balance) <> 0`,
+      )
+    ).rows;
+
+  test('a randomized workload: live tables equal a rebuild from zero, and the trial balance is zero at every batch', async () => {
+    const samples: { batch: CommittedBatch; unbalanced: { asset: string; total: string }[] }[] = [];
+    const runner = new ProjectionRunner(readModels, store, LEDGER_READ_MODEL, {
+      batchSize: 2_000,
+      onBatchCommitted: async (batch) => {
+        if (!batch.rebuilding && samples.length < 200) samples.push({ batch, unbalanced: await unbalancedAssets() });
+      },
+    });
+    runner.start();
+    try {
+      const workload = new Workload(ledger, {
+        seed: Number(process.env['WORKLOAD_SEED'] ?? 20261125),
+        users: 400,
+        merchants: 20,
+        concurrency: 64,
+        days: 70,
+        startDay: '2026-10-20',
+      });
+      await workload.openAccounts();
+      await workload.run(Number(process.env['WORKLOAD_EVENTS'] ?? 100_000), countEvents);
+      await runner.waitUntilApplied(await headPosition());
+
+      expect(samples.length).toBeGreaterThan(5);
+      for (const sample of samples) expect(sample.unbalanced).toEqual([]);
+      const live = await tableChecksums(readModels, LEDGER_READ_MODEL);
+      const generation = await runner.rebuild();
+      expect(generation).toBe(2);
+      const rebuilt = await tableChecksums(readModels, LEDGER_READ_MODEL);
+      expect(rebuilt).toEqual(live);
+      const partitions = await sql.query<{ name: string }>(
+        `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+         JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
+        WHERE n.nspname = 'cp_rm_ledger_g2' AND p.relname = 'journal' ORDER BY 1`,
+      );
+      expect(partitions.rows.map((r) => r.name)).toEqual(['journal_2026_10', 'journal_2026_11', 'journal_2026_12']);
+    } finally {
+      await runner.stop();
+    }
+  });
+});
