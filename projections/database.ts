@@ -1,5 +1,7 @@
 import type { PGlite, Transaction } from '@electric-sql/pglite';
 import { Client, Pool } from 'pg';
+import type { SqlEventStore } from '../core-ledger';
+import { PgliteDriver } from '../core-ledger';
 
 /** Runs one statement; rows come back as the driver parsed them (numeric and bigint as strings). */
 export interface SqlQueryable {
@@ -189,4 +191,11 @@ class PgliteSession implements ReadModelSession {
     for (const name of this.mine) this.held.delete(name);
     this.mine.clear();
   }
+}
+
+/** Read models beside an event store on PGlite: the same in-process database, shared. */
+export function pgliteReadModelsOf(store: SqlEventStore): PgliteReadModels {
+  if (!(store.driver instanceof PgliteDriver))
+    throw new Error(`the event store runs on ${store.driver.name}, not PGlite`);
+  return new PgliteReadModels(store.driver.database);
 }
