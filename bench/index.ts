@@ -1,12 +1,16 @@
 /**
- * npm run bench -- <uniform|hot|uniform-hot|mixed|long-stream|all> [--json] [--seconds N] [--clients N]
+ * npm run bench -- <uniform|hot|uniform-hot|mixed|long-stream|read-models|all> [--json] [--seconds N] [--clients N]
  *
  * Each scenario drives the ledger in-process against PostgreSQL, then runs pgbench's TPC-B-like script on the same
  * server with the same number of clients for the same time, and reports our transfers/s as a ratio to pgbench's TPS.
  * Every run ends by checking Σ balances = 0 per asset, computed by PostgreSQL from the journal lines.
  */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
 import type { LedgerCommand } from '../core-ledger';
 import { Ledger } from '../core-ledger';
+import { LEDGER_READ_MODEL, PostgresReadModels, ProjectionRunner } from '../projections';
 import { preparePgbench, pgbenchScaleFor, readDurabilitySettings, runPgbench } from './pgbench';
 import type { BenchLedger } from './scenarios';
 import {
@@ -26,7 +30,7 @@ import {
   walletId,
 } from './scenarios';
 import type { LoopResult } from './stats';
-import { runClosedLoop, runOpenLoop } from './stats';
+import { LatencyRecorder, runClosedLoop, runOpenLoop } from './stats';
 
 interface Options {
   scenario: string;
@@ -311,6 +315,86 @@ async function longStream(options: Options): Promise<ScenarioResult> {
   }
 }
 
+interface WorkerBatch {
+  readonly at: number;
+  readonly generation: number;
+  readonly rebuilding: boolean;
+  readonly events: number;
+  readonly stalenessMs: number;
+}
+
+/**
+ * The read models under the uniform load: the runner in its own process (as deployed) catches up the population
+ * from position zero (the rebuild path), then follows the closed loop; each batch reports how stale its oldest
+ * event was when it committed. Then a rebuild is requested and timed while the runner keeps the live generation.
+ */
+async function readModels(options: Options): Promise<ScenarioResult> {
+  const bench = await populated(options);
+  const worker = spawn(
+    process.execPath,
+    ['-r', 'ts-node/register/transpile-only', join(__dirname, 'projection-worker.ts')],
+    { env: { ...process.env, DATABASE_URL: bench.url }, stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  const batches: WorkerBatch[] = [];
+  createInterface({ input: worker.stdout }).on('line', (line) => {
+    const parsed = JSON.parse(line) as { kind: string } & WorkerBatch;
+    if (parsed.kind === 'batch') batches.push(parsed);
+  });
+  const db = new PostgresReadModels(bench.url, 2);
+  const eventsInLog = async (): Promise<number> =>
+    Number((await db.query<{ n: string }>('SELECT count(*)::text AS n FROM cp_events'))[0]!.n);
+  const appliedBy = (generation: number): number =>
+    batches.filter((b) => b.generation === generation).reduce((n, b) => n + b.events, 0);
+  const waitFor = async (done: () => boolean | Promise<boolean>): Promise<void> => {
+    while (!(await done())) await new Promise((r) => setTimeout(r, 50));
+  };
+  try {
+    const populationEvents = await eventsInLog();
+    const catchUpStarted = Date.now();
+    await waitFor(() => appliedBy(1) >= populationEvents);
+    const firstBatch = batches[0]!.at;
+    const catchUpSeconds = (batches[batches.length - 1]!.at - Math.min(firstBatch, catchUpStarted)) / 1000;
+    log(options, `read models: caught up ${populationEvents} events from zero in ${catchUpSeconds.toFixed(1)} s`);
+
+    const loadStarted = Date.now();
+    const rng = mulberry32(4);
+    const result = await measure(options, bench, 'read-models', () =>
+      payment(rng, options.wallets, Math.floor(rng() * options.merchants)),
+    );
+    const eventsAfterLoad = await eventsInLog();
+    await waitFor(() => appliedBy(1) >= eventsAfterLoad);
+    const staleness = new LatencyRecorder();
+    for (const b of batches) if (b.at >= loadStarted + 2_000 && b.generation === 1) staleness.record(b.stalenessMs);
+    const lag = staleness.summary();
+
+    const requester = new ProjectionRunner(db, bench.store, LEDGER_READ_MODEL);
+    const rebuildStarted = Date.now();
+    await requester.rebuild();
+    const rebuildSeconds = (Date.now() - rebuildStarted) / 1000;
+    const rebuiltEvents = appliedBy(2);
+    log(
+      options,
+      `read models: lag p99 ${lag.p99Ms.toFixed(0)} ms (max ${lag.maxMs.toFixed(0)}) over ${lag.count} batches; rebuild of ${rebuiltEvents} events in ${rebuildSeconds.toFixed(1)} s`,
+    );
+    return {
+      ...result,
+      batchesUnderLoad: lag.count,
+      lagP50Ms: Math.round(lag.p50Ms),
+      lagP99Ms: Math.round(lag.p99Ms),
+      lagMaxMs: Math.round(lag.maxMs),
+      catchUpEvents: populationEvents,
+      catchUpEventsPerSecond: Math.round(populationEvents / catchUpSeconds),
+      rebuildEvents: rebuiltEvents,
+      rebuildEventsPerSecond: Math.round(rebuiltEvents / rebuildSeconds),
+    };
+  } finally {
+    worker.kill('SIGTERM');
+    await new Promise((r) => worker.once('exit', r));
+    await db.close();
+    await bench.close();
+  }
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const durability = await readDurabilitySettings(options.serverUrl);
@@ -338,11 +422,13 @@ async function main(): Promise<void> {
   else if (s === 'uniform-hot') (await uniformAndHot(options, 'both')).forEach(report);
   else if (s === 'mixed') report(await mixed(options));
   else if (s === 'long-stream') report(await longStream(options));
+  else if (s === 'read-models') report(await readModels(options));
   else if (s === 'all') {
     (await uniformAndHot(options, 'both')).forEach(report);
     report(await mixed(options));
     report(await longStream(options));
-  } else throw new Error(`unknown scenario ${s}: uniform, hot, uniform-hot, mixed, long-stream or all`);
+    report(await readModels(options));
+  } else throw new Error(`unknown scenario ${s}: uniform, hot, uniform-hot, mixed, long-stream, read-models or all`);
   if (results.some((r) => !r.sumBalancesZero)) process.exitCode = 1;
 }
 

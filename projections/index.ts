@@ -3,3 +3,4 @@ export * from './database';
 export * from './projection';
 export * from './runner';
 export { LEDGER_READ_MODEL } from './ledger-read-model';
+export * from './queries';

@@ -167,15 +167,17 @@ BEGIN
 END
 $fn$;
 
-CREATE FUNCTION ${s}.apply(p_events json) RETURNS integer
+CREATE FUNCTION ${s}.apply(p_events jsonb) RETURNS integer
 LANGUAGE plpgsql AS $fn$
 DECLARE
   v_count integer;
   v_change record;
 BEGIN
+  -- jsonb_array_elements: parsing the batch once as jsonb costs a third of json_to_recordset (docs/performance.md)
   INSERT INTO pg_temp.cp_rm_events (ord, pos, stream_id, revision, event_id, type, data, metadata, recorded_at)
-  SELECT e.o, e.p, e.s, e.r, e.i, e.t, e.d, coalesce(e.m, '{}'::jsonb), e.at
-    FROM json_to_recordset(p_events) AS e(o int, p text, s text, r bigint, i uuid, t text, d jsonb, m jsonb, at timestamptz);
+  SELECT (x->>'o')::int, x->>'p', x->>'s', (x->>'r')::bigint, (x->>'i')::uuid, x->>'t', x->'d',
+         coalesce(x->'m', '{}'::jsonb), (x->>'at')::timestamptz
+    FROM jsonb_array_elements(p_events) AS x;
   GET DIAGNOSTICS v_count = ROW_COUNT;
 
   -- accounts
@@ -304,17 +306,19 @@ BEGIN
   -- merchant daily totals: per merchant account, business date and transfer type; fees are what the fee-income
   -- account earned in the transfers that debited the merchant
   INSERT INTO ${s}.merchant_daily AS m (business_date, account_id, transfer_type, transfers, credits, debits, fees)
+  WITH fee AS (
+    SELECT fl.transfer_id, sum(fl.amount) AS amount
+      FROM pg_temp.cp_rm_lines fl JOIN ${s}.accounts fa ON fa.account_id = fl.account_id
+     WHERE fl.direction = 'credit' AND fa.kind = 'platform_fee_income'
+     GROUP BY 1
+  )
   SELECT l.business_date, l.account_id, l.transfer_type, count(DISTINCT l.transfer_id),
          coalesce(sum(l.amount) FILTER (WHERE l.direction = 'credit'), 0),
          coalesce(sum(l.amount) FILTER (WHERE l.direction = 'debit'), 0),
-         coalesce(sum(f.fee), 0)
+         coalesce(sum(fee.amount) FILTER (WHERE l.direction = 'debit'), 0)
     FROM pg_temp.cp_rm_lines l
     JOIN ${s}.accounts a ON a.account_id = l.account_id AND a.kind LIKE 'merchant%'
-    LEFT JOIN LATERAL (
-      SELECT sum(fl.amount) AS fee
-        FROM pg_temp.cp_rm_lines fl JOIN ${s}.accounts fa ON fa.account_id = fl.account_id
-       WHERE fl.transfer_id = l.transfer_id AND fl.direction = 'credit' AND fa.kind = 'platform_fee_income'
-    ) f ON l.direction = 'debit'
+    LEFT JOIN fee ON fee.transfer_id = l.transfer_id
    GROUP BY 1, 2, 3
   ON CONFLICT (business_date, account_id, transfer_type) DO UPDATE
      SET transfers = m.transfers + excluded.transfers, credits = m.credits + excluded.credits,
@@ -387,5 +391,5 @@ export const LEDGER_READ_MODEL: ProjectionDefinition = {
   ],
   sessionSql: STAGING_SQL,
   schemaSql,
-  applySql: (schema) => `SELECT ${schema}.apply($1::json) AS applied`,
+  applySql: (schema) => `SELECT ${schema}.apply($1::jsonb) AS applied`,
 };
