@@ -1,6 +1,6 @@
 import { runDecode } from './commands/decode';
 import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
-import { openEventStore, startLedger } from './platform';
+import { openEventStore, startLedger, startReadModels } from './platform';
 import { createApp, listen } from './server';
 
 const USAGE = [
@@ -58,7 +58,8 @@ async function serve(io: Io): Promise<number> {
   }
   const store = await openEventStore(config);
   const ledger = await startLedger(store, config);
-  const server = await listen(createApp(ledger, store), config.host, config.port);
+  const readModels = await startReadModels(config, store);
+  const server = await listen(createApp(ledger, store, readModels), config.host, config.port);
   io.stdout(`carbonpay listening on http://${config.host}:${config.port} (event store: ${store.name})`);
   await new Promise<void>((resolve) => {
     const stop = (): void => {
@@ -69,6 +70,7 @@ async function serve(io: Io): Promise<number> {
     process.once('SIGINT', stop);
   });
   await ledger.close();
+  await readModels.close();
   await store.close();
   return 0;
 }

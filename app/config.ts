@@ -14,6 +14,10 @@ export interface Config {
   readonly batchMaxCommands: number;
   readonly snapshotEveryEvents: number;
   readonly databasePoolSize: number;
+  /** Where the read models live; undefined: beside the event store (its PostgreSQL, or its PGlite). */
+  readonly readModelUrl: string | undefined;
+  /** Whether this process runs the projection runners (one leads across processes; others stand by). */
+  readonly runProjections: boolean;
 }
 
 export class ConfigError extends Error {
@@ -39,6 +43,9 @@ export const CONFIG_VARIABLES = {
   CARBONPAY_BATCH_MAX_COMMANDS: 'commands per group commit, 1..1000; default 1000',
   CARBONPAY_SNAPSHOT_EVERY: 'account events between snapshots, 10..1000000; default 1000',
   CARBONPAY_DB_POOL_SIZE: 'PostgreSQL connections, 2..100; default 10',
+  CARBONPAY_READ_MODEL_URL:
+    'postgresql:// database of the read models; default the event store own (required with kurrentdb)',
+  CARBONPAY_PROJECTIONS: 'on | off: run the read-model runners in this process; default on',
 } as const;
 
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
@@ -58,6 +65,14 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     throw new ConfigError('DATABASE_URL', 'is required when CARBONPAY_EVENT_STORE=postgres', '');
   if (eventStore === 'kurrentdb' && !kurrentDbUrl)
     throw new ConfigError('KURRENTDB_URL', 'is required when CARBONPAY_EVENT_STORE=kurrentdb', '');
+  const readModelUrl = optional(env, 'CARBONPAY_READ_MODEL_URL');
+  if (readModelUrl !== undefined && !/^postgres(ql)?:\/\//.test(readModelUrl))
+    throw new ConfigError('CARBONPAY_READ_MODEL_URL', 'must start with postgresql://', readModelUrl);
+  if (eventStore === 'kurrentdb' && !readModelUrl)
+    throw new ConfigError('CARBONPAY_READ_MODEL_URL', 'is required when CARBONPAY_EVENT_STORE=kurrentdb', '');
+  const projections = optional(env, 'CARBONPAY_PROJECTIONS') ?? 'on';
+  if (projections !== 'on' && projections !== 'off')
+    throw new ConfigError('CARBONPAY_PROJECTIONS', 'must be on or off', projections);
   return {
     eventStore,
     databaseUrl,
@@ -68,6 +83,8 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     batchMaxCommands: integer(env, 'CARBONPAY_BATCH_MAX_COMMANDS', 1_000, 1, 1_000),
     snapshotEveryEvents: integer(env, 'CARBONPAY_SNAPSHOT_EVERY', 1_000, 10, 1_000_000),
     databasePoolSize: integer(env, 'CARBONPAY_DB_POOL_SIZE', 10, 2, 100),
+    readModelUrl,
+    runProjections: projections === 'on',
   };
 }
 

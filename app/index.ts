@@ -3,5 +3,6 @@ export { main } from './cli';
 export { runDecode } from './commands/decode';
 export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 export type { Config, EventStoreKind } from './config';
-export { openEventStore, startLedger } from './platform';
+export { openEventStore, startLedger, startReadModels } from './platform';
+export type { ReadModels } from './platform';
 export { createApp, listen } from './server';

@@ -1,12 +1,21 @@
 import type { EventStore } from '../core-ledger';
 import {
   InMemoryEventStore,
+  SqlEventStore,
   KurrentDbEventStore,
   Ledger,
   openPgliteEventStore,
   openPostgresEventStore,
   PLATFORM_ACCOUNTS,
 } from '../core-ledger';
+import type { ReadModelDatabase } from '../projections';
+import {
+  LEDGER_READ_MODEL,
+  PgliteReadModels,
+  pgliteReadModelsOf,
+  PostgresReadModels,
+  ProjectionRunner,
+} from '../projections';
 import type { Config } from './config';
 
 /** Opens the configured event store. */
@@ -43,4 +52,45 @@ export async function startLedger(
   if (refused && refused.status === 'refused')
     throw new Error(`platform accounts could not be opened: ${refused.refusal.message}`);
   return ledger;
+}
+
+export interface ReadModels {
+  readonly database: ReadModelDatabase;
+  /** The ledger read model's runner; undefined when this process does not run projections. */
+  readonly runner: ProjectionRunner | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * The read models: in their own PostgreSQL when configured, else beside the event store (its PostgreSQL, or the
+ * same PGlite); an in-memory event store gets an in-memory PGlite. The runner starts unless turned off.
+ */
+export async function startReadModels(
+  config: Pick<Config, 'eventStore' | 'databaseUrl' | 'readModelUrl' | 'runProjections'>,
+  store: EventStore,
+): Promise<ReadModels> {
+  let database: ReadModelDatabase;
+  let ownsDatabase: { close(): Promise<void> } | undefined;
+  const url = config.readModelUrl ?? (config.eventStore === 'postgres' ? config.databaseUrl : undefined);
+  if (url !== undefined) {
+    database = new PostgresReadModels(url);
+    ownsDatabase = database;
+  } else if (store instanceof SqlEventStore) {
+    database = pgliteReadModelsOf(store);
+  } else {
+    const { PGlite } = await import('@electric-sql/pglite');
+    const pglite = await PGlite.create();
+    database = new PgliteReadModels(pglite);
+    ownsDatabase = pglite;
+  }
+  const runner = config.runProjections ? new ProjectionRunner(database, store, LEDGER_READ_MODEL) : undefined;
+  runner?.start();
+  return {
+    database,
+    runner,
+    close: async () => {
+      await runner?.stop();
+      await ownsDatabase?.close();
+    },
+  };
 }

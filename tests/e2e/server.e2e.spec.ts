@@ -1,14 +1,18 @@
 import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createApp, listen, startLedger } from '../../app';
+import { createApp, listen, startLedger, startReadModels } from '../../app';
 import { InMemoryEventStore } from '../../core-ledger';
 
 describe('the HTTP door', () => {
   test('GET /health answers with the store and the writer counters; unknown routes get a JSON 404', async () => {
     const store = new InMemoryEventStore();
     const ledger = await startLedger(store, { batchMaxCommands: 100, snapshotEveryEvents: 100 });
-    const server = await listen(createApp(ledger, store), '127.0.0.1', 0);
+    const readModels = await startReadModels(
+      { eventStore: 'memory', databaseUrl: undefined, readModelUrl: undefined, runProjections: true },
+      store,
+    );
+    const server = await listen(createApp(ledger, store, readModels), '127.0.0.1', 0);
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const health = await fetch(`${base}/health`);
@@ -17,16 +21,22 @@ describe('the HTTP door', () => {
         status: string;
         eventStore: string;
         ledger: { commandsCommitted: number };
+        readModels: { projection: string; leader: boolean };
       };
       expect(body.status).toBe('ok');
       expect(body.eventStore).toBe('memory');
       expect(body.ledger.commandsCommitted).toBe(6); // the six platform accounts opened at start
+      // The runner takes the lead and applies the platform accounts' events shortly after start.
+      await readModels.runner!.waitUntilApplied((await store.readAll({ maxCount: 100 })).at(-1)!.position);
+      const later = (await (await fetch(`${base}/health`)).json()) as typeof body;
+      expect(later.readModels).toMatchObject({ projection: 'ledger', leader: true, lagMs: 0 });
       const missing = await fetch(`${base}/nope`);
       expect(missing.status).toBe(404);
       expect(await missing.json()).toEqual({ code: 'not_found', message: 'no such route', details: {} });
     } finally {
       await new Promise((r) => server.close(r));
       await ledger.close();
+      await readModels.close();
     }
   });
 

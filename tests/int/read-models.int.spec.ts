@@ -73,6 +73,33 @@ describe('read models on PostgreSQL: live, rebuilt, and balanced at every checkp
       await workload.run(Number(process.env['WORKLOAD_EVENTS'] ?? 100_000), countEvents);
       await runner.waitUntilApplied(await headPosition());
 
+      // The workload reached every kind of change (a generator whose commands were all refused would prove nothing).
+      const kinds = await readModels.query<{ transfer_type: string; status: string }>(
+        `SELECT DISTINCT transfer_type, status FROM cp_read.transfers`,
+      );
+      const seen = new Set(kinds.map((k) => `${k.transfer_type}/${k.status}`));
+      for (const kind of [
+        'payment/posted',
+        'payment/captured',
+        'payment/voided',
+        'refund/posted',
+        'fee/posted',
+        'top_up/posted',
+        'credit_issuance/posted',
+        'credit_redemption/posted',
+        'reversal/posted',
+      ])
+        expect(seen).toContain(kind);
+      const totals = await readModels.query<{ fees: string; carbon: string; audited: string; settled: string }>(
+        `SELECT (SELECT sum(fees)::text FROM cp_read.merchant_daily) AS fees,
+                (SELECT sum(credits_issued)::text FROM cp_read.carbon_daily) AS carbon,
+                (SELECT count(*)::text FROM cp_read.audit_trail) AS audited,
+                (SELECT count(*)::text FROM cp_read.transfers WHERE settlement_id IS NOT NULL) AS settled`,
+      );
+      expect(Number(totals[0]!.fees)).toBeGreaterThan(0);
+      expect(Number(totals[0]!.carbon)).toBeGreaterThan(0);
+      expect(Number(totals[0]!.audited)).toBeGreaterThan(1_000);
+      expect(Number(totals[0]!.settled)).toBeGreaterThan(0);
       expect(samples.length).toBeGreaterThan(5);
       for (const sample of samples) expect(sample.unbalanced).toEqual([]);
       const live = await tableChecksums(readModels, LEDGER_READ_MODEL);

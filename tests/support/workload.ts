@@ -148,19 +148,19 @@ export class Workload {
         { accountId: userWallet(user), direction: 'credit', amount },
       ]);
     } else if (r < 0.5) {
-      const amount = Number(this.fen(20_000));
-      const fee = Math.round(amount * 0.006 * 100) / 100;
-      const postings = [
-        { accountId: userWallet(user), direction: 'debit' as const, amount: amount.toFixed(2) },
-        { accountId: merchantPending(merchant), direction: 'credit' as const, amount: amount.toFixed(2) },
-      ];
-      if (fee > 0)
-        postings.push(
-          { accountId: merchantPending(merchant), direction: 'debit', amount: fee.toFixed(2) },
-          { accountId: FEES, direction: 'credit', amount: fee.toFixed(2) },
-        );
-      command = this.transfer('payment', postings);
+      // A payment, and half the time the merchant's fee as its own transfer (one transfer never uses an account twice).
+      const amount = this.fen(20_000);
+      command = this.transfer('payment', [
+        { accountId: userWallet(user), direction: 'debit', amount },
+        { accountId: merchantPending(merchant), direction: 'credit', amount },
+      ]);
       this.remember(command);
+    } else if (r < 0.53) {
+      const fee = this.fen(100);
+      command = this.transfer('fee', [
+        { accountId: merchantPending(merchant), direction: 'debit', amount: fee },
+        { accountId: FEES, direction: 'credit', amount: fee },
+      ]);
     } else if (r < 0.57) {
       const amount = this.fen(5_000);
       command = this.transfer('refund', [

@@ -8,6 +8,8 @@ describe('configuration', () => {
       host: '127.0.0.1',
       port: 3000,
       batchMaxCommands: 1000,
+      readModelUrl: undefined,
+      runProjections: true,
     });
   });
 
@@ -37,6 +39,15 @@ describe('configuration', () => {
       { KURRENTDB_URL: 'http://x' },
       'invalid configuration: KURRENTDB_URL must start with kurrentdb://, got "http://x"',
     ],
+    [
+      { CARBONPAY_READ_MODEL_URL: 'mysql://x' },
+      'invalid configuration: CARBONPAY_READ_MODEL_URL must start with postgresql://, got "mysql://x"',
+    ],
+    [
+      { CARBONPAY_EVENT_STORE: 'kurrentdb', KURRENTDB_URL: 'kurrentdb://h:2113' },
+      'invalid configuration: CARBONPAY_READ_MODEL_URL is required when CARBONPAY_EVENT_STORE=kurrentdb, got ""',
+    ],
+    [{ CARBONPAY_PROJECTIONS: 'yes' }, 'invalid configuration: CARBONPAY_PROJECTIONS must be on or off, got "yes"'],
     [
       { CARBONPAY_BATCH_MAX_COMMANDS: '0' },
       'invalid configuration: CARBONPAY_BATCH_MAX_COMMANDS must be an integer 1..1000, got "0"',
