@@ -1,4 +1,5 @@
 import { runDecode } from './commands/decode';
+import type { Config } from './config';
 import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 import { openEventStore, startLedger, startReadModels } from './platform';
 import { createApp, listen } from './server';
@@ -7,6 +8,7 @@ const USAGE = [
   'usage: carbonpay <command> [arguments]',
   '  serve                         run the platform (HTTP on HOST:PORT)',
   '  decode <card number|account>  explain a T6 card number or T7 account id',
+  '  read-models status|rebuild    show the read models, or rebuild them from position zero and swap them in',
   '  help                          this text and the configuration variables',
 ];
 
@@ -28,6 +30,8 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       return runDecode(rest, io);
     case 'serve':
       return serve(io);
+    case 'read-models':
+      return readModelsCommand(rest, io);
     case 'help':
     case '--help':
       USAGE.forEach(io.stdout);
@@ -45,17 +49,65 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
   }
 }
 
-async function serve(io: Io): Promise<number> {
-  let config;
+function configOrExit(io: Io): Config | undefined {
   try {
-    config = loadConfig(process.env);
+    return loadConfig(process.env);
   } catch (error) {
     if (error instanceof ConfigError) {
       io.stderr(`carbonpay: ${error.message}`);
-      return 2;
+      return undefined;
     }
     throw error;
   }
+}
+
+/**
+ * `read-models status` prints each projection's generation, checkpoint and events applied; `read-models rebuild`
+ * asks for a rebuild and waits for the swap. A running server's runner does the work when it leads; otherwise
+ * this process runs one until the swap.
+ */
+async function readModelsCommand(args: readonly string[], io: Io): Promise<number> {
+  const [action] = args;
+  if ((action !== 'status' && action !== 'rebuild') || args.length !== 1) {
+    io.stderr('carbonpay: usage: carbonpay read-models status|rebuild');
+    return 2;
+  }
+  const config = configOrExit(io);
+  if (!config) return 2;
+  const store = await openEventStore(config);
+  const readModels = await startReadModels({ ...config, runProjections: true }, store);
+  try {
+    if (action === 'rebuild') {
+      const started = Date.now();
+      io.stdout('carbonpay: rebuilding the read models from position zero');
+      const generation = await readModels.runner!.rebuild();
+      io.stdout(`carbonpay: generation ${generation} swapped in after ${((Date.now() - started) / 1000).toFixed(1)} s`);
+    }
+    const rows = await readModels.database.query<{
+      projection: string;
+      active_generation: number;
+      position: string;
+      events_applied: string;
+      updated_at: string;
+    }>(
+      `SELECT p.projection, p.active_generation, c.position, c.events_applied::text, c.updated_at::text
+         FROM cp_projections p JOIN cp_projection_checkpoints c
+           ON c.projection = p.projection AND c.generation = p.active_generation ORDER BY 1`,
+    );
+    for (const r of rows)
+      io.stdout(
+        `${r.projection}: generation ${r.active_generation}, position ${r.position || '(start)'}, ${r.events_applied} events applied, last batch ${r.updated_at}`,
+      );
+    return 0;
+  } finally {
+    await readModels.close();
+    await store.close();
+  }
+}
+
+async function serve(io: Io): Promise<number> {
+  const config = configOrExit(io);
+  if (!config) return 2;
   const store = await openEventStore(config);
   const ledger = await startLedger(store, config);
   const readModels = await startReadModels(config, store);

@@ -10,6 +10,7 @@ import {
 } from '../core-ledger';
 import type { ReadModelDatabase } from '../projections';
 import {
+  installSql,
   LEDGER_READ_MODEL,
   PgliteReadModels,
   pgliteReadModelsOf,
@@ -83,6 +84,8 @@ export async function startReadModels(
     database = new PgliteReadModels(pglite);
     ownsDatabase = pglite;
   }
+  // Readers need the registry and the views before the first runner leads.
+  await database.exec(installSql(LEDGER_READ_MODEL));
   const runner = config.runProjections ? new ProjectionRunner(database, store, LEDGER_READ_MODEL) : undefined;
   runner?.start();
   return {
