@@ -74,6 +74,7 @@ export class ProjectionRunner {
   private lagMs = 0;
   private eventsApplied = 0;
   private lastError: string | undefined;
+  private readonly handledTypes: ReadonlySet<string>;
   private caughtUpWaiters: { position: LogPosition; resolve: () => void }[] = [];
 
   constructor(
@@ -83,6 +84,7 @@ export class ProjectionRunner {
     options: Partial<RunnerOptions> = {},
   ) {
     this.options = { ...DEFAULT_RUNNER_OPTIONS, ...options };
+    this.handledTypes = new Set(definition.eventTypes);
   }
 
   start(): void {
@@ -251,10 +253,9 @@ export class ProjectionRunner {
       next.catch(() => undefined);
       generation.prefetched = { after: last, events: next };
     }
-    const handled = new Set(this.definition.eventTypes);
     const payload = JSON.stringify(
       events
-        .filter((e) => handled.has(e.type))
+        .filter((e) => this.handledTypes.has(e.type))
         .map((e, o) => ({
           o,
           p: e.position,

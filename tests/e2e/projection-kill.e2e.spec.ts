@@ -5,7 +5,7 @@ import type { SqlEventStore } from '../../core-ledger';
 import { Ledger, openPostgresEventStore } from '../../core-ledger';
 import { LEDGER_READ_MODEL, PostgresReadModels, ProjectionRunner, tableChecksums } from '../../projections';
 import { createTestDatabase } from '../support/databases';
-import { Workload } from '../support/workload';
+import { logHead, Workload } from '../support/workload';
 
 jest.setTimeout(240_000);
 
@@ -72,10 +72,7 @@ describe('a projection runner killed mid-batch and restarted', () => {
     await workload.run(20_000, countEvents);
     await ledger.close();
     const events = await countEvents();
-    const tail = await readModels.query<{ tx: string; seq: string }>(
-      'SELECT tx_id::text AS tx, seq::text AS seq FROM cp_events ORDER BY tx_id DESC, seq DESC LIMIT 1',
-    );
-    const head = `${tail[0]!.tx.padStart(20, '0')}:${tail[0]!.seq.padStart(20, '0')}`;
+    const head = await logHead(readModels);
 
     let kills = 0;
     for (const after of [3, 5, 2, 6]) {

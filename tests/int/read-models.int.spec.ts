@@ -1,10 +1,10 @@
 import { Client } from 'pg';
 import type { SqlEventStore } from '../../core-ledger';
-import { LOG_START, Ledger, openPostgresEventStore } from '../../core-ledger';
+import { Ledger, openPostgresEventStore } from '../../core-ledger';
 import type { CommittedBatch } from '../../projections';
 import { LEDGER_READ_MODEL, PostgresReadModels, ProjectionRunner, tableChecksums } from '../../projections';
 import { createTestDatabase } from '../support/databases';
-import { Workload } from '../support/workload';
+import { logHead, Workload } from '../support/workload';
 
 jest.setTimeout(240_000);
 
@@ -35,15 +35,6 @@ describe('read models on PostgreSQL: live, rebuilt, and balanced at every checkp
   const countEvents = async (): Promise<number> =>
     Number((await sql.query<{ n: string }>('SELECT count(*)::text AS n FROM cp_events')).rows[0]!.n);
 
-  const headPosition = async (): Promise<string> => {
-    const all = await store.readAll({ after: LOG_START, maxCount: 1 });
-    if (all.length === 0) return LOG_START;
-    const rows = await sql.query<{ tx: string; seq: string }>(
-      'SELECT tx_id::text AS tx, seq::text AS seq FROM cp_events ORDER BY tx_id DESC, seq DESC LIMIT 1',
-    );
-    return `${rows.rows[0]!.tx.padStart(20, '0')}:${rows.rows[0]!.seq.padStart(20, '0')}`;
-  };
-
   const unbalancedAssets = async (): Promise<{ asset: string; total: string }[]> =>
     (
       await sql.query<{ asset: string; total: string }>(
@@ -71,7 +62,7 @@ describe('read models on PostgreSQL: live, rebuilt, and balanced at every checkp
       });
       await workload.openAccounts();
       await workload.run(Number(process.env['WORKLOAD_EVENTS'] ?? 100_000), countEvents);
-      await runner.waitUntilApplied(await headPosition());
+      await runner.waitUntilApplied(await logHead(readModels));
 
       // The workload reached every kind of change (a generator whose commands were all refused would prove nothing).
       const kinds = await readModels.query<{ transfer_type: string; status: string }>(

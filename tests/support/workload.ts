@@ -1,5 +1,6 @@
 import type { CommandContext, Ledger, LedgerCommand, TransferType } from '../../core-ledger';
-import { makeCardNumber, PLATFORM_ACCOUNTS } from '../../core-ledger';
+import { encodePosition, LOG_START, makeCardNumber, PLATFORM_ACCOUNTS } from '../../core-ledger';
+import type { LogPosition } from '../../core-ledger';
 import { BANK, CREDIT_ISSUANCE, FEES, merchantPending, userPoints, userWallet } from './ledger-fixtures';
 
 /** A small deterministic PRNG (mulberry32): a failing seed replays exactly. */
@@ -242,4 +243,14 @@ export class Workload {
   private remember(command: LedgerCommand): void {
     if (command.type === 'PostTransfer') this.posted.push(command.transferId);
   }
+}
+
+/** The position of the last event in a PostgreSQL event log, encoded as the store encodes it. */
+export async function logHead(db: {
+  query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+}): Promise<LogPosition> {
+  const rows = await db.query<{ tx: string; seq: string }>(
+    'SELECT tx_id::text AS tx, seq::text AS seq FROM cp_events ORDER BY tx_id DESC, seq DESC LIMIT 1',
+  );
+  return rows.length === 0 ? LOG_START : encodePosition(BigInt(rows[0]!.tx), BigInt(rows[0]!.seq));
 }
