@@ -443,29 +443,60 @@ export class Ledger {
     }
   }
 
-  /** Loads every account and referenced transfer the batch needs and does not hold, a few rounds deep. */
+  /**
+   * Loads every account and referenced transfer the batch needs and does not hold, a few rounds deep. A transfer
+   * read from the store may be newer than the cached accounts it names (another writer authorized it): those
+   * accounts are brought up to its time before anything is decided on them.
+   */
   private async loadStateFor(batch: readonly PendingCommand[]): Promise<void> {
     // Streams read in an earlier round and found absent are not read again: only what a round newly reveals is.
     const tried = new Set<string>();
+    const behindTransfers = new Set<string>();
     for (let round = 0; round < 3; round++) {
       const accountIds = new Set<string>();
       const transferIds = new Set<string>();
       const view = this.newOverlay();
       for (const { command } of batch) {
         const needs = streamsToLoad(command, view);
-        for (const id of needs.accountIds) if (!view.account(id) && !tried.has(`a:${id}`)) accountIds.add(id);
+        for (const id of needs.accountIds) {
+          if ((!view.account(id) || behindTransfers.has(id)) && !tried.has(`a:${id}`)) accountIds.add(id);
+        }
         for (const id of needs.transferIds) if (!view.transfer(id) && !tried.has(`t:${id}`)) transferIds.add(id);
         for (const id of needs.newTransferIds) if (this.transfersToReload.has(id)) transferIds.add(id);
       }
       if (accountIds.size === 0 && transferIds.size === 0) return;
       accountIds.forEach((id) => tried.add(`a:${id}`));
       transferIds.forEach((id) => tried.add(`t:${id}`));
-      await Promise.all([
-        ...[...accountIds].map((id) => this.loadAccount(id)),
+      const caughtUp = [...accountIds].filter((id) => view.account(id) !== undefined);
+      // A batch still committing that touches such an account was decided on the stale state and will fail;
+      // deciding on top of it would read that state again.
+      if (this.inFlight.some((b) => caughtUp.some((id) => b.overlay.accounts.has(id)))) {
+        await Promise.all(this.inFlight.map((b) => b.settled));
+      }
+      const loaded = await Promise.all([
+        ...[...accountIds].map((id) => this.catchUpAccount(id)),
         ...[...transferIds].map((id) => this.loadTransfer(id)),
       ]);
       for (const id of transferIds) this.transfersToReload.delete(id);
+      for (const state of loaded.slice(accountIds.size) as (TransferState | undefined)[]) {
+        for (const id of accountsNamedBy(state)) behindTransfers.add(id);
+      }
     }
+  }
+
+  /** Reads what the store holds beyond the cached state of an account (usually nothing), or loads it whole. */
+  private async catchUpAccount(accountId: string): Promise<AccountState | undefined> {
+    const cached = this.accounts.get(accountId);
+    if (!cached) return this.loadAccount(accountId);
+    const streamId = accountStreamId(accountId);
+    let state = cached;
+    for (const event of await readWholeStream(this.store, streamId, cached.revision + 1)) {
+      state = evolveAccount(state, toLedgerEvent(event) as AccountEvent);
+    }
+    const now = this.accounts.get(accountId);
+    if (!now || now.revision < state.revision)
+      this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
+    return now && now.revision > state.revision ? now : state;
   }
 
   private async loadAccount(accountId: string): Promise<AccountState | undefined> {
@@ -604,6 +635,13 @@ function auditMetadataOf(command: LedgerCommand, context: CommandContext): JsonO
 
 function asReplayIf(replayed: boolean, outcome: CommandOutcome): CommandOutcome {
   return replayed && outcome.status === 'accepted' ? { status: 'replayed', result: outcome.result } : outcome;
+}
+
+function accountsNamedBy(transfer: TransferState | undefined): string[] {
+  if (!transfer) return [];
+  const ids = transfer.postings.map((p) => p.accountId);
+  if (transfer.authorization) ids.push(transfer.authorization.debitAccountId, transfer.authorization.creditAccountId);
+  return ids;
 }
 
 async function readWholeStream(store: EventStore, streamId: string, fromRevision: number): Promise<RecordedEvent[]> {

@@ -281,30 +281,32 @@ function modelBalances(
   const add = (id: string, signed: InstanceType<typeof Money>): void => {
     balances.set(id, (balances.get(id) ?? new Money(0)).plus(signed));
   };
+  // Concurrent commands may be accepted out of their list order (a later retry can win over the first attempt,
+  // which is then a replay), so what each transfer posted is gathered first.
   const posted = new Map<string, readonly PostingInput[]>();
   const authorized = new Map<string, Extract<LedgerCommand, { type: 'AuthorizeTransfer' }>>();
-  commands.forEach((c, i) => {
-    if (outcomes[i]!.status !== 'accepted') return;
-    if (c.type === 'PostTransfer') {
-      posted.set(c.transferId, c.postings);
-      for (const p of c.postings)
-        add(p.accountId, p.direction === 'credit' ? new Money(p.amount) : new Money(p.amount).neg());
-    } else if (c.type === 'AuthorizeTransfer') {
-      authorized.set(c.transferId, c);
-    } else if (c.type === 'CaptureTransfer') {
+  const accepted = commands.filter((_, i) => outcomes[i]!.status === 'accepted');
+  for (const c of accepted) if (c.type === 'AuthorizeTransfer') authorized.set(c.transferId, c);
+  for (const c of accepted) {
+    if (c.type === 'PostTransfer') posted.set(c.transferId, c.postings);
+    else if (c.type === 'CaptureTransfer') {
       const auth = authorized.get(c.transferId)!;
-      const amount = new Money(c.amount ?? auth.amount);
-      add(auth.debitAccountId, amount.neg());
-      add(auth.creditAccountId, amount);
+      const amount = new Money(c.amount ?? auth.amount).toFixed(2);
       posted.set(c.transferId, [
-        { accountId: auth.debitAccountId, direction: 'debit', amount: amount.toFixed(2) },
-        { accountId: auth.creditAccountId, direction: 'credit', amount: amount.toFixed(2) },
+        { accountId: auth.debitAccountId, direction: 'debit', amount },
+        { accountId: auth.creditAccountId, direction: 'credit', amount },
       ]);
-    } else if (c.type === 'ReverseTransfer') {
-      for (const p of posted.get(c.transferId)!)
-        add(p.accountId, p.direction === 'credit' ? new Money(p.amount).neg() : new Money(p.amount));
     }
-  });
+  }
+  for (const c of accepted) {
+    const lines =
+      c.type === 'PostTransfer' || c.type === 'CaptureTransfer'
+        ? posted.get(c.transferId)!
+        : c.type === 'ReverseTransfer'
+          ? posted.get(c.transferId)!.map((p) => ({ ...p, direction: p.direction === 'debit' ? 'credit' : 'debit' }))
+          : [];
+    for (const p of lines) add(p.accountId, p.direction === 'credit' ? new Money(p.amount) : new Money(p.amount).neg());
+  }
   return balances;
 }
 

@@ -385,4 +385,38 @@ describe('pipelined writer', () => {
     const replayed = await replay(store);
     expect(formatAmount('CCR', replayed.accounts.get(CREDIT_ISSUANCE)!.posted)).toBe(formatAmount('CCR', running));
   });
+
+  test('a capture of a hold another writer placed sees that hold, even with the account cached before it', async () => {
+    // Regression (found by the two-writer property in CI): writer A cached alice without the hold, read the
+    // authorization from the store, and released a hold its cached state did not have (holds below zero).
+    const { ledger: a, store } = await fresh();
+    const b = new Ledger(store);
+    expect(await balance(a, alice)).toBe('100.00');
+    await mustAccept(b, {
+      type: 'AuthorizeTransfer',
+      transferId: 't-held',
+      idempotencyKey: 'held',
+      transferType: 'payment',
+      debitAccountId: alice,
+      creditAccountId: shop,
+      amount: '40.00',
+      expiresAt: '2026-11-23T10:30:00.000Z',
+      businessDate: BUSINESS_DATE,
+      at: AT,
+    });
+    const pay = a.execute(move(alice, bob, '70.00', { key: 'after-hold' }));
+    const capture = a.execute({
+      type: 'CaptureTransfer',
+      transferId: 't-held',
+      idempotencyKey: 'cap',
+      amount: '40.00',
+      at: AT,
+    });
+    const [paid, captured] = await Promise.all([pay, capture]);
+    expect(refusalOf(paid)).toBe('insufficient_funds'); // 100 − 40 held leaves 60
+    expect(captured.status).toBe('accepted');
+    const replayed = await replay(store);
+    expect(replayed.accounts.get(alice)!.posted.toFixed(2)).toBe('60.00');
+    expect(replayed.accounts.get(alice)!.pendingDebits.toFixed(2)).toBe('0.00');
+  });
 });
