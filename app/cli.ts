@@ -2,7 +2,8 @@ import { runDecode } from './commands/decode';
 import type { Config } from './config';
 import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 import { openEventStore, startLedger, startReadModels } from './platform';
-import { createApp, listen } from './server';
+import { createLogger, drainAndClose } from '../api';
+import { createPlatformApi, listenPlatform } from './server';
 
 const USAGE = [
   'usage: carbonpay <command> [arguments]',
@@ -108,22 +109,26 @@ async function readModelsCommand(args: readonly string[], io: Io): Promise<numbe
 async function serve(io: Io): Promise<number> {
   const config = configOrExit(io);
   if (!config) return 2;
+  const logger = createLogger(process.env['LOG_LEVEL'] ?? 'info');
   const store = await openEventStore(config);
   const ledger = await startLedger(store, config);
   const readModels = await startReadModels(config, store);
-  const server = await listen(createApp(ledger, store, readModels), config.host, config.port);
-  io.stdout(`carbonpay listening on http://${config.host}:${config.port} (event store: ${store.name})`);
+  const api = await createPlatformApi(ledger, store, readModels, config, logger);
+  const server = await listenPlatform(api, config);
+  const scheme = config.tlsCertFile ? 'https' : 'http';
+  io.stdout(`carbonpay listening on ${scheme}://${config.host}:${config.port} (event store: ${store.name})`);
   await new Promise<void>((resolve) => {
-    const stop = (): void => {
-      io.stdout('carbonpay: shutting down, draining in-flight requests');
-      server.close(() => resolve());
-    };
+    const stop = (): void => resolve();
     process.once('SIGTERM', stop);
     process.once('SIGINT', stop);
   });
+  io.stdout('carbonpay: shutting down, draining in-flight requests');
+  const unanswered = await drainAndClose(api, server, config.shutdownGraceMs);
+  if (unanswered > 0) logger.warn({ unanswered }, 'shutdown deadline passed with requests in flight');
   await ledger.close();
   await readModels.close();
   await store.close();
+  io.stdout('carbonpay: stopped');
   return 0;
 }
 

@@ -18,6 +18,13 @@ export interface Config {
   readonly readModelUrl: string | undefined;
   /** Whether this process runs the projection runners (one leads across processes; others stand by). */
   readonly runProjections: boolean;
+  /** PEM files for HTTPS (TLS 1.2+); without them the server listens on plain HTTP, on loopback only. */
+  readonly tlsCertFile: string | undefined;
+  readonly tlsKeyFile: string | undefined;
+  /** Hour (0..23, China Standard Time) at which the business date turns. */
+  readonly cutoffHourLocal: number;
+  /** Milliseconds a shutdown waits for requests in flight. */
+  readonly shutdownGraceMs: number;
 }
 
 export class ConfigError extends Error {
@@ -46,7 +53,14 @@ export const CONFIG_VARIABLES = {
   CARBONPAY_READ_MODEL_URL:
     'postgresql:// database of the read models; default the event store own (required with kurrentdb)',
   CARBONPAY_PROJECTIONS: 'on | off: run the read-model runners in this process; default on',
+  CARBONPAY_TLS_CERT: 'PEM certificate file: serve HTTPS (TLS 1.2+); required unless HOST is a loopback address',
+  CARBONPAY_TLS_KEY: 'PEM private key file of CARBONPAY_TLS_CERT',
+  CARBONPAY_CUTOFF_HOUR: 'hour 0..23 (China Standard Time) at which the business date turns; default 0',
+  CARBONPAY_SHUTDOWN_GRACE_MS: 'milliseconds a shutdown waits for requests in flight, 0..600000; default 10000',
+  LOG_LEVEL: 'pino level: fatal | error | warn | info | debug | trace | silent; default info',
 } as const;
+
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', '::1', 'localhost']);
 
 export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const databaseUrl = optional(env, 'DATABASE_URL');
@@ -73,18 +87,36 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const projections = optional(env, 'CARBONPAY_PROJECTIONS') ?? 'on';
   if (projections !== 'on' && projections !== 'off')
     throw new ConfigError('CARBONPAY_PROJECTIONS', 'must be on or off', projections);
+  const tlsCertFile = optional(env, 'CARBONPAY_TLS_CERT');
+  const tlsKeyFile = optional(env, 'CARBONPAY_TLS_KEY');
+  if ((tlsCertFile === undefined) !== (tlsKeyFile === undefined))
+    throw new ConfigError(tlsCertFile ? 'CARBONPAY_TLS_KEY' : 'CARBONPAY_TLS_CERT', 'is required with its pair', '');
+  const host = optional(env, 'HOST') ?? '127.0.0.1';
+  if (tlsCertFile === undefined && !LOOPBACK_HOSTS.has(host))
+    throw new ConfigError(
+      'HOST',
+      'may be a non-loopback address only with CARBONPAY_TLS_CERT and CARBONPAY_TLS_KEY',
+      host,
+    );
+  const logLevel = optional(env, 'LOG_LEVEL');
+  if (logLevel !== undefined && !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
+    throw new ConfigError('LOG_LEVEL', 'must be a pino level', logLevel);
   return {
     eventStore,
     databaseUrl,
     dataDir: optional(env, 'CARBONPAY_DATA_DIR') ?? './.data/pglite',
     kurrentDbUrl,
-    host: optional(env, 'HOST') ?? '127.0.0.1',
+    host,
     port: integer(env, 'PORT', 3000, 1, 65_535),
     batchMaxCommands: integer(env, 'CARBONPAY_BATCH_MAX_COMMANDS', 1_000, 1, 1_000),
     snapshotEveryEvents: integer(env, 'CARBONPAY_SNAPSHOT_EVERY', 1_000, 10, 1_000_000),
     databasePoolSize: integer(env, 'CARBONPAY_DB_POOL_SIZE', 10, 2, 100),
     readModelUrl,
     runProjections: projections === 'on',
+    tlsCertFile,
+    tlsKeyFile,
+    cutoffHourLocal: integer(env, 'CARBONPAY_CUTOFF_HOUR', 0, 0, 23),
+    shutdownGraceMs: integer(env, 'CARBONPAY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
   };
 }
 

@@ -5,4 +5,4 @@ export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 export type { Config, EventStoreKind } from './config';
 export { openEventStore, startLedger, startReadModels } from './platform';
 export type { ReadModels } from './platform';
-export { createApp, listen } from './server';
+export { createPlatformApi, listenPlatform } from './server';

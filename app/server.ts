@@ -1,41 +1,43 @@
+import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
-import express from 'express';
+import type { Api, Logger } from '../api';
+import { createApi, createLogger, createMetrics, IdempotencyRecords, listenHttp } from '../api';
 import type { EventStore, Ledger } from '../core-ledger';
+import { ReadModelQueries } from '../projections';
+import type { Config } from './config';
 import type { ReadModels } from './platform';
 
-/**
- * The HTTP door as it stands: health and readiness with the writer's counters. The command and query API
- * (issue #5) mounts on this app.
- */
-export function createApp(ledger: Ledger, store: EventStore, readModels?: ReadModels): express.Express {
-  const app = express();
-  app.disable('x-powered-by');
-  app.get('/health', async (_request, response) => {
-    try {
-      await store.streamRevision('health-probe');
-      response.json({
-        status: 'ok',
-        eventStore: store.name,
-        ledger: ledger.stats,
-        readModels: readModels?.runner?.status() ?? null,
-      });
-    } catch (error) {
-      response.status(503).json({
-        code: 'unavailable',
-        message: 'event store unreachable',
-        details: { reason: (error as Error).message },
-      });
-    }
+/** The HTTP door over this process's ledger and read models. */
+export async function createPlatformApi(
+  ledger: Ledger,
+  store: EventStore,
+  readModels: ReadModels,
+  config: Pick<Config, 'cutoffHourLocal'>,
+  logger: Logger = createLogger(),
+  now: () => Date = () => new Date(),
+): Promise<Api> {
+  const idempotency = new IdempotencyRecords(readModels.database);
+  await idempotency.install();
+  return createApi({
+    ledger,
+    store,
+    queries: new ReadModelQueries(readModels.database),
+    idempotency,
+    runner: readModels.runner,
+    logger,
+    metrics: createMetrics(ledger, readModels.runner),
+    cutoffHourLocal: config.cutoffHourLocal,
+    now,
   });
-  app.use((_request, response) => {
-    response.status(404).json({ code: 'not_found', message: 'no such route', details: {} });
-  });
-  return app;
 }
 
-export function listen(app: express.Express, host: string, port: number): Promise<Server> {
-  return new Promise((resolve, reject) => {
-    const server = app.listen(port, host, (error?: Error) => (error ? reject(error) : resolve(server)));
-    server.on('error', reject);
-  });
+export function listenPlatform(
+  api: Api,
+  config: Pick<Config, 'host' | 'port' | 'tlsCertFile' | 'tlsKeyFile'>,
+): Promise<Server> {
+  const tls =
+    config.tlsCertFile !== undefined && config.tlsKeyFile !== undefined
+      ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
+      : undefined;
+  return listenHttp(api, config.host, config.port, tls);
 }

@@ -3,6 +3,7 @@ export * from './money';
 export * from './chart-of-accounts';
 export * from './ids';
 export * from './account-codes';
+export * from './business-date';
 export * from './domain/commands';
 export * from './domain/events';
 export * from './domain/refusals';

@@ -1,7 +1,8 @@
 import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createApp, listen, startLedger, startReadModels } from '../../app';
+import { createPlatformApi, listenPlatform, startLedger, startReadModels } from '../../app';
+import { createLogger, drainAndClose } from '../../api';
 import { InMemoryEventStore } from '../../core-ledger';
 
 describe('the HTTP door', () => {
@@ -12,7 +13,13 @@ describe('the HTTP door', () => {
       { eventStore: 'memory', databaseUrl: undefined, readModelUrl: undefined, runProjections: true },
       store,
     );
-    const server = await listen(createApp(ledger, store, readModels), '127.0.0.1', 0);
+    const api = await createPlatformApi(ledger, store, readModels, { cutoffHourLocal: 0 }, createLogger('silent'));
+    const server = await listenPlatform(api, {
+      host: '127.0.0.1',
+      port: 0,
+      tlsCertFile: undefined,
+      tlsKeyFile: undefined,
+    });
     try {
       const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
       const health = await fetch(`${base}/health`);
@@ -34,7 +41,7 @@ describe('the HTTP door', () => {
       expect(missing.status).toBe(404);
       expect(await missing.json()).toEqual({ code: 'not_found', message: 'no such route', details: {} });
     } finally {
-      await new Promise((r) => server.close(r));
+      await drainAndClose(api, server, 1_000);
       await ledger.close();
       await readModels.close();
     }

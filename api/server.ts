@@ -1,0 +1,327 @@
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import https from 'node:https';
+import type { Server } from 'node:http';
+import express from 'express';
+import type { NextFunction, Request, Response } from 'express';
+import type { EventStore, Ledger } from '../core-ledger';
+import type { ProjectionRunner, ReadModelQueries } from '../projections';
+import type { ErrorCode } from './errors';
+import { ApiError } from './errors';
+import type { Handler, OperationResult } from './handlers';
+import { createHandlers, REPLAY_HEADER } from './handlers';
+import type { IdempotencyRecords } from './idempotency';
+import { readJsonBody } from './json-body';
+import type { ApiMetrics, Logger } from './observability';
+import { OPENAPI_DOCUMENT } from './openapi';
+import type { OperationValidators } from './validation';
+import { compileOperations, validationError } from './validation';
+
+/** Every bound of the HTTP door in one place. */
+export interface ApiLimits {
+  readonly maxBodyBytes: number;
+  /** A handler that has not answered by then gets 503 `timeout` (the command may still commit: retry with its key). */
+  readonly handlerTimeoutMs: number;
+  /** Node's own bounds on a slow client. */
+  readonly headersTimeoutMs: number;
+  readonly requestTimeoutMs: number;
+  readonly keepAliveTimeoutMs: number;
+}
+
+export const DEFAULT_API_LIMITS: ApiLimits = {
+  maxBodyBytes: 64 * 1024,
+  handlerTimeoutMs: 10_000,
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+};
+
+export interface ApiDependencies {
+  readonly ledger: Ledger;
+  readonly store: EventStore;
+  readonly queries: ReadModelQueries;
+  readonly idempotency: IdempotencyRecords;
+  readonly runner: ProjectionRunner | undefined;
+  readonly logger: Logger;
+  readonly metrics: ApiMetrics;
+  readonly cutoffHourLocal: number;
+  readonly limits?: ApiLimits;
+  readonly now?: () => Date;
+}
+
+/** The app and what shutting it down needs: whether it drains, and how many requests are still being answered. */
+export interface Api {
+  readonly app: express.Express;
+  readonly operations: ReadonlyMap<string, OperationValidators>;
+  /** From now on /ready answers 503 and every answer closes its connection. */
+  startDraining(): void;
+  readonly inFlight: () => number;
+}
+
+export function createApi(deps: ApiDependencies): Api {
+  const limits = deps.limits ?? DEFAULT_API_LIMITS;
+  const now = deps.now ?? (() => new Date());
+  const operations = compileOperations();
+  const handlers: Record<string, Handler> = {
+    ...createHandlers(deps),
+    health: async () => health(deps),
+  };
+  let draining = false;
+  let inFlight = 0;
+
+  const app = express();
+  app.disable('x-powered-by');
+  app.disable('etag');
+  app.set('query parser', 'simple');
+
+  app.get('/openapi.json', (_request, response) => {
+    response.json(OPENAPI_DOCUMENT);
+  });
+  app.get('/ready', async (_request, response) => {
+    const ok = !draining && (await health(deps)).status === 200;
+    response
+      .status(ok ? 200 : 503)
+      .json(
+        ok
+          ? { status: 'ready' }
+          : { code: 'unavailable', message: draining ? 'shutting down' : 'not ready', details: {} },
+      );
+  });
+  app.get('/metrics', async (_request, response) => {
+    response.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+
+  const paths = new Set<string>();
+  for (const operation of operations.values()) {
+    const handler = handlers[operation.operationId];
+    if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
+    const expressPath = operation.path.replace(/\{(\w+)\}/g, ':$1');
+    paths.add(expressPath);
+    app[operation.method](expressPath, (request: Request, response: Response) => {
+      inFlight += 1;
+      deps.metrics.requestsInFlight.inc();
+      const started = process.hrtime.bigint();
+      void answer(operation, handler, request, response).finally(() => {
+        inFlight -= 1;
+        deps.metrics.requestsInFlight.dec();
+        deps.metrics.requestSeconds
+          .labels(operation.operationId, String(response.statusCode))
+          .observe(Number(process.hrtime.bigint() - started) / 1e9);
+      });
+    });
+  }
+  for (const path of paths) {
+    app.all(path, (request, response) => {
+      sendError(response, new ApiError('method_not_allowed', `${request.method} is not allowed here`, {}), 'none');
+    });
+  }
+  app.use((_request, response) => {
+    sendError(response, new ApiError('not_found', 'no such route', {}), 'none');
+  });
+  // Express's own failures (a malformed %-escape in the path, …) are the client's when it says so.
+  app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
+    const status = (error as { status?: number }).status;
+    const apiError =
+      typeof status === 'number' && status >= 400 && status < 500
+        ? new ApiError('validation_failed', 'the request could not be parsed', {
+            reason: String((error as Error).message).slice(0, 120),
+          })
+        : new ApiError('internal', 'internal error', {});
+    if (apiError.status >= 500) deps.logger.error({ err: error }, 'unhandled error');
+    sendError(response, apiError, 'none');
+  });
+
+  async function answer(
+    operation: OperationValidators,
+    handler: Handler,
+    request: Request,
+    response: Response,
+  ): Promise<void> {
+    const requestId = requestIdOf(request);
+    response.setHeader('X-Request-Id', requestId);
+    if (draining) response.setHeader('Connection', 'close');
+    try {
+      const parameters = parametersOf(request);
+      if (!operation.parameters(parameters)) throw validationError('parameters', operation.parameters.errors);
+      let idempotencyKey: string | undefined;
+      if (operation.requiresIdempotencyKey) {
+        idempotencyKey = request.get('Idempotency-Key');
+        if (idempotencyKey === undefined) {
+          throw new ApiError('validation_failed', 'header Idempotency-Key is required', {
+            in: 'header',
+            field: 'Idempotency-Key',
+            rule: 'required',
+          });
+        }
+        if (!operation.idempotencyKey!(idempotencyKey))
+          throw validationError('header', operation.idempotencyKey!.errors);
+      }
+      let body: Record<string, unknown> = {};
+      if (operation.body) {
+        body = (await readJsonBody(request, limits.maxBodyBytes)) as Record<string, unknown>;
+        if (!operation.body(body)) throw validationError('body', operation.body.errors);
+      }
+      const result = await withTimeout(
+        handler({
+          parameters,
+          body,
+          idempotencyKey,
+          now: now(),
+          context: {
+            // Until callers authenticate (issue #6), the audit trail names the door and the peer.
+            actor: 'unauthenticated',
+            channel: 'api',
+            source: request.socket.remoteAddress ?? 'unknown',
+            requestId,
+          },
+        }),
+        limits.handlerTimeoutMs,
+      );
+      send(operation, response, result);
+    } catch (error) {
+      const apiError = asApiError(error);
+      if (apiError.status >= 500)
+        deps.logger.error({ err: error, operation: operation.operationId, requestId }, 'request failed');
+      if ((error as { replayed?: boolean }).replayed) response.setHeader(REPLAY_HEADER, 'true');
+      deps.metrics.errors.labels(operation.operationId, apiError.code).inc();
+      sendError(response, apiError, operation.operationId);
+    }
+  }
+
+  function send(operation: OperationValidators, response: Response, result: OperationResult): void {
+    const validate = operation.responses.get(result.status);
+    if (!validate || !validate(result.body)) {
+      // Our own answer broke the contract: a bug, never the client's fault.
+      deps.logger.error(
+        { operation: operation.operationId, status: result.status, errors: validate?.errors },
+        'response does not match the API document',
+      );
+      throw new ApiError('internal', 'internal error: the answer did not match the API document', {});
+    }
+    for (const [name, value] of Object.entries(result.headers ?? {})) response.setHeader(name, value);
+    response.status(result.status).json(result.body);
+  }
+
+  return {
+    app,
+    operations,
+    startDraining: () => {
+      draining = true;
+    },
+    inFlight: () => inFlight,
+  };
+}
+
+async function health(deps: ApiDependencies): Promise<OperationResult> {
+  try {
+    await deps.store.streamRevision('health-probe');
+    return {
+      status: 200,
+      body: {
+        status: 'ok',
+        eventStore: deps.store.name,
+        ledger: deps.ledger.stats,
+        readModels: deps.runner?.status() ?? null,
+      },
+    };
+  } catch (error) {
+    return {
+      status: 503,
+      body: { code: 'unavailable', message: 'event store unreachable', details: { reason: (error as Error).message } },
+    };
+  }
+}
+
+function parametersOf(request: Request): Record<string, string> {
+  const parameters: Record<string, string> = {};
+  for (const [name, value] of Object.entries(request.query as Record<string, unknown>)) {
+    // A repeated parameter arrives as an array: the schema (strings only) refuses it.
+    parameters[name] = value as string;
+  }
+  for (const [name, value] of Object.entries(request.params as Record<string, string>)) parameters[name] = value;
+  return parameters;
+}
+
+function requestIdOf(request: Request): string {
+  const given = request.get('X-Request-Id');
+  return given !== undefined && /^[\x21-\x7e]{1,64}$/.test(given) ? given : randomUUID();
+}
+
+function asApiError(error: unknown): ApiError {
+  return error instanceof ApiError ? error : new ApiError('internal', 'internal error', {});
+}
+
+function sendError(response: Response, error: ApiError, _operation: string): void {
+  if (response.headersSent) {
+    response.end();
+    return;
+  }
+  if (error.code === 'conflict' || error.code === 'unavailable' || error.code === 'timeout')
+    response.setHeader('Retry-After', '1');
+  response.status(error.status).json(error.body());
+}
+
+function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () =>
+        reject(
+          new ApiError('timeout', 'no answer in time; the outcome is unknown: retry with the same Idempotency-Key', {
+            timeoutMs,
+          }),
+        ),
+      timeoutMs,
+    );
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
+export interface TlsFiles {
+  readonly cert: Buffer;
+  readonly key: Buffer;
+}
+
+/** Listens with TLS 1.2+ when given a certificate, plain HTTP otherwise (the configuration allows that on loopback only). */
+export function listenHttp(
+  api: Api,
+  host: string,
+  port: number,
+  tls: TlsFiles | undefined,
+  limits: ApiLimits = DEFAULT_API_LIMITS,
+): Promise<Server> {
+  const server: Server = tls
+    ? https.createServer({ cert: tls.cert, key: tls.key, minVersion: 'TLSv1.2' }, api.app)
+    : http.createServer(api.app);
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => {
+      server.off('error', reject);
+      resolve(server);
+    });
+  });
+}
+
+/**
+ * Graceful shutdown: stop accepting connections, answer what is in flight (each answer closes its connection),
+ * then close what is left. Resolves with the number of requests still unanswered at the deadline (0 normally).
+ */
+export async function drainAndClose(api: Api, server: Server, graceMs: number): Promise<number> {
+  api.startDraining();
+  const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+  server.closeIdleConnections();
+  const deadline = Date.now() + graceMs;
+  while (api.inFlight() > 0 && Date.now() < deadline) {
+    await new Promise((resolve) => setTimeout(resolve, 10));
+    server.closeIdleConnections();
+  }
+  const unanswered = api.inFlight();
+  server.closeAllConnections();
+  await closed;
+  return unanswered;
+}
+
+export type { ErrorCode };
