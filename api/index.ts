@@ -5,6 +5,7 @@ export { OPENAPI_DOCUMENT } from './openapi';
 export { compileOperations } from './validation';
 export type { OperationValidators } from './validation';
 export { IdempotencyRecords } from './idempotency';
+export { readJsonBody } from './json-body';
 export { REPLAY_HEADER } from './handlers';
 export { createLogger, createMetrics } from './observability';
 export type { ApiMetrics, Logger } from './observability';

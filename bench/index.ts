@@ -1,5 +1,5 @@
 /**
- * npm run bench -- <uniform|hot|uniform-hot|mixed|long-stream|read-models|all> [--json] [--seconds N] [--clients N]
+ * npm run bench -- <uniform|hot|uniform-hot|mixed|long-stream|read-models|http|all> [--json] [--seconds N] [--clients N]
  *
  * Each scenario drives the ledger in-process against PostgreSQL, then runs pgbench's TPC-B-like script on the same
  * server with the same number of clients for the same time, and reports our transfers/s as a ratio to pgbench's TPS.
@@ -11,6 +11,7 @@ import { createInterface } from 'node:readline';
 import type { LedgerCommand } from '../core-ledger';
 import { Ledger } from '../core-ledger';
 import { LEDGER_READ_MODEL, PostgresReadModels, ProjectionRunner } from '../projections';
+import { measureHttp } from './http';
 import { preparePgbench, pgbenchScaleFor, readDurabilitySettings, runPgbench } from './pgbench';
 import type { BenchLedger } from './scenarios';
 import {
@@ -395,6 +396,39 @@ async function readModels(options: Options): Promise<ScenarioResult> {
   }
 }
 
+/**
+ * Payments over HTTP from this process to `carbonpay serve` in another, against the bare door's ceiling (same
+ * stack, parse and echo) and pgbench TPC-B-like with the same clients, in one run.
+ */
+async function http(options: Options): Promise<ScenarioResult> {
+  const bench = await populated(options);
+  await bench.close(); // the server process is the only writer
+  const rng = mulberry32(5);
+  const next = (): LedgerCommand => payment(rng, options.wallets, Math.floor(rng() * options.merchants));
+  await checkpoint(bench.url);
+  const figures = await measureHttp({
+    databaseUrl: bench.url,
+    clients: options.clients,
+    seconds: options.seconds,
+    nextPayment: next,
+    log: (line) => log(options, line),
+  });
+  await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(options.clients) });
+  await checkpoint(options.serverUrl);
+  const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
+  log(options, `http: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
+  return resultOf('http', options.clients, figures.payments, pg.tps, await sumOfBalancesByAsset(bench.url), {
+    echoTps: Math.round(figures.echo.tps),
+    ratioToEcho: Number((figures.payments.tps / figures.echo.tps).toFixed(2)),
+    echoP99Ms: Number(figures.echo.latency.p99Ms.toFixed(2)),
+    rateAt80Pct: figures.rateAt80Pct,
+    achievedAt80Pct: Math.round(figures.paymentsAt80Pct.tps),
+    p50MsAt80Pct: Number(figures.paymentsAt80Pct.latency.p50Ms.toFixed(2)),
+    p99MsAt80Pct: Number(figures.paymentsAt80Pct.latency.p99Ms.toFixed(2)),
+    refusedAt80Pct: figures.paymentsAt80Pct.refused,
+  });
+}
+
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
   const durability = await readDurabilitySettings(options.serverUrl);
@@ -423,12 +457,15 @@ async function main(): Promise<void> {
   else if (s === 'mixed') report(await mixed(options));
   else if (s === 'long-stream') report(await longStream(options));
   else if (s === 'read-models') report(await readModels(options));
+  else if (s === 'http') report(await http(options));
   else if (s === 'all') {
     (await uniformAndHot(options, 'both')).forEach(report);
     report(await mixed(options));
     report(await longStream(options));
     report(await readModels(options));
-  } else throw new Error(`unknown scenario ${s}: uniform, hot, uniform-hot, mixed, long-stream, read-models or all`);
+    report(await http(options));
+  } else
+    throw new Error(`unknown scenario ${s}: uniform, hot, uniform-hot, mixed, long-stream, read-models, http or all`);
   if (results.some((r) => !r.sumBalancesZero)) process.exitCode = 1;
 }
 
