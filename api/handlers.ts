@@ -11,7 +11,10 @@ import type {
 } from '../core-ledger';
 import { businessDateOf, formatAmount } from '../core-ledger';
 import type { ReadModelQueries } from '../projections';
+import type { OperatorDirectory } from '../security';
 import { QueryError } from '../projections';
+import type { Principal } from './auth';
+import { asApiError } from './auth';
 import { ApiError } from './errors';
 import type { IdempotencyRecords } from './idempotency';
 import { requestHashOf } from './idempotency';
@@ -23,6 +26,9 @@ export interface OperationInput {
   readonly idempotencyKey: string | undefined;
   readonly context: CommandContext;
   readonly now: Date;
+  readonly principal: Principal;
+  /** The bearer token of an operator's request (logout ends it). */
+  readonly sessionToken: string | undefined;
 }
 
 export interface OperationResult {
@@ -35,6 +41,7 @@ export interface HandlerDependencies {
   readonly ledger: Ledger;
   readonly queries: ReadModelQueries;
   readonly idempotency: IdempotencyRecords;
+  readonly operators: OperatorDirectory | undefined;
   /** Hour (0..23, China Standard Time) at which the business date turns. */
   readonly cutoffHourLocal: number;
 }
@@ -63,6 +70,39 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
       });
 
   return {
+    login: async ({ body, now }) => {
+      if (!deps.operators) throw new ApiError('not_found', 'operator logins are not configured', {});
+      try {
+        const session = await deps.operators.login({
+          username: body['username'] as string,
+          password: body['password'] as string,
+          ...(body['totp'] !== undefined ? { totp: body['totp'] as string } : {}),
+          now,
+        });
+        return {
+          status: 200,
+          body: {
+            token: session.token,
+            operatorId: session.principal.operatorId,
+            role: session.principal.role,
+            idleExpiresAt: session.idleExpiresAt.toISOString(),
+            absoluteExpiresAt: session.absoluteExpiresAt.toISOString(),
+          },
+        };
+      } catch (error) {
+        throw asApiError(error);
+      }
+    },
+    logout: async ({ sessionToken, now }) => {
+      if (!deps.operators || sessionToken === undefined) {
+        throw new ApiError('validation_failed', 'logout ends an operator session; this request carries none', {
+          in: 'header',
+          field: 'Authorization',
+        });
+      }
+      await deps.operators.logout(sessionToken, now);
+      return { status: 200, body: { status: 'logged_out' } };
+    },
     openAccount: (input) =>
       withStoredResponse(deps, input, 'OpenAccount', async () => {
         const body = input.body;

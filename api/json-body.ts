@@ -7,6 +7,11 @@ import { ApiError } from './errors';
  * is refused rather than replaced, so what we store is what the client signed.
  */
 export async function readJsonBody(request: IncomingMessage, maxBytes: number): Promise<unknown> {
+  return parseJsonBody(await readRawBody(request, maxBytes));
+}
+
+/** The body's bytes as sent (signatures cover exactly these), after the media type and size checks. */
+export async function readRawBody(request: IncomingMessage, maxBytes: number): Promise<Buffer> {
   const contentType = request.headers['content-type'];
   if (!isJsonUtf8(contentType)) {
     throw new ApiError('unsupported_media_type', 'the body must be application/json in UTF-8', {
@@ -17,7 +22,10 @@ export async function readJsonBody(request: IncomingMessage, maxBytes: number): 
   if (declared !== undefined && Number(declared) > maxBytes) {
     throw new ApiError('payload_too_large', `the body may be at most ${maxBytes} bytes`, { maxBytes });
   }
-  const raw = await readAtMost(request, maxBytes);
+  return readAtMost(request, maxBytes);
+}
+
+export function parseJsonBody(raw: Buffer): unknown {
   let text: string;
   try {
     text = UTF8.decode(raw);

@@ -80,16 +80,18 @@ interface OperationSpec {
   readonly parameters?: unknown[];
   readonly requestBody?: string;
   readonly responses: Record<string, string>;
+  /** Commands need an Idempotency-Key unless they change nothing a retry could repeat (login, logout). */
+  readonly withoutIdempotencyKey?: boolean;
 }
 
 function operation(spec: OperationSpec): Record<string, unknown> {
-  const isCommand = spec.requestBody !== undefined;
+  const isCommand = spec.requestBody !== undefined && spec.withoutIdempotencyKey !== true;
   return {
     operationId: spec.operationId,
     summary: spec.summary,
     tags: spec.tags,
     parameters: [...(spec.parameters ?? []), ...(isCommand ? [IDEMPOTENCY_KEY] : [])],
-    ...(isCommand ? { requestBody: { required: true, ...json(ref(spec.requestBody!)) } } : {}),
+    ...(spec.requestBody !== undefined ? { requestBody: { required: true, ...json(ref(spec.requestBody)) } } : {}),
     responses: {
       ...Object.fromEntries(
         Object.entries(spec.responses).map(([status, schema]) => [
@@ -119,6 +121,26 @@ export const OPENAPI_DOCUMENT = {
         summary: 'Liveness, event store and read models',
         tags: ['operations'],
         responses: { '200': 'Health', '503': 'Error' },
+      }),
+    },
+    '/v1/auth/login': {
+      post: operation({
+        operationId: 'login',
+        summary: 'Operator login: password, and a TOTP code for administrators; answers a session token',
+        tags: ['auth'],
+        requestBody: 'LoginRequest',
+        responses: { '200': 'Session' },
+        withoutIdempotencyKey: true,
+      }),
+    },
+    '/v1/auth/logout': {
+      post: operation({
+        operationId: 'logout',
+        summary: 'Ends the session of the bearer token',
+        tags: ['auth'],
+        requestBody: 'LogoutRequest',
+        responses: { '200': 'LoggedOut' },
+        withoutIdempotencyKey: true,
       }),
     },
     '/v1/accounts': {
@@ -333,6 +355,22 @@ export const OPENAPI_DOCUMENT = {
         },
         ['accountId', 'kind', 'ownerId'],
       ),
+      LoginRequest: object(
+        { username: text(64), password: text(128), totp: { type: 'string', pattern: '^[0-9]{6}$' } },
+        ['username', 'password'],
+      ),
+      Session: object(
+        {
+          token: { type: 'string' },
+          operatorId: { type: 'string' },
+          role: { type: 'string' },
+          idleExpiresAt: { type: 'string' },
+          absoluteExpiresAt: { type: 'string' },
+        },
+        ['token', 'operatorId', 'role', 'idleExpiresAt', 'absoluteExpiresAt'],
+      ),
+      LogoutRequest: object({}, []),
+      LoggedOut: object({ status: { enum: ['logged_out'] } }, ['status']),
       StatusChangeRequest: object({ reason: text(COMMAND_LIMITS.maxReasonLength) }, ['reason']),
       AccountCommandResult: object({ accountId: ID, status: ref('AccountStatus') }, ['accountId', 'status']),
       Account: object(

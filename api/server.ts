@@ -11,13 +11,18 @@ import { ApiError } from './errors';
 import type { Handler, OperationResult } from './handlers';
 import { createHandlers, REPLAY_HEADER } from './handlers';
 import type { IdempotencyRecords } from './idempotency';
-import { readJsonBody } from './json-body';
+import { parseJsonBody, readRawBody } from './json-body';
+import type { AuthDependencies } from './auth';
+import { authenticate, authorize, UNAUTHENTICATED } from './auth';
+import { PUBLIC_OPERATIONS } from '../security';
 import type { ApiMetrics, Logger } from './observability';
 import { OPENAPI_DOCUMENT } from './openapi';
 import type { OperationValidators } from './validation';
 import { compileOperations, validationError } from './validation';
 
 /** Every bound of the HTTP door in one place. */
+const EMPTY_BODY = Buffer.alloc(0);
+
 export interface ApiLimits {
   readonly maxBodyBytes: number;
   /** A handler that has not answered by then gets 503 `timeout` (the command may still commit: retry with its key). */
@@ -45,6 +50,7 @@ export interface ApiDependencies {
   readonly logger: Logger;
   readonly metrics: ApiMetrics;
   readonly cutoffHourLocal: number;
+  readonly auth: AuthDependencies;
   readonly limits?: ApiLimits;
   readonly now?: () => Date;
 }
@@ -63,7 +69,7 @@ export function createApi(deps: ApiDependencies): Api {
   const now = deps.now ?? (() => new Date());
   const operations = compileOperations();
   const handlers: Record<string, Handler> = {
-    ...createHandlers(deps),
+    ...createHandlers({ ...deps, operators: deps.auth.operators }),
     health: async () => health(deps),
   };
   let draining = false;
@@ -141,6 +147,11 @@ export function createApi(deps: ApiDependencies): Api {
     response.setHeader('X-Request-Id', requestId);
     if (draining) response.setHeader('Connection', 'close');
     try {
+      const startedAt = now();
+      const raw = operation.body ? await readRawBody(request, limits.maxBodyBytes) : EMPTY_BODY;
+      const isPublic = PUBLIC_OPERATIONS.includes(operation.operationId);
+      const principal = isPublic ? UNAUTHENTICATED : await authenticate(deps.auth, request, raw, startedAt);
+      if (!isPublic) authorize(deps.auth, principal, operation.operationId);
       const parameters = parametersOf(request);
       if (!operation.parameters(parameters)) throw validationError('parameters', operation.parameters.errors);
       let idempotencyKey: string | undefined;
@@ -158,7 +169,7 @@ export function createApi(deps: ApiDependencies): Api {
       }
       let body: Record<string, unknown> = {};
       if (operation.body) {
-        body = (await readJsonBody(request, limits.maxBodyBytes)) as Record<string, unknown>;
+        body = parseJsonBody(raw) as Record<string, unknown>;
         if (!operation.body(body)) throw validationError('body', operation.body.errors);
       }
       const result = await withTimeout(
@@ -166,11 +177,12 @@ export function createApi(deps: ApiDependencies): Api {
           parameters,
           body,
           idempotencyKey,
-          now: now(),
+          now: startedAt,
+          principal,
+          sessionToken: /^Bearer (.+)$/.exec(request.headers.authorization ?? '')?.[1],
           context: {
-            // Until callers authenticate (issue #6), the audit trail names the door and the peer.
-            actor: 'unauthenticated',
-            channel: 'api',
+            actor: principal.id,
+            channel: principal.kind === 'operator' ? 'console' : 'api',
             source: request.socket.remoteAddress ?? 'unknown',
             requestId,
           },

@@ -113,8 +113,10 @@ async function serve(io: Io): Promise<number> {
   const store = await openEventStore(config);
   const ledger = await startLedger(store, config);
   const readModels = await startReadModels(config, store);
-  const api = await createPlatformApi(ledger, store, readModels, config, logger);
+  const platform = await createPlatformApi(ledger, store, readModels, config, logger);
+  const { api } = platform;
   const server = await listenPlatform(api, config);
+  if (config.auth === 'off') logger.warn('authentication is off (CARBONPAY_AUTH=off): development on loopback only');
   const scheme = config.tlsCertFile ? 'https' : 'http';
   io.stdout(`carbonpay listening on ${scheme}://${config.host}:${config.port} (event store: ${store.name})`);
   await new Promise<void>((resolve) => {
@@ -126,6 +128,7 @@ async function serve(io: Io): Promise<number> {
   const unanswered = await drainAndClose(api, server, config.shutdownGraceMs);
   if (unanswered > 0) logger.warn({ unanswered }, 'shutdown deadline passed with requests in flight');
   await ledger.close();
+  await platform.close();
   await readModels.close();
   await store.close();
   io.stdout('carbonpay: stopped');

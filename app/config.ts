@@ -25,6 +25,12 @@ export interface Config {
   readonly cutoffHourLocal: number;
   /** Milliseconds a shutdown waits for requests in flight. */
   readonly shutdownGraceMs: number;
+  /** `required`: sessions or signed requests on every protected operation; `off`: loopback development only. */
+  readonly auth: 'required' | 'off';
+  /** JSON file of registered clients (partners: SM2 public keys; internal services: HMAC-SM3 keys), kept apart from the database. */
+  readonly clientsFile: string | undefined;
+  /** Redis for the nonce store shared by instances; without it nonces are remembered in this process only. */
+  readonly redisUrl: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -57,6 +63,11 @@ export const CONFIG_VARIABLES = {
   CARBONPAY_TLS_KEY: 'PEM private key file of CARBONPAY_TLS_CERT',
   CARBONPAY_CUTOFF_HOUR: 'hour 0..23 (China Standard Time) at which the business date turns; default 0',
   CARBONPAY_SHUTDOWN_GRACE_MS: 'milliseconds a shutdown waits for requests in flight, 0..600000; default 10000',
+  CARBONPAY_AUTH:
+    'required | off: authenticate callers (off only with a loopback HOST, for development); default required',
+  CARBONPAY_CLIENTS_FILE:
+    'JSON file of registered clients: [{clientId, role, method: sm2|hmac-sm3, publicKeyHex|secretHex, userId?, allowedIps?}]',
+  REDIS_URL: 'redis://host:6379 for the nonce store shared by API instances; default: in this process only',
   LOG_LEVEL: 'pino level: fatal | error | warn | info | debug | trace | silent; default info',
 } as const;
 
@@ -101,6 +112,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
   const logLevel = optional(env, 'LOG_LEVEL');
   if (logLevel !== undefined && !['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel))
     throw new ConfigError('LOG_LEVEL', 'must be a pino level', logLevel);
+  const auth = optional(env, 'CARBONPAY_AUTH') ?? 'required';
+  if (auth !== 'required' && auth !== 'off') throw new ConfigError('CARBONPAY_AUTH', 'must be required or off', auth);
+  if (auth === 'off' && !LOOPBACK_HOSTS.has(host))
+    throw new ConfigError('CARBONPAY_AUTH', 'may be off only when HOST is a loopback address', auth);
+  const redisUrl = optional(env, 'REDIS_URL');
+  if (redisUrl !== undefined && !/^rediss?:\/\//.test(redisUrl))
+    throw new ConfigError('REDIS_URL', 'must start with redis://', redisUrl);
   return {
     eventStore,
     databaseUrl,
@@ -117,6 +135,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     tlsKeyFile,
     cutoffHourLocal: integer(env, 'CARBONPAY_CUTOFF_HOUR', 0, 0, 23),
     shutdownGraceMs: integer(env, 'CARBONPAY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    auth,
+    clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),
+    redisUrl,
   };
 }
 

@@ -4,21 +4,36 @@ import type { Api, Logger } from '../api';
 import { createApi, createLogger, createMetrics, IdempotencyRecords, listenHttp } from '../api';
 import type { EventStore, Ledger } from '../core-ledger';
 import { ReadModelQueries } from '../projections';
+import type { ClientCredential, ClientRegistration, NonceStore } from '../security';
+import { credentialOf, MemoryNonceStore, OperatorDirectory, RedisNonceStore } from '../security';
 import type { Config } from './config';
+import { ConfigError } from './config';
 import type { ReadModels } from './platform';
 
-/** The HTTP door over this process's ledger and read models. */
+export type PlatformApiConfig = Pick<Config, 'cutoffHourLocal' | 'auth' | 'clientsFile' | 'redisUrl'>;
+
+export interface PlatformApi {
+  readonly api: Api;
+  readonly operators: OperatorDirectory;
+  close(): Promise<void>;
+}
+
+/** The HTTP door over this process's ledger and read models, with its callers' credentials. */
 export async function createPlatformApi(
   ledger: Ledger,
   store: EventStore,
   readModels: ReadModels,
-  config: Pick<Config, 'cutoffHourLocal'>,
+  config: PlatformApiConfig,
   logger: Logger = createLogger(),
   now: () => Date = () => new Date(),
-): Promise<Api> {
+  clients: readonly ClientRegistration[] = loadClients(config.clientsFile),
+): Promise<PlatformApi> {
   const idempotency = new IdempotencyRecords(readModels.database);
   await idempotency.install();
-  return createApi({
+  const operators = new OperatorDirectory(readModels.database);
+  await operators.install();
+  const nonces: NonceStore = config.redisUrl ? new RedisNonceStore(config.redisUrl) : new MemoryNonceStore();
+  const api = createApi({
     ledger,
     store,
     queries: new ReadModelQueries(readModels.database),
@@ -27,8 +42,33 @@ export async function createPlatformApi(
     logger,
     metrics: createMetrics(ledger, readModels.runner),
     cutoffHourLocal: config.cutoffHourLocal,
+    auth: { mode: config.auth, operators, clients: credentialsById(clients), nonces },
     now,
   });
+  return { api, operators, close: () => nonces.close() };
+}
+
+function loadClients(file: string | undefined): ClientRegistration[] {
+  if (file === undefined) return [];
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (error) {
+    throw new ConfigError('CARBONPAY_CLIENTS_FILE', `must be a readable JSON file (${(error as Error).message})`, file);
+  }
+  if (!Array.isArray(parsed))
+    throw new ConfigError('CARBONPAY_CLIENTS_FILE', 'must hold a JSON array of clients', file);
+  return parsed as ClientRegistration[];
+}
+
+function credentialsById(clients: readonly ClientRegistration[]): Map<string, ClientCredential> {
+  const byId = new Map<string, ClientCredential>();
+  for (const registration of clients) {
+    const credential = credentialOf(registration);
+    if (byId.has(credential.clientId)) throw new Error(`client ${credential.clientId} is registered twice`);
+    byId.set(credential.clientId, credential);
+  }
+  return byId;
 }
 
 export function listenPlatform(

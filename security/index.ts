@@ -1,2 +1,7 @@
 // The public face of security/: every other folder imports from here only.
 export * from './crypto';
+export * from './permissions';
+export * from './request-signing';
+export * from './nonce-store';
+export * from './passwords';
+export * from './operators';

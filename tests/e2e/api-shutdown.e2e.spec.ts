@@ -36,6 +36,7 @@ test('SIGTERM under load: every payment answered 2xx is in the journal; none is 
       PORT: String(port),
       LOG_LEVEL: 'warn',
       CARBONPAY_SHUTDOWN_GRACE_MS: '10000',
+      CARBONPAY_AUTH: 'off',
     },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

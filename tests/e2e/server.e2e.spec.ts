@@ -1,49 +1,28 @@
-import type { AddressInfo } from 'node:net';
 import { spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { createPlatformApi, listenPlatform, startLedger, startReadModels } from '../../app';
-import { createLogger, drainAndClose } from '../../api';
-import { InMemoryEventStore } from '../../core-ledger';
+import { startTestApi } from '../support/api-server';
 
 describe('the HTTP door', () => {
   test('GET /health answers with the store and the writer counters; unknown routes get a JSON 404', async () => {
-    const store = new InMemoryEventStore();
-    const ledger = await startLedger(store, { batchMaxCommands: 100, snapshotEveryEvents: 100 });
-    const readModels = await startReadModels(
-      { eventStore: 'memory', databaseUrl: undefined, readModelUrl: undefined, runProjections: true },
-      store,
-    );
-    const api = await createPlatformApi(ledger, store, readModels, { cutoffHourLocal: 0 }, createLogger('silent'));
-    const server = await listenPlatform(api, {
-      host: '127.0.0.1',
-      port: 0,
-      tlsCertFile: undefined,
-      tlsKeyFile: undefined,
-    });
+    const t = await startTestApi('memory');
     try {
-      const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-      const health = await fetch(`${base}/health`);
+      const health = await t.get('/health');
       expect(health.status).toBe(200);
-      const body = (await health.json()) as {
-        status: string;
-        eventStore: string;
-        ledger: { commandsCommitted: number };
-        readModels: { projection: string; leader: boolean };
-      };
-      expect(body.status).toBe('ok');
-      expect(body.eventStore).toBe('memory');
-      expect(body.ledger.commandsCommitted).toBe(6); // the six platform accounts opened at start
+      expect(health.body).toMatchObject({ status: 'ok', eventStore: 'memory', ledger: { commandsCommitted: 6 } }); // the six platform accounts
       // The runner takes the lead and applies the platform accounts' events shortly after start.
-      await readModels.runner!.waitUntilApplied((await store.readAll({ maxCount: 100 })).at(-1)!.position);
-      const later = (await (await fetch(`${base}/health`)).json()) as typeof body;
-      expect(later.readModels).toMatchObject({ projection: 'ledger', leader: true, lagMs: 0 });
-      const missing = await fetch(`${base}/nope`);
-      expect(missing.status).toBe(404);
-      expect(await missing.json()).toEqual({ code: 'not_found', message: 'no such route', details: {} });
+      await t.caughtUp();
+      expect((await t.get('/health')).body['readModels']).toMatchObject({
+        projection: 'ledger',
+        leader: true,
+        lagMs: 0,
+      });
+      const missing = await t.get('/nope');
+      expect([missing.status, missing.body]).toEqual([
+        404,
+        { code: 'not_found', message: 'no such route', details: {} },
+      ]);
     } finally {
-      await drainAndClose(api, server, 1_000);
-      await ledger.close();
-      await readModels.close();
+      await t.close();
     }
   });
 

@@ -6,6 +6,7 @@ import type { ReadModels } from '../../app';
 import { createPlatformApi, listenPlatform, startLedger, startReadModels } from '../../app';
 import type { EventStore, Ledger } from '../../core-ledger';
 import { InMemoryEventStore, openPostgresEventStore } from '../../core-ledger';
+import type { ClientRegistration, OperatorDirectory } from '../../security';
 import { createTestDatabase } from './databases';
 
 export interface HttpAnswer {
@@ -21,16 +22,23 @@ export interface TestApi {
   readonly ledger: Ledger;
   readonly readModels: ReadModels;
   readonly api: Api;
+  readonly operators: OperatorDirectory;
   /** The instant the API stamps on commands; tests move it. */
   clock: Date;
   post(path: string, body: unknown, idempotencyKey?: string, headers?: Record<string, string>): Promise<HttpAnswer>;
-  get(path: string): Promise<HttpAnswer>;
+  get(path: string, headers?: Record<string, string>): Promise<HttpAnswer>;
   /** Waits until the read models have applied everything the log holds now. */
   caughtUp(): Promise<void>;
   close(): Promise<void>;
 }
 
-export async function startTestApi(kind: 'postgres' | 'memory'): Promise<TestApi> {
+export interface TestApiOptions {
+  /** `off` unless a test is about authentication. */
+  readonly auth?: 'required' | 'off';
+  readonly clients?: readonly ClientRegistration[];
+}
+
+export async function startTestApi(kind: 'postgres' | 'memory', options: TestApiOptions = {}): Promise<TestApi> {
   const database = kind === 'postgres' ? await createTestDatabase('api') : undefined;
   const store: EventStore = database
     ? await openPostgresEventStore({ connectionString: database.url, maxConnections: 8 })
@@ -41,14 +49,16 @@ export async function startTestApi(kind: 'postgres' | 'memory'): Promise<TestApi
     store,
   );
   const harness: Partial<TestApi> & { clock: Date } = { clock: new Date('2026-11-23T02:00:00.000Z') };
-  const api = await createPlatformApi(
+  const platform = await createPlatformApi(
     ledger,
     store,
     readModels,
-    { cutoffHourLocal: 0 },
+    { cutoffHourLocal: 0, auth: options.auth ?? 'off', clientsFile: undefined, redisUrl: undefined },
     createLogger('silent'),
     () => harness.clock,
+    options.clients ?? [],
   );
+  const { api } = platform;
   const server: Server = await listenPlatform(api, {
     host: '127.0.0.1',
     port: 0,
@@ -70,6 +80,7 @@ export async function startTestApi(kind: 'postgres' | 'memory'): Promise<TestApi
     ledger,
     readModels,
     api,
+    operators: platform.operators,
     post: async (path: string, body: unknown, idempotencyKey?: string, headers: Record<string, string> = {}) =>
       answer(
         await fetch(`${base}${path}`, {
@@ -82,7 +93,8 @@ export async function startTestApi(kind: 'postgres' | 'memory'): Promise<TestApi
           body: typeof body === 'string' ? body : JSON.stringify(body),
         }),
       ),
-    get: async (path: string) => answer(await fetch(`${base}${path}`)),
+    get: async (path: string, headers: Record<string, string> = {}) =>
+      answer(await fetch(`${base}${path}`, { headers })),
     caughtUp: async () => {
       const last = (await store.readAll({ maxCount: 1_000_000 })).at(-1);
       if (last) await readModels.runner!.waitUntilApplied(last.position);
@@ -90,6 +102,7 @@ export async function startTestApi(kind: 'postgres' | 'memory'): Promise<TestApi
     close: async () => {
       await drainAndClose(api, server, 2_000);
       await ledger.close();
+      await platform.close();
       await readModels.close();
       await store.close();
       await database?.drop();

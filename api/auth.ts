@@ -1,0 +1,118 @@
+import type { IncomingMessage } from 'node:http';
+import type { ClientCredential, NonceStore, OperatorDirectory, Role } from '../security';
+import { AuthenticationError, checkSignedRequest, isAllowed, SIGNATURE_HEADERS, SIGNING_LIMITS } from '../security';
+import type { ErrorCode } from './errors';
+import { ApiError } from './errors';
+
+/** Who is calling: an operator with a session, or a registered client that signed the request. */
+export interface Principal {
+  readonly kind: 'operator' | 'client' | 'unauthenticated';
+  readonly id: string;
+  readonly role: Role | null;
+}
+
+export const UNAUTHENTICATED: Principal = { kind: 'unauthenticated', id: 'unauthenticated', role: null };
+
+/**
+ * `required`: every operation but the public ones needs an operator session (`Authorization: Bearer`) or a signed
+ * request (SM2 for partners, HMAC-SM3 for internal services), and the caller's role must hold the operation.
+ * `off`: development on loopback only (the configuration refuses it elsewhere).
+ */
+export type AuthMode = 'required' | 'off';
+
+export interface AuthDependencies {
+  readonly mode: AuthMode;
+  readonly operators: OperatorDirectory | undefined;
+  readonly clients: ReadonlyMap<string, ClientCredential>;
+  readonly nonces: NonceStore;
+}
+
+export async function authenticate(
+  deps: AuthDependencies,
+  request: IncomingMessage,
+  rawBody: Buffer,
+  now: Date,
+): Promise<Principal> {
+  if (deps.mode === 'off') return UNAUTHENTICATED;
+  const authorization = request.headers.authorization;
+  if (authorization !== undefined) {
+    const token = /^Bearer ([A-Za-z0-9_-]{20,128})$/.exec(authorization)?.[1];
+    if (!token || !deps.operators)
+      throw new ApiError('unauthorized', 'Authorization must be Bearer <session token>', {});
+    try {
+      const operator = await deps.operators.authenticate(token, now);
+      return { kind: 'operator', id: operator.operatorId, role: operator.role };
+    } catch (error) {
+      throw asApiError(error);
+    }
+  }
+  const clientId = header(request, SIGNATURE_HEADERS.clientId);
+  if (clientId === undefined) {
+    throw new ApiError('unauthorized', 'a session token or a signed request is required', {});
+  }
+  const credential = deps.clients.get(clientId);
+  if (!credential) throw new ApiError('unknown_client', 'no such client', {});
+  const source = request.socket.remoteAddress ?? '';
+  if (credential.allowedIps.length > 0 && !credential.allowedIps.includes(normalisedIp(source))) {
+    throw new ApiError('ip_not_allowed', 'this client may not call from this address', {});
+  }
+  const timestamp = header(request, SIGNATURE_HEADERS.timestamp);
+  const nonce = header(request, SIGNATURE_HEADERS.nonce);
+  const signature = header(request, SIGNATURE_HEADERS.signature);
+  if (timestamp === undefined || nonce === undefined || signature === undefined) {
+    throw new ApiError('unauthorized', `a signed request needs ${Object.values(SIGNATURE_HEADERS).join(', ')}`, {});
+  }
+  const problem = checkSignedRequest(
+    credential,
+    { method: request.method ?? 'GET', pathWithQuery: request.url ?? '/', timestamp, nonce, body: rawBody },
+    signature,
+    now.getTime(),
+  );
+  if (problem === 'malformed_headers') throw new ApiError('unauthorized', 'malformed signature headers', {});
+  if (problem === 'stale_timestamp') {
+    throw new ApiError(
+      'stale_timestamp',
+      `the timestamp is more than ${SIGNING_LIMITS.timestampWindowMs / 1000} s from the server's clock`,
+      {
+        serverTime: now.getTime(),
+      },
+    );
+  }
+  if (problem === 'bad_signature') throw new ApiError('bad_signature', 'the signature does not match the request', {});
+  // Claimed only after the signature checks out, so nobody can burn another client's nonces.
+  if (!(await deps.nonces.claim(clientId, nonce, SIGNING_LIMITS.nonceRetentionMs))) {
+    throw new ApiError('replayed_request', 'this nonce was already used', {});
+  }
+  return { kind: 'client', id: clientId, role: credential.role };
+}
+
+export function authorize(deps: AuthDependencies, principal: Principal, operationId: string): void {
+  if (deps.mode === 'off') return;
+  if (principal.role === null || !isAllowed(principal.role, operationId)) {
+    throw new ApiError('forbidden', `role ${principal.role ?? 'none'} may not ${operationId}`, { operationId });
+  }
+}
+
+const LOGIN_ERRORS: Readonly<Record<AuthenticationError['reason'], ErrorCode>> = {
+  invalid_credentials: 'invalid_credentials',
+  account_locked: 'account_locked',
+  totp_required: 'totp_required',
+  password_expired: 'password_expired',
+  session_expired: 'session_expired',
+  password_rejected: 'password_rejected',
+};
+
+export function asApiError(error: unknown): unknown {
+  if (!(error instanceof AuthenticationError)) return error;
+  const details = error.retryAfterMs !== undefined ? { retryAfterSeconds: Math.ceil(error.retryAfterMs / 1000) } : {};
+  return new ApiError(LOGIN_ERRORS[error.reason], error.message, details);
+}
+
+function header(request: IncomingMessage, name: string): string | undefined {
+  const value = request.headers[name];
+  return typeof value === 'string' ? value : undefined;
+}
+
+function normalisedIp(address: string): string {
+  return address.startsWith('::ffff:') ? address.slice(7) : address;
+}

@@ -1,0 +1,87 @@
+/**
+ * Who may do what (C11): roles × operations, as data. Each operation of the API belongs to one business step
+ * (query, add, modify, delete); a role is granted operations, never routes, so a new route is denied to every role
+ * until this table names it. Reviewed like code: every grant here is a decision.
+ */
+export const ROLES = [
+  'administrator',
+  'operator',
+  'auditor',
+  'merchant',
+  'customer_service',
+  'clearing_operator',
+  'partner',
+  'payment_service',
+] as const;
+
+export type Role = (typeof ROLES)[number];
+
+export type BusinessStep = 'query' | 'add' | 'modify' | 'delete';
+
+/** Every operation the API serves behind authentication, with its business step. */
+export const OPERATION_STEPS = {
+  openAccount: 'add',
+  getAccount: 'query',
+  getBalance: 'query',
+  getStatement: 'query',
+  freezeAccount: 'modify',
+  unfreezeAccount: 'modify',
+  closeAccount: 'delete',
+  createTransfer: 'add',
+  authorizeTransfer: 'add',
+  captureTransfer: 'modify',
+  voidTransfer: 'modify',
+  reverseTransfer: 'add',
+  getTransfer: 'query',
+  listTransfers: 'query',
+  getJournal: 'query',
+  getTrialBalance: 'query',
+  getAuditTrail: 'query',
+  logout: 'modify',
+} as const satisfies Record<string, BusinessStep>;
+
+export type ProtectedOperation = keyof typeof OPERATION_STEPS;
+
+/** Operations anyone may call: they prove who the caller is, or say whether the service is up. */
+export const PUBLIC_OPERATIONS: readonly string[] = ['health', 'login'];
+
+const ACCOUNT_QUERIES: readonly ProtectedOperation[] = ['getAccount', 'getBalance', 'getStatement', 'getTransfer'];
+const REPORTS: readonly ProtectedOperation[] = ['listTransfers', 'getJournal', 'getTrialBalance'];
+const PAYMENTS: readonly ProtectedOperation[] = [
+  'createTransfer',
+  'authorizeTransfer',
+  'captureTransfer',
+  'voidTransfer',
+  'reverseTransfer',
+];
+
+export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation[]>> = {
+  // Administrators run the platform: accounts and reports, not payments (least privilege, T20).
+  administrator: [
+    'openAccount',
+    'freezeAccount',
+    'unfreezeAccount',
+    'closeAccount',
+    ...ACCOUNT_QUERIES,
+    ...REPORTS,
+    'getAuditTrail',
+    'logout',
+  ],
+  operator: ['openAccount', 'freezeAccount', 'unfreezeAccount', ...ACCOUNT_QUERIES, 'listTransfers', 'logout'],
+  auditor: [...ACCOUNT_QUERIES, ...REPORTS, 'getAuditTrail', 'logout'],
+  merchant: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'logout'],
+  customer_service: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'freezeAccount', 'logout'],
+  clearing_operator: [...ACCOUNT_QUERIES, ...REPORTS, 'reverseTransfer', 'logout'],
+  partner: ['getAccount', 'getBalance', 'getTransfer'],
+  payment_service: ['openAccount', ...PAYMENTS, ...ACCOUNT_QUERIES],
+};
+
+const GRANTS = new Map<Role, ReadonlySet<string>>(ROLES.map((role) => [role, new Set<string>(ROLE_PERMISSIONS[role])]));
+
+export function isRole(value: unknown): value is Role {
+  return typeof value === 'string' && (ROLES as readonly string[]).includes(value);
+}
+
+export function isAllowed(role: Role, operationId: string): boolean {
+  return PUBLIC_OPERATIONS.includes(operationId) || GRANTS.get(role)!.has(operationId);
+}
