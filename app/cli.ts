@@ -3,6 +3,7 @@ import type { Config } from './config';
 import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 import { openEventStore, startLedger, startReadModels } from './platform';
 import { createLogger, drainAndClose } from '../api';
+import { runCrypto } from './commands/crypto';
 import { createPlatformApi, listenPlatform } from './server';
 
 const USAGE = [
@@ -10,6 +11,7 @@ const USAGE = [
   '  serve                         run the platform (HTTP on HOST:PORT)',
   '  decode <card number|account>  explain a T6 card number or T7 account id',
   '  read-models status|rebuild    show the read models, or rebuild them from position zero and swap them in',
+  '  crypto <sm3|sm4|sm2-sign|sm2-verify|sm2-keygen> …  SM crypto for partner onboarding (carbonpay crypto help)',
   '  help                          this text and the configuration variables',
 ];
 
@@ -33,6 +35,8 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       return serve(io);
     case 'read-models':
       return readModelsCommand(rest, io);
+    case 'crypto':
+      return runCrypto(rest, io);
     case 'help':
     case '--help':
       USAGE.forEach(io.stdout);

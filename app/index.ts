@@ -1,5 +1,7 @@
 // The public face of app/: the composition root (configuration, CLI, server).
 export { main } from './cli';
+export { runAudit } from './commands/audit';
+export { runCrypto } from './commands/crypto';
 export { runDecode } from './commands/decode';
 export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 export type { Config, EventStoreKind } from './config';

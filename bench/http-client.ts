@@ -12,16 +12,33 @@ export class JsonClient {
     this.agent = new http.Agent({ keepAlive: true, maxSockets: sockets, maxFreeSockets: sockets });
   }
 
+  get(path: string, headers: Record<string, string> = {}): Promise<number> {
+    return this.request('GET', path, undefined, headers);
+  }
+
   post(path: string, body: string, headers: Record<string, string> = {}): Promise<number> {
+    return this.request('POST', path, body, {
+      'content-type': 'application/json',
+      'content-length': String(Buffer.byteLength(body)),
+      ...headers,
+    });
+  }
+
+  private request(
+    method: string,
+    path: string,
+    body: string | undefined,
+    headers: Record<string, string>,
+  ): Promise<number> {
     return new Promise((resolve, reject) => {
       const request = http.request(
         {
           host: this.host,
           port: this.port,
           path,
-          method: 'POST',
+          method,
           agent: this.agent,
-          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body), ...headers },
+          headers,
         },
         (response) => {
           response.on('data', () => undefined);

@@ -3,22 +3,19 @@
  * against the bare door's own ceiling (bench/echo-server.ts: same stack, parse and echo) and pgbench, in one run.
  */
 import { spawn } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import type { ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import type { LedgerCommand } from '../core-ledger';
+import { signRequest } from '../security';
 import { JsonClient } from './http-client';
 import type { LoopResult } from './stats';
 import { runClosedLoop, runOpenLoop } from './stats';
-
-export interface HttpBenchFigures {
-  readonly payments: LoopResult;
-  readonly echo: LoopResult;
-  readonly paymentsAt80Pct: LoopResult;
-  readonly rateAt80Pct: number;
-}
 
 async function freePort(): Promise<number> {
   const server = createServer();
@@ -59,57 +56,153 @@ export function paymentBody(command: LedgerCommand): string {
   return JSON.stringify({ transferType: command.transferType, postings: command.postings });
 }
 
+/** A registered internal service the authenticated run signs with (HMAC-SM3, as the payment service would). */
+const BENCH_CLIENT = { clientId: 'bench-payment-service', secret: randomBytes(32) };
+
+function signedHeaders(method: 'GET' | 'POST', path: string, body: string): Record<string, string> {
+  return signRequest(
+    { clientId: BENCH_CLIENT.clientId, method: 'hmac-sm3', secret: BENCH_CLIENT.secret },
+    {
+      method,
+      pathWithQuery: path,
+      timestamp: String(Date.now()),
+      nonce: randomBytes(12).toString('hex'),
+      body: Buffer.from(body),
+    },
+  );
+}
+
+async function withServer<T>(
+  env: NodeJS.ProcessEnv,
+  clients: number,
+  run: (client: JsonClient) => Promise<T>,
+): Promise<T> {
+  const port = await freePort();
+  const server = spawnTs(join(__dirname, '..', 'app', 'cli.ts'), ['serve'], {
+    ...env,
+    PORT: String(port),
+    LOG_LEVEL: 'warn',
+  });
+  try {
+    await waitForLine(server, /listening/);
+    const client = new JsonClient('127.0.0.1', port, clients);
+    try {
+      return await run(client);
+    } finally {
+      client.close();
+    }
+  } finally {
+    await stop(server);
+  }
+}
+
+export interface HttpBenchFigures {
+  readonly payments: LoopResult;
+  readonly echo: LoopResult;
+  readonly paymentsAt80Pct: LoopResult;
+  readonly rateAt80Pct: number;
+  /** The same payments signed with HMAC-SM3, nonces in Redis. */
+  readonly authenticatedPayments: LoopResult;
+}
+
 export async function measureHttp(options: {
   databaseUrl: string;
+  redisUrl: string;
   clients: number;
   seconds: number;
   nextPayment: () => LedgerCommand;
+  /** Every account the payments touch: a new server process reads each once before the measurement. */
+  accountIds: readonly string[];
   log: (line: string) => void;
 }): Promise<HttpBenchFigures> {
-  const port = await freePort();
-  const server = spawnTs(join(__dirname, '..', 'app', 'cli.ts'), ['serve'], {
-    DATABASE_URL: options.databaseUrl,
-    PORT: String(port),
-    // The read models run in their own process in production; here they would only compete for the two cores.
-    CARBONPAY_PROJECTIONS: 'off',
-    LOG_LEVEL: 'warn',
-  });
-  const echo = spawnTs(join(__dirname, 'echo-server.ts'), [], {});
-  try {
-    await waitForLine(server, /listening/);
-    const echoPort = Number((await waitForLine(echo, /^LISTENING (\d+)$/))[1]);
-    const api = new JsonClient('127.0.0.1', port, options.clients);
-    const bare = new JsonClient('127.0.0.1', echoPort, options.clients);
-    const pay = async (): Promise<boolean> => {
-      const command = options.nextPayment();
-      const key = (command as { idempotencyKey: string }).idempotencyKey;
-      return (await api.post('/v1/transfers', paymentBody(command), { 'idempotency-key': key })) === 201;
+  // The read models run in their own process in production; here they would only compete for the two cores.
+  const serverEnv = { DATABASE_URL: options.databaseUrl, CARBONPAY_PROJECTIONS: 'off' };
+  const closedLoop = (operation: () => Promise<boolean>): Promise<LoopResult> =>
+    runClosedLoop({ clients: options.clients, seconds: options.seconds, warmupSeconds: 2, operation });
+  const warmUp = async (client: JsonClient, signed: boolean): Promise<void> => {
+    const started = Date.now();
+    let next = 0;
+    await Promise.all(
+      Array.from({ length: options.clients }, async () => {
+        while (next < options.accountIds.length) {
+          const path = `/v1/accounts/${options.accountIds[next++]!}`;
+          if ((await client.get(path, signed ? signedHeaders('GET', path, '') : {})) !== 200)
+            throw new Error(`warm-up: GET ${path} failed`);
+        }
+      }),
+    );
+    options.log(
+      `http: warm-up read ${options.accountIds.length} accounts in ${((Date.now() - started) / 1000).toFixed(1)} s`,
+    );
+  };
+  const pay = (client: JsonClient, signed: boolean) => async (): Promise<boolean> => {
+    const command = options.nextPayment();
+    const body = paymentBody(command);
+    const headers: Record<string, string> = {
+      'idempotency-key': (command as { idempotencyKey: string }).idempotencyKey,
     };
-    const payments = await runClosedLoop({
-      clients: options.clients,
-      seconds: options.seconds,
-      warmupSeconds: 2,
-      operation: pay,
-    });
+    if (signed) Object.assign(headers, signedHeaders('POST', '/v1/transfers', body));
+    return (await client.post('/v1/transfers', body, headers)) === 201;
+  };
+
+  const unauthenticated = await withServer({ ...serverEnv, CARBONPAY_AUTH: 'off' }, options.clients, async (client) => {
+    await warmUp(client, false);
+    const payments = await closedLoop(pay(client, false));
     options.log(
       `http: ${payments.tps.toFixed(0)} payments/s, p50 ${payments.latency.p50Ms.toFixed(2)} ms, p99 ${payments.latency.p99Ms.toFixed(2)} ms`,
     );
-    const echoed = await runClosedLoop({
-      clients: options.clients,
-      seconds: options.seconds,
-      warmupSeconds: 2,
-      operation: async () => (await bare.post('/echo', paymentBody(options.nextPayment()))) === 201,
-    });
-    options.log(`http: bare door (parse + echo) ${echoed.tps.toFixed(0)} requests/s`);
     const rateAt80Pct = Math.round(payments.tps * 0.8);
-    const paymentsAt80Pct = await runOpenLoop({ ratePerSecond: rateAt80Pct, seconds: options.seconds, operation: pay });
+    const paymentsAt80Pct = await runOpenLoop({
+      ratePerSecond: rateAt80Pct,
+      seconds: options.seconds,
+      operation: pay(client, false),
+    });
     options.log(
       `http: at 80 % (${rateAt80Pct}/s, open loop) p50 ${paymentsAt80Pct.latency.p50Ms.toFixed(2)} ms, p99 ${paymentsAt80Pct.latency.p99Ms.toFixed(2)} ms`,
     );
-    api.close();
+    return { payments, rateAt80Pct, paymentsAt80Pct };
+  });
+
+  const echo = spawnTs(join(__dirname, 'echo-server.ts'), [], {});
+  let echoed: LoopResult;
+  try {
+    const echoPort = Number((await waitForLine(echo, /^LISTENING (\d+)$/))[1]);
+    const bare = new JsonClient('127.0.0.1', echoPort, options.clients);
+    echoed = await closedLoop(async () => (await bare.post('/echo', paymentBody(options.nextPayment()))) === 201);
     bare.close();
-    return { payments, echo: echoed, paymentsAt80Pct, rateAt80Pct };
+    options.log(`http: bare door (parse + echo) ${echoed.tps.toFixed(0)} requests/s`);
   } finally {
-    await Promise.all([stop(server), stop(echo)]);
+    await stop(echo);
+  }
+
+  const clientsFile = join(tmpdir(), `carbonpay-bench-clients-${process.pid}.json`);
+  writeFileSync(
+    clientsFile,
+    JSON.stringify([
+      {
+        clientId: BENCH_CLIENT.clientId,
+        role: 'payment_service',
+        method: 'hmac-sm3',
+        secretHex: BENCH_CLIENT.secret.toString('hex'),
+      },
+    ]),
+  );
+  try {
+    const authEnv = {
+      ...serverEnv,
+      CARBONPAY_AUTH: 'required',
+      CARBONPAY_CLIENTS_FILE: clientsFile,
+      REDIS_URL: options.redisUrl,
+    };
+    const authenticatedPayments = await withServer(authEnv, options.clients, async (client) => {
+      await warmUp(client, true);
+      return closedLoop(pay(client, true));
+    });
+    options.log(
+      `http: signed (HMAC-SM3, nonces in Redis) ${authenticatedPayments.tps.toFixed(0)} payments/s, p99 ${authenticatedPayments.latency.p99Ms.toFixed(2)} ms`,
+    );
+    return { ...unauthenticated, echo: echoed, authenticatedPayments };
+  } finally {
+    unlinkSync(clientsFile);
   }
 }
