@@ -3,7 +3,12 @@ import type { Config } from './config';
 import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 import { openEventStore, startLedger, startReadModels } from './platform';
 import { createLogger, drainAndClose } from '../api';
+import { OperatorDirectory } from '../security';
 import { runCrypto } from './commands/crypto';
+import { runOperators } from './commands/operators';
+
+/** Configuration refused: its line is already on stderr. */
+class UsageError extends Error {}
 import { createPlatformApi, listenPlatform } from './server';
 
 const USAGE = [
@@ -12,6 +17,7 @@ const USAGE = [
   '  decode <card number|account>  explain a T6 card number or T7 account id',
   '  read-models status|rebuild    show the read models, or rebuild them from position zero and swap them in',
   '  crypto <sm3|sm4|sm2-sign|sm2-verify|sm2-keygen> …  SM crypto for partner onboarding (carbonpay crypto help)',
+  '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
   '  help                          this text and the configuration variables',
 ];
 
@@ -37,6 +43,25 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       return readModelsCommand(rest, io);
     case 'crypto':
       return runCrypto(rest, io);
+    case 'operators':
+      return runOperators(rest, io, process.env, async () => {
+        const config = configOrExit(io);
+        if (!config) throw new UsageError();
+        const store = await openEventStore(config);
+        const readModels = await startReadModels({ ...config, runProjections: false }, store);
+        const directory = new OperatorDirectory(readModels.database);
+        await directory.install();
+        return {
+          directory,
+          close: async () => {
+            await readModels.close();
+            await store.close();
+          },
+        };
+      }).catch((error: unknown) => {
+        if (error instanceof UsageError) return 2;
+        throw error;
+      });
     case 'help':
     case '--help':
       USAGE.forEach(io.stdout);
