@@ -326,8 +326,12 @@ interface WorkerBatch {
 
 /**
  * The read models under the uniform load: the runner in its own process (as deployed) catches up the population
- * from position zero (the rebuild path), then follows the closed loop; each batch reports how stale its oldest
- * event was when it committed. Then a rebuild is requested and timed while the runner keeps the live generation.
+ * from position zero (the rebuild path), then follows the uniform load twice: the closed loop at saturation, then
+ * an open loop at 80 % of the rate the closed loop reached. Each batch reports how stale its oldest event was when
+ * it committed (the lag: from the event's recording to its batch's commit in the read model); each phase's lag
+ * counts the batches from its start (after the closed loop's warm-up) until the runner has applied everything the
+ * phase wrote. pgbench runs after both, as in the other scenarios. Then a rebuild is requested and timed while the
+ * runner keeps the live generation.
  */
 async function readModels(options: Options): Promise<ScenarioResult> {
   const bench = await populated(options);
@@ -349,6 +353,16 @@ async function readModels(options: Options): Promise<ScenarioResult> {
   const waitFor = async (done: () => boolean | Promise<boolean>): Promise<void> => {
     while (!(await done())) await new Promise((r) => setTimeout(r, 50));
   };
+  const caughtUp = async (): Promise<number> => {
+    const events = await eventsInLog();
+    await waitFor(() => appliedBy(1) >= events);
+    return Date.now();
+  };
+  const lagBetween = (from: number, to: number): ReturnType<LatencyRecorder['summary']> => {
+    const staleness = new LatencyRecorder();
+    for (const b of batches) if (b.generation === 1 && b.at >= from && b.at <= to) staleness.record(b.stalenessMs);
+    return staleness.summary();
+  };
   try {
     const populationEvents = await eventsInLog();
     const catchUpStarted = Date.now();
@@ -357,37 +371,65 @@ async function readModels(options: Options): Promise<ScenarioResult> {
     const catchUpSeconds = (batches[batches.length - 1]!.at - Math.min(firstBatch, catchUpStarted)) / 1000;
     log(options, `read models: caught up ${populationEvents} events from zero in ${catchUpSeconds.toFixed(1)} s`);
 
-    const loadStarted = Date.now();
     const rng = mulberry32(4);
-    const result = await measure(options, bench, 'read-models', () =>
-      payment(rng, options.wallets, Math.floor(rng() * options.merchants)),
+    const operation = async (): Promise<boolean> =>
+      (await bench.ledger.execute(payment(rng, options.wallets, Math.floor(rng() * options.merchants)))).status !==
+      'refused';
+    await checkpoint(bench.url);
+    const closedFrom = Date.now() + 2_000;
+    const closed = await runClosedLoop({
+      clients: options.clients,
+      seconds: options.seconds,
+      warmupSeconds: 2,
+      operation,
+    });
+    const closedLag = lagBetween(closedFrom, await caughtUp());
+    log(
+      options,
+      `read models: ${closed.tps.toFixed(0)} payments/s (closed loop), lag p50 ${closedLag.p50Ms} ms, p99 ${closedLag.p99Ms} ms over ${closedLag.count} batches`,
     );
-    const eventsAfterLoad = await eventsInLog();
-    await waitFor(() => appliedBy(1) >= eventsAfterLoad);
-    const staleness = new LatencyRecorder();
-    for (const b of batches) if (b.at >= loadStarted + 2_000 && b.generation === 1) staleness.record(b.stalenessMs);
-    const lag = staleness.summary();
+
+    const rate = Math.round(closed.tps * 0.8);
+    await checkpoint(bench.url);
+    const openFrom = Date.now();
+    const open = await runOpenLoop({ ratePerSecond: rate, seconds: options.seconds, operation });
+    const openLag = lagBetween(openFrom, await caughtUp());
+    log(
+      options,
+      `read models: ${open.tps.toFixed(0)} payments/s (open loop at ${rate}/s), lag p50 ${openLag.p50Ms} ms, p99 ${openLag.p99Ms} ms over ${openLag.count} batches`,
+    );
+
+    await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(options.clients) });
+    await checkpoint(options.serverUrl);
+    const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
+    log(options, `read models: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
 
     const requester = new ProjectionRunner(db, bench.store, LEDGER_READ_MODEL);
     const rebuildStarted = Date.now();
     await requester.rebuild();
     const rebuildSeconds = (Date.now() - rebuildStarted) / 1000;
     const rebuiltEvents = appliedBy(2);
-    log(
-      options,
-      `read models: lag p99 ${lag.p99Ms.toFixed(0)} ms (max ${lag.maxMs.toFixed(0)}) over ${lag.count} batches; rebuild of ${rebuiltEvents} events in ${rebuildSeconds.toFixed(1)} s`,
-    );
-    return {
-      ...result,
-      batchesUnderLoad: lag.count,
-      lagP50Ms: Math.round(lag.p50Ms),
-      lagP99Ms: Math.round(lag.p99Ms),
-      lagMaxMs: Math.round(lag.maxMs),
+    log(options, `read models: rebuild of ${rebuiltEvents} events in ${rebuildSeconds.toFixed(1)} s`);
+    return resultOf('read-models', options.clients, closed, pg.tps, await sumOfBalancesByAsset(bench.url), {
+      batches: bench.ledger.stats.batches,
+      conflicts: bench.ledger.stats.conflicts,
+      batchesUnderLoad: closedLag.count,
+      lagP50Ms: Math.round(closedLag.p50Ms),
+      lagP99Ms: Math.round(closedLag.p99Ms),
+      lagMaxMs: Math.round(closedLag.maxMs),
+      rateAt80Pct: rate,
+      achievedAt80Pct: Math.round(open.tps),
+      p50MsAt80Pct: Number(open.latency.p50Ms.toFixed(2)),
+      p99MsAt80Pct: Number(open.latency.p99Ms.toFixed(2)),
+      batchesAt80Pct: openLag.count,
+      lagP50MsAt80Pct: Math.round(openLag.p50Ms),
+      lagP99MsAt80Pct: Math.round(openLag.p99Ms),
+      lagMaxMsAt80Pct: Math.round(openLag.maxMs),
       catchUpEvents: populationEvents,
       catchUpEventsPerSecond: Math.round(populationEvents / catchUpSeconds),
       rebuildEvents: rebuiltEvents,
       rebuildEventsPerSecond: Math.round(rebuiltEvents / rebuildSeconds),
-    };
+    });
   } finally {
     worker.kill('SIGTERM');
     await new Promise((r) => worker.once('exit', r));
@@ -408,9 +450,14 @@ async function http(options: Options): Promise<ScenarioResult> {
   await checkpoint(bench.url);
   const figures = await measureHttp({
     databaseUrl: bench.url,
+    redisUrl: process.env['BENCH_REDIS_URL'] ?? 'redis://127.0.0.1:6379',
     clients: options.clients,
     seconds: options.seconds,
     nextPayment: next,
+    accountIds: [
+      ...Array.from({ length: options.wallets }, (_, i) => walletId(i)),
+      ...Array.from({ length: options.merchants }, (_, i) => merchantId(i)),
+    ],
     log: (line) => log(options, line),
   });
   await preparePgbench({ databaseUrl: options.serverUrl, scale: pgbenchScaleFor(options.clients) });
@@ -426,6 +473,9 @@ async function http(options: Options): Promise<ScenarioResult> {
     p50MsAt80Pct: Number(figures.paymentsAt80Pct.latency.p50Ms.toFixed(2)),
     p99MsAt80Pct: Number(figures.paymentsAt80Pct.latency.p99Ms.toFixed(2)),
     refusedAt80Pct: figures.paymentsAt80Pct.refused,
+    authenticatedTps: Math.round(figures.authenticatedPayments.tps),
+    authenticatedP99Ms: Number(figures.authenticatedPayments.latency.p99Ms.toFixed(2)),
+    ratioAuthenticatedToUnauthenticated: Number((figures.authenticatedPayments.tps / figures.payments.tps).toFixed(2)),
   });
 }
 
