@@ -11,7 +11,8 @@ import type {
 } from '../core-ledger';
 import { businessDateOf, formatAmount } from '../core-ledger';
 import type { ReadModelQueries } from '../projections';
-import type { OperatorDirectory } from '../security';
+import type { OperatorDirectory, Role } from '../security';
+import { mask, maskAccountNumber, mayUnmask } from '../security';
 import { QueryError } from '../projections';
 import type { Principal } from './auth';
 import { asApiError } from './auth';
@@ -42,6 +43,13 @@ export interface HandlerDependencies {
   readonly queries: ReadModelQueries;
   readonly idempotency: IdempotencyRecords;
   readonly operators: OperatorDirectory | undefined;
+  /** Records that personal data was shown unmasked (who, to whom, which account). */
+  readonly recordUnmask: (use: {
+    actor: string;
+    role: Role | null;
+    subject: string;
+    context: CommandContext;
+  }) => Promise<void>;
   /** Hour (0..23, China Standard Time) at which the business date turns. */
   readonly cutoffHourLocal: number;
 }
@@ -121,10 +129,14 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
     unfreezeAccount: accountCommand('UnfreezeAccount'),
     closeAccount: accountCommand('CloseAccount'),
 
-    getAccount: async ({ parameters }) => {
+    getAccount: async ({ parameters, principal, context }) => {
       const account = await ledger.getAccount(parameters['accountId']!);
       if (!account) throw notFound('account', parameters['accountId']!);
-      return { status: 200, body: accountBody(account) };
+      const unmasked = mayUnmask(principal.role);
+      if (unmasked && (account.cardNumber !== null || account.accountNumber !== null)) {
+        await deps.recordUnmask({ actor: principal.id, role: principal.role, subject: account.accountId, context });
+      }
+      return { status: 200, body: accountBody(account, unmasked) };
     },
     getBalance: async ({ parameters }) => {
       const accountId = parameters['accountId']!;
@@ -364,15 +376,19 @@ function notFound(what: 'account' | 'transfer', id: string): ApiError {
   });
 }
 
-function accountBody(account: AccountState): Record<string, unknown> {
+function accountBody(account: AccountState, unmasked: boolean): Record<string, unknown> {
   const { asset } = account;
+  const cardNumber =
+    account.cardNumber === null || unmasked ? account.cardNumber : mask('bank_card', account.cardNumber);
+  const accountNumber =
+    account.accountNumber === null || unmasked ? account.accountNumber : maskAccountNumber(account.accountNumber);
   return {
     accountId: account.accountId,
     kind: account.kind,
     asset,
     ownerId: account.ownerId,
-    cardNumber: account.cardNumber,
-    accountNumber: account.accountNumber,
+    cardNumber,
+    accountNumber,
     status: account.status,
     balance: formatAmount(asset, account.posted),
     available: formatAmount(asset, account.posted.minus(account.pendingDebits)),

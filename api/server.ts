@@ -8,7 +8,7 @@ import type { EventStore, Ledger } from '../core-ledger';
 import type { ProjectionRunner, ReadModelQueries } from '../projections';
 import type { ErrorCode } from './errors';
 import { ApiError } from './errors';
-import type { Handler, OperationResult } from './handlers';
+import type { Handler, HandlerDependencies, OperationResult } from './handlers';
 import { createHandlers, REPLAY_HEADER } from './handlers';
 import type { IdempotencyRecords } from './idempotency';
 import { parseJsonBody, readRawBody } from './json-body';
@@ -51,6 +51,8 @@ export interface ApiDependencies {
   readonly metrics: ApiMetrics;
   readonly cutoffHourLocal: number;
   readonly auth: AuthDependencies;
+  /** Where unmasked reads of personal data are recorded; the log when absent. */
+  readonly recordUnmask?: HandlerDependencies['recordUnmask'];
   readonly limits?: ApiLimits;
   readonly now?: () => Date;
 }
@@ -69,7 +71,23 @@ export function createApi(deps: ApiDependencies): Api {
   const now = deps.now ?? (() => new Date());
   const operations = compileOperations();
   const handlers: Record<string, Handler> = {
-    ...createHandlers({ ...deps, operators: deps.auth.operators }),
+    ...createHandlers({
+      ...deps,
+      operators: deps.auth.operators,
+      recordUnmask:
+        deps.recordUnmask ??
+        (async (use) =>
+          deps.logger.info(
+            {
+              event: 'unmask',
+              actor: use.actor,
+              role: use.role,
+              subject: use.subject,
+              requestId: use.context.requestId,
+            },
+            'personal data shown unmasked',
+          )),
+    }),
     health: async () => health(deps),
   };
   let draining = false;

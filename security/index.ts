@@ -5,3 +5,4 @@ export * from './request-signing';
 export * from './nonce-store';
 export * from './passwords';
 export * from './operators';
+export * from './masking';

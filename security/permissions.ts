@@ -76,6 +76,13 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
   payment_service: ['openAccount', ...PAYMENTS, ...ACCOUNT_QUERIES],
 };
 
+/** Roles that see personal data unmasked (C17, App. B); each use is recorded. Everyone else sees it masked. */
+export const UNMASK_ROLES: readonly Role[] = ['customer_service'];
+
+export function mayUnmask(role: Role | null): boolean {
+  return role !== null && UNMASK_ROLES.includes(role);
+}
+
 const GRANTS = new Map<Role, ReadonlySet<string>>(ROLES.map((role) => [role, new Set<string>(ROLE_PERMISSIONS[role])]));
 
 export function isRole(value: unknown): value is Role {

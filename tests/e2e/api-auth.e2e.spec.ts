@@ -4,6 +4,7 @@ import type { ClientRegistration, Role } from '../../security';
 import { isAllowed, PUBLIC_OPERATIONS, ROLES, signRequest, Sm2PrivateKey, totpCodeOf } from '../../security';
 import type { HttpAnswer, TestApi } from '../support/api-server';
 import { startTestApi } from '../support/api-server';
+import { makeCardNumber } from '../../core-ledger';
 import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
 
 /**
@@ -206,6 +207,29 @@ describe('signed requests', () => {
     expectError(await t.get(path), 'unauthorized');
     expect((await t.get(`/v1/accounts/${alice}`)).status).toBe(401);
   });
+});
+
+test('personal data is masked unless the role may unmask (C App. B)', async () => {
+  const holder = userWallet(62);
+  const cardNumber = makeCardNumber({ areaCode: '0794', sequence: 62 });
+  const opened = await signed(hmacSigner('payment_service'), 'POST', '/v1/accounts', {
+    accountId: holder,
+    kind: 'user_main',
+    ownerId: 'o62',
+    cardNumber,
+    accountNumber: '13912345634',
+  });
+  expect(opened.status).toBe(201);
+  for (const role of ['partner', 'payment_service', 'auditor', 'administrator'] as const) {
+    const seen = await signed(hmacSigner(role), 'GET', `/v1/accounts/${holder}`);
+    expect([role, seen.body['cardNumber'], seen.body['accountNumber']]).toEqual([
+      role,
+      `${cardNumber.slice(0, 6)}*****${cardNumber.slice(-4)}`,
+      '1*****34',
+    ]);
+  }
+  const unmasked = await signed(hmacSigner('customer_service'), 'GET', `/v1/accounts/${holder}`);
+  expect([unmasked.body['cardNumber'], unmasked.body['accountNumber']]).toEqual([cardNumber, '13912345634']);
 });
 
 describe('operators', () => {
