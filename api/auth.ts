@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { ClientCredential, NonceStore, OperatorDirectory, Role } from '../security';
+import type { ClientCredential, NonceStore, OperatorDirectory, Role, Sm2PrivateKey } from '../security';
 import { AuthenticationError, checkSignedRequest, isAllowed, SIGNATURE_HEADERS, SIGNING_LIMITS } from '../security';
 import type { ErrorCode } from './errors';
 import { ApiError } from './errors';
@@ -9,6 +9,8 @@ export interface Principal {
   readonly kind: 'operator' | 'client' | 'unauthenticated';
   readonly id: string;
   readonly role: Role | null;
+  /** A signed request's client and nonce: its answer is signed back. */
+  readonly signedBy?: { readonly credential: ClientCredential; readonly nonce: string };
 }
 
 export const UNAUTHENTICATED: Principal = { kind: 'unauthenticated', id: 'unauthenticated', role: null };
@@ -25,6 +27,8 @@ export interface AuthDependencies {
   readonly operators: OperatorDirectory | undefined;
   readonly clients: ReadonlyMap<string, ClientCredential>;
   readonly nonces: NonceStore;
+  /** The platform's SM2 key: answers to SM2 partners are signed with it (unsigned when absent). */
+  readonly platformKey?: Sm2PrivateKey;
 }
 
 export async function authenticate(
@@ -83,7 +87,7 @@ export async function authenticate(
   if (!(await deps.nonces.claim(clientId, nonce, SIGNING_LIMITS.nonceRetentionMs))) {
     throw new ApiError('replayed_request', 'this nonce was already used', {});
   }
-  return { kind: 'client', id: clientId, role: credential.role };
+  return { kind: 'client', id: clientId, role: credential.role, signedBy: { credential, nonce } };
 }
 
 export function authorize(deps: AuthDependencies, principal: Principal, operationId: string): void {

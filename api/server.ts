@@ -13,8 +13,9 @@ import { createHandlers, REPLAY_HEADER } from './handlers';
 import type { IdempotencyRecords } from './idempotency';
 import { parseJsonBody, readRawBody } from './json-body';
 import type { AuthDependencies } from './auth';
+import type { Principal } from './auth';
 import { authenticate, authorize, UNAUTHENTICATED } from './auth';
-import { PUBLIC_OPERATIONS } from '../security';
+import { PUBLIC_OPERATIONS, responseSignature, SIGNATURE_HEADERS } from '../security';
 import type { ApiMetrics, Logger } from './observability';
 import { OPENAPI_DOCUMENT } from './openapi';
 import type { OperationValidators } from './validation';
@@ -136,11 +137,11 @@ export function createApi(deps: ApiDependencies): Api {
   }
   for (const path of paths) {
     app.all(path, (request, response) => {
-      sendError(response, new ApiError('method_not_allowed', `${request.method} is not allowed here`, {}), 'none');
+      sendError(response, new ApiError('method_not_allowed', `${request.method} is not allowed here`, {}));
     });
   }
   app.use((_request, response) => {
-    sendError(response, new ApiError('not_found', 'no such route', {}), 'none');
+    sendError(response, new ApiError('not_found', 'no such route', {}));
   });
   // Express's own failures (a malformed %-escape in the path, …) are the client's when it says so.
   app.use((error: unknown, _request: Request, response: Response, _next: NextFunction) => {
@@ -152,7 +153,7 @@ export function createApi(deps: ApiDependencies): Api {
           })
         : new ApiError('internal', 'internal error', {});
     if (apiError.status >= 500) deps.logger.error({ err: error }, 'unhandled error');
-    sendError(response, apiError, 'none');
+    sendError(response, apiError);
   });
 
   async function answer(
@@ -164,11 +165,13 @@ export function createApi(deps: ApiDependencies): Api {
     const requestId = requestIdOf(request);
     response.setHeader('X-Request-Id', requestId);
     if (draining) response.setHeader('Connection', 'close');
+    let signedBy: Principal['signedBy'];
     try {
       const startedAt = now();
       const raw = operation.body ? await readRawBody(request, limits.maxBodyBytes) : EMPTY_BODY;
       const isPublic = PUBLIC_OPERATIONS.includes(operation.operationId);
       const principal = isPublic ? UNAUTHENTICATED : await authenticate(deps.auth, request, raw, startedAt);
+      signedBy = principal.signedBy;
       if (!isPublic) authorize(deps.auth, principal, operation.operationId);
       const parameters = parametersOf(request);
       if (!operation.parameters(parameters)) throw validationError('parameters', operation.parameters.errors);
@@ -207,18 +210,23 @@ export function createApi(deps: ApiDependencies): Api {
         }),
         limits.handlerTimeoutMs,
       );
-      send(operation, response, result);
+      send(operation, response, result, signedBy);
     } catch (error) {
       const apiError = asApiError(error);
       if (apiError.status >= 500)
         deps.logger.error({ err: error, operation: operation.operationId, requestId }, 'request failed');
       if ((error as { replayed?: boolean }).replayed) response.setHeader(REPLAY_HEADER, 'true');
       deps.metrics.errors.labels(operation.operationId, apiError.code).inc();
-      sendError(response, apiError, operation.operationId);
+      sendError(response, apiError, signedBy);
     }
   }
 
-  function send(operation: OperationValidators, response: Response, result: OperationResult): void {
+  function send(
+    operation: OperationValidators,
+    response: Response,
+    result: OperationResult,
+    signedBy: Principal['signedBy'],
+  ): void {
     const validate = operation.responses.get(result.status);
     if (!validate || !validate(result.body)) {
       // Our own answer broke the contract: a bug, never the client's fault.
@@ -229,7 +237,36 @@ export function createApi(deps: ApiDependencies): Api {
       throw new ApiError('internal', 'internal error: the answer did not match the API document', {});
     }
     for (const [name, value] of Object.entries(result.headers ?? {})) response.setHeader(name, value);
-    response.status(result.status).json(result.body);
+    sendJson(response, result.status, result.body, signedBy);
+  }
+
+  /** One serialisation: the bytes signed are the bytes sent. */
+  function sendJson(response: Response, status: number, body: unknown, signedBy: Principal['signedBy']): void {
+    const text = JSON.stringify(body);
+    if (signedBy) {
+      const timestamp = String(now().getTime());
+      const signature = responseSignature(signedBy.credential, deps.auth.platformKey, {
+        status,
+        timestamp,
+        requestNonce: signedBy.nonce,
+        body: Buffer.from(text),
+      });
+      if (signature !== undefined) {
+        response.setHeader(SIGNATURE_HEADERS.timestamp, timestamp);
+        response.setHeader(SIGNATURE_HEADERS.signature, signature);
+      }
+    }
+    response.status(status).type('application/json').send(text);
+  }
+
+  function sendError(response: Response, error: ApiError, signedBy: Principal['signedBy'] = undefined): void {
+    if (response.headersSent) {
+      response.end();
+      return;
+    }
+    if (error.code === 'conflict' || error.code === 'unavailable' || error.code === 'timeout')
+      response.setHeader('Retry-After', '1');
+    sendJson(response, error.status, error.body(), signedBy);
   }
 
   return {
@@ -279,16 +316,6 @@ function requestIdOf(request: Request): string {
 
 function asApiError(error: unknown): ApiError {
   return error instanceof ApiError ? error : new ApiError('internal', 'internal error', {});
-}
-
-function sendError(response: Response, error: ApiError, _operation: string): void {
-  if (response.headersSent) {
-    response.end();
-    return;
-  }
-  if (error.code === 'conflict' || error.code === 'unavailable' || error.code === 'timeout')
-    response.setHeader('Retry-After', '1');
-  response.status(error.status).json(error.body());
 }
 
 function withTimeout<T>(work: Promise<T>, timeoutMs: number): Promise<T> {

@@ -31,6 +31,8 @@ export interface Config {
   readonly clientsFile: string | undefined;
   /** Redis for the nonce store shared by instances; without it nonces are remembered in this process only. */
   readonly redisUrl: string | undefined;
+  /** File holding the platform's SM2 private key (hex): answers to SM2 partners are signed with it. */
+  readonly platformKeyFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -67,6 +69,8 @@ export const CONFIG_VARIABLES = {
     'required | off: authenticate callers (off only with a loopback HOST, for development); default required',
   CARBONPAY_CLIENTS_FILE:
     'JSON file of registered clients: [{clientId, role, method: sm2|hmac-sm3, publicKeyHex|secretHex, userId?, allowedIps?}]',
+  CARBONPAY_PLATFORM_SM2_KEY_FILE:
+    'file with the platform SM2 private key in hex (answers to SM2 partners are signed); kept apart from the database',
   REDIS_URL: 'redis://host:6379 for the nonce store shared by API instances; default: in this process only',
   LOG_LEVEL: 'pino level: fatal | error | warn | info | debug | trace | silent; default info',
 } as const;
@@ -138,6 +142,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     auth,
     clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),
     redisUrl,
+    platformKeyFile: optional(env, 'CARBONPAY_PLATFORM_SM2_KEY_FILE'),
   };
 }
 

@@ -5,12 +5,15 @@ import { createApi, createLogger, createMetrics, IdempotencyRecords, listenHttp 
 import type { EventStore, Ledger } from '../core-ledger';
 import { ReadModelQueries } from '../projections';
 import type { ClientCredential, ClientRegistration, NonceStore } from '../security';
-import { credentialOf, MemoryNonceStore, OperatorDirectory, RedisNonceStore } from '../security';
+import { credentialOf, MemoryNonceStore, OperatorDirectory, RedisNonceStore, Sm2PrivateKey } from '../security';
 import type { Config } from './config';
 import { ConfigError } from './config';
 import type { ReadModels } from './platform';
 
-export type PlatformApiConfig = Pick<Config, 'cutoffHourLocal' | 'auth' | 'clientsFile' | 'redisUrl'>;
+export type PlatformApiConfig = Pick<
+  Config,
+  'cutoffHourLocal' | 'auth' | 'clientsFile' | 'redisUrl' | 'platformKeyFile'
+>;
 
 export interface PlatformApi {
   readonly api: Api;
@@ -42,10 +45,28 @@ export async function createPlatformApi(
     logger,
     metrics: createMetrics(ledger, readModels.runner),
     cutoffHourLocal: config.cutoffHourLocal,
-    auth: { mode: config.auth, operators, clients: credentialsById(clients), nonces },
+    auth: {
+      mode: config.auth,
+      operators,
+      clients: credentialsById(clients),
+      nonces,
+      ...(config.platformKeyFile !== undefined ? { platformKey: loadPlatformKey(config.platformKeyFile) } : {}),
+    },
     now,
   });
   return { api, operators, close: () => nonces.close() };
+}
+
+function loadPlatformKey(file: string): Sm2PrivateKey {
+  try {
+    return Sm2PrivateKey.from(readFileSync(file, 'utf8').trim());
+  } catch (error) {
+    throw new ConfigError(
+      'CARBONPAY_PLATFORM_SM2_KEY_FILE',
+      `must hold an SM2 private key in hex (${(error as Error).message})`,
+      file,
+    );
+  }
 }
 
 function loadClients(file: string | undefined): ClientRegistration[] {

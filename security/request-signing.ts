@@ -186,3 +186,57 @@ export function signRequest(
     [SIGNATURE_HEADERS.signature]: signature.toString('hex'),
   };
 }
+
+/**
+ * Responses to a signed request are signed back (T21: integrity and non-repudiation both ways), over
+ *
+ *     STATUS \n TIMESTAMP \n NONCE-OF-THE-REQUEST \n hex(SM3(body))
+ *
+ * with the platform's SM2 key for SM2 partners and with the shared key for HMAC-SM3 services; the request's nonce
+ * binds the answer to its question. Headers: `X-CP-Timestamp`, `X-CP-Signature`.
+ */
+export interface SignedResponseParts {
+  readonly status: number;
+  readonly timestamp: string;
+  readonly requestNonce: string;
+  readonly body: Uint8Array;
+}
+
+export function canonicalResponse(parts: SignedResponseParts): Buffer {
+  return Buffer.from(
+    [String(parts.status), parts.timestamp, parts.requestNonce, sm3Digest(parts.body).toString('hex')].join('\n'),
+    'utf8',
+  );
+}
+
+/** The signature of a response to `credential`'s request; undefined for SM2 partners when no platform key is set. */
+export function responseSignature(
+  credential: ClientCredential,
+  platformKey: Sm2PrivateKey | undefined,
+  parts: SignedResponseParts,
+): string | undefined {
+  const message = canonicalResponse(parts);
+  if (credential.method === 'hmac-sm3') return hmacSm3(credential.secret!, message).toString('hex');
+  if (!platformKey) return undefined;
+  return sm2Sign(message, platformKey, { signatureEncoding: 'raw', userId: SM2_DEFAULT_USER_ID }).toString('hex');
+}
+
+/** What a partner does with an answer: check it came from the platform and was not altered. */
+export function verifyResponse(
+  verifier: { method: 'sm2'; platformPublicKey: Sm2PublicKey } | { method: 'hmac-sm3'; secret: Buffer },
+  parts: SignedResponseParts,
+  signatureHex: string,
+): boolean {
+  const message = canonicalResponse(parts);
+  try {
+    return verifier.method === 'sm2'
+      ? sm2Verify(message, signatureHex, verifier.platformPublicKey, {
+          signatureEncoding: 'raw',
+          userId: SM2_DEFAULT_USER_ID,
+        })
+      : hmacSm3Verify(verifier.secret, message, signatureHex);
+  } catch (error) {
+    if (error instanceof CryptoInputError) return false;
+    throw error;
+  }
+}

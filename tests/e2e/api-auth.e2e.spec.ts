@@ -1,7 +1,18 @@
 import { randomBytes } from 'node:crypto';
+import { unlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { ERROR_STATUS, OPENAPI_DOCUMENT } from '../../api';
 import type { ClientRegistration, Role } from '../../security';
-import { isAllowed, PUBLIC_OPERATIONS, ROLES, signRequest, Sm2PrivateKey, totpCodeOf } from '../../security';
+import {
+  isAllowed,
+  PUBLIC_OPERATIONS,
+  ROLES,
+  signRequest,
+  Sm2PrivateKey,
+  totpCodeOf,
+  verifyResponse,
+} from '../../security';
 import type { HttpAnswer, TestApi } from '../support/api-server';
 import { startTestApi } from '../support/api-server';
 import { makeCardNumber } from '../../core-ledger';
@@ -13,6 +24,8 @@ import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
  * each refused with its stable code.
  */
 const partnerKey = Sm2PrivateKey.generate();
+const platformKey = Sm2PrivateKey.generate();
+const platformKeyFile = join(tmpdir(), `carbonpay-platform-key-${process.pid}.hex`);
 const secrets = new Map<Role, Buffer>(ROLES.map((role) => [role, randomBytes(32)]));
 const clients: ClientRegistration[] = [
   ...ROLES.map((role) => ({
@@ -89,7 +102,8 @@ const login = (username: string, password: string, totp?: string): Promise<HttpA
 const asOperator = (token: string): Record<string, string> => ({ authorization: `Bearer ${token}` });
 
 beforeAll(async () => {
-  t = await startTestApi('memory', { auth: 'required', clients });
+  writeFileSync(platformKeyFile, platformKey.exportBytes().toString('hex'));
+  t = await startTestApi('memory', { auth: 'required', clients, platformKeyFile });
   const service = hmacSigner('payment_service');
   for (const [accountId, kind] of [
     [alice, 'user_main'],
@@ -109,6 +123,7 @@ beforeAll(async () => {
 
 afterAll(async () => {
   await t.close();
+  unlinkSync(platformKeyFile);
 });
 
 test('every route × every role: allowed or denied exactly as the permission table says', async () => {
@@ -230,6 +245,41 @@ test('personal data is masked unless the role may unmask (C App. B)', async () =
   }
   const unmasked = await signed(hmacSigner('customer_service'), 'GET', `/v1/accounts/${holder}`);
   expect([unmasked.body['cardNumber'], unmasked.body['accountNumber']]).toEqual([cardNumber, '13912345634']);
+});
+
+test('answers to signed requests are signed back: SM2 with the platform key, HMAC-SM3 with the shared key', async () => {
+  const cases = [
+    { signer: sm2Signer, verifier: { method: 'sm2' as const, platformPublicKey: platformKey.publicKey } },
+    {
+      signer: hmacSigner('payment_service'),
+      verifier: { method: 'hmac-sm3' as const, secret: secrets.get('payment_service')! },
+    },
+  ];
+  for (const { signer, verifier } of cases) {
+    for (const path of [`/v1/accounts/${alice}`, '/v1/accounts/8620794999999999']) {
+      const requestNonce = nonce();
+      const headers = signRequest(signer, {
+        method: 'GET',
+        pathWithQuery: path,
+        timestamp: String(t.clock.getTime()),
+        nonce: requestNonce,
+        body: Buffer.alloc(0),
+      });
+      const response = await fetch(`${t.base}${path}`, { headers });
+      const text = await response.text();
+      const parts = {
+        status: response.status,
+        timestamp: response.headers.get('x-cp-timestamp')!,
+        requestNonce,
+        body: Buffer.from(text),
+      };
+      const signature = response.headers.get('x-cp-signature')!;
+      expect([signer.method, path, verifyResponse(verifier, parts, signature)]).toEqual([signer.method, path, true]);
+      expect(verifyResponse(verifier, { ...parts, body: Buffer.from(text.replace(/\d/, '9')) }, signature)).toBe(false);
+      expect(verifyResponse(verifier, { ...parts, requestNonce: nonce() }, signature)).toBe(false);
+      expect(verifyResponse(verifier, { ...parts, status: parts.status + 1 }, signature)).toBe(false);
+    }
+  }
 });
 
 describe('operators', () => {

@@ -36,6 +36,7 @@ export interface TestApiOptions {
   /** `off` unless a test is about authentication. */
   readonly auth?: 'required' | 'off';
   readonly clients?: readonly ClientRegistration[];
+  readonly platformKeyFile?: string;
 }
 
 export async function startTestApi(kind: 'postgres' | 'memory', options: TestApiOptions = {}): Promise<TestApi> {
@@ -53,7 +54,13 @@ export async function startTestApi(kind: 'postgres' | 'memory', options: TestApi
     ledger,
     store,
     readModels,
-    { cutoffHourLocal: 0, auth: options.auth ?? 'off', clientsFile: undefined, redisUrl: undefined },
+    {
+      cutoffHourLocal: 0,
+      auth: options.auth ?? 'off',
+      clientsFile: undefined,
+      redisUrl: undefined,
+      platformKeyFile: options.platformKeyFile,
+    },
     createLogger('silent'),
     () => harness.clock,
     options.clients ?? [],
