@@ -198,6 +198,8 @@ export class ProjectionRunner {
       await session.query('SET synchronous_commit = off');
       await this.reloadCheckpoints();
       this.leader = true;
+      // Whoever waited for a position this generation had already reached before this runner led.
+      this.releaseCaughtUpWaiters();
       return true;
     } catch (error) {
       this.session = undefined;
