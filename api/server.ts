@@ -15,6 +15,7 @@ import { parseJsonBody, readRawBody } from './json-body';
 import type { AuthDependencies } from './auth';
 import type { Principal } from './auth';
 import { authenticate, authorize, UNAUTHENTICATED } from './auth';
+import type { AuditChain } from '../security';
 import { PUBLIC_OPERATIONS, responseSignature, SIGNATURE_HEADERS } from '../security';
 import type { ApiMetrics, Logger } from './observability';
 import { OPENAPI_DOCUMENT } from './openapi';
@@ -54,6 +55,8 @@ export interface ApiDependencies {
   readonly auth: AuthDependencies;
   /** Where unmasked reads of personal data are recorded; the log when absent. */
   readonly recordUnmask?: HandlerDependencies['recordUnmask'];
+  /** The tamper-evident audit log (C14, T23): operators' actions and every refused or denied request go there. */
+  readonly audit?: AuditChain;
   readonly limits?: ApiLimits;
   readonly now?: () => Date;
 }
@@ -166,11 +169,13 @@ export function createApi(deps: ApiDependencies): Api {
     response.setHeader('X-Request-Id', requestId);
     if (draining) response.setHeader('Connection', 'close');
     let signedBy: Principal['signedBy'];
+    let principal: Principal = UNAUTHENTICATED;
+    let loginName: string | undefined;
     try {
       const startedAt = now();
       const raw = operation.body ? await readRawBody(request, limits.maxBodyBytes) : EMPTY_BODY;
       const isPublic = PUBLIC_OPERATIONS.includes(operation.operationId);
-      const principal = isPublic ? UNAUTHENTICATED : await authenticate(deps.auth, request, raw, startedAt);
+      principal = isPublic ? UNAUTHENTICATED : await authenticate(deps.auth, request, raw, startedAt);
       signedBy = principal.signedBy;
       if (!isPublic) authorize(deps.auth, principal, operation.operationId);
       const parameters = parametersOf(request);
@@ -192,6 +197,7 @@ export function createApi(deps: ApiDependencies): Api {
       if (operation.body) {
         body = parseJsonBody(raw) as Record<string, unknown>;
         if (!operation.body(body)) throw validationError('body', operation.body.errors);
+        if (operation.operationId === 'login') loginName = String(body['username']);
       }
       const result = await withTimeout(
         handler({
@@ -210,6 +216,16 @@ export function createApi(deps: ApiDependencies): Api {
         }),
         limits.handlerTimeoutMs,
       );
+      await record(
+        operation,
+        request,
+        principal,
+        requestId,
+        result.status,
+        undefined,
+        result.headers?.[REPLAY_HEADER] === 'true',
+        loginName,
+      );
       send(operation, response, result, signedBy);
     } catch (error) {
       const apiError = asApiError(error);
@@ -217,6 +233,7 @@ export function createApi(deps: ApiDependencies): Api {
         deps.logger.error({ err: error, operation: operation.operationId, requestId }, 'request failed');
       if ((error as { replayed?: boolean }).replayed) response.setHeader(REPLAY_HEADER, 'true');
       deps.metrics.errors.labels(operation.operationId, apiError.code).inc();
+      await record(operation, request, principal, requestId, apiError.status, apiError.code, false, loginName);
       sendError(response, apiError, signedBy);
     }
   }
@@ -238,6 +255,50 @@ export function createApi(deps: ApiDependencies): Api {
     }
     for (const [name, value] of Object.entries(result.headers ?? {})) response.setHeader(name, value);
     sendJson(response, result.status, result.body, signedBy);
+  }
+
+  /**
+   * The audit log gets what an operator did, and every request refused or denied, whoever sent it. Accepted
+   * commands of clients are in the event log already, each with its actor and request id (the audit trail read
+   * model): writing them twice would cost the payment path a second write for nothing.
+   */
+  async function record(
+    operation: OperationValidators,
+    request: Request,
+    principal: Principal,
+    requestId: string,
+    status: number,
+    code: string | undefined,
+    replayed: boolean,
+    loginName?: string,
+  ): Promise<void> {
+    if (!deps.audit) return;
+    const byOperator = principal.kind === 'operator' || operation.operationId === 'login';
+    if (!byOperator && status < 400) return;
+    if (!byOperator && operation.method === 'get' && status < 401) return;
+    const params = request.params as Record<string, string | undefined>;
+    const subject = params['accountId'] ?? params['transferId'] ?? loginName;
+    try {
+      await deps.audit.append({
+        actor: loginName !== undefined && principal.kind === 'unauthenticated' ? `login:${loginName}` : principal.id,
+        ...(principal.role !== null ? { role: principal.role } : {}),
+        action: `api.${snakeCase(operation.operationId)}`,
+        ...(subject !== undefined ? { subject } : {}),
+        outcome:
+          status < 400
+            ? replayed
+              ? 'replayed'
+              : 'succeeded'
+            : status === 401 || status === 403
+              ? 'denied'
+              : 'refused',
+        source: request.socket.remoteAddress ?? 'unknown',
+        requestId,
+        details: { status: String(status), ...(code !== undefined ? { code } : {}) },
+      });
+    } catch (error) {
+      deps.logger.error({ err: error, requestId }, 'the audit log did not take an entry');
+    }
   }
 
   /** One serialisation: the bytes signed are the bytes sent. */
@@ -382,3 +443,7 @@ export async function drainAndClose(api: Api, server: Server, graceMs: number): 
 }
 
 export type { ErrorCode };
+
+function snakeCase(name: string): string {
+  return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}

@@ -4,6 +4,7 @@ import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 import { openEventStore, startLedger, startReadModels } from './platform';
 import { createLogger, drainAndClose } from '../api';
 import { OperatorDirectory } from '../security';
+import { runAudit } from './commands/audit';
 import { runCrypto } from './commands/crypto';
 import { runOperators } from './commands/operators';
 
@@ -17,6 +18,7 @@ const USAGE = [
   '  decode <card number|account>  explain a T6 card number or T7 account id',
   '  read-models status|rebuild    show the read models, or rebuild them from position zero and swap them in',
   '  crypto <sm3|sm4|sm2-sign|sm2-verify|sm2-keygen> …  SM crypto for partner onboarding (carbonpay crypto help)',
+  '  audit verify [--json]         check the SM3 hash chain of the audit log (exit 1: tampered)',
   '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
   '  help                          this text and the configuration variables',
 ];
@@ -43,6 +45,8 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       return readModelsCommand(rest, io);
     case 'crypto':
       return runCrypto(rest, io);
+    case 'audit':
+      return runAudit(rest, io, process.env);
     case 'operators':
       return runOperators(rest, io, process.env, async () => {
         const config = configOrExit(io);

@@ -1,5 +1,6 @@
 // The public face of app/: the composition root (configuration, CLI, server).
 export { main } from './cli';
+export { runAudit } from './commands/audit';
 export { runCrypto } from './commands/crypto';
 export { runOperators } from './commands/operators';
 export { runDecode } from './commands/decode';

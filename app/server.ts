@@ -5,7 +5,14 @@ import { createApi, createLogger, createMetrics, IdempotencyRecords, listenHttp 
 import type { EventStore, Ledger } from '../core-ledger';
 import { ReadModelQueries } from '../projections';
 import type { ClientCredential, ClientRegistration, NonceStore } from '../security';
-import { credentialOf, MemoryNonceStore, OperatorDirectory, RedisNonceStore, Sm2PrivateKey } from '../security';
+import {
+  AuditChain,
+  credentialOf,
+  MemoryNonceStore,
+  OperatorDirectory,
+  RedisNonceStore,
+  Sm2PrivateKey,
+} from '../security';
 import type { Config } from './config';
 import { ConfigError } from './config';
 import type { ReadModels } from './platform';
@@ -18,6 +25,7 @@ export type PlatformApiConfig = Pick<
 export interface PlatformApi {
   readonly api: Api;
   readonly operators: OperatorDirectory;
+  readonly audit: AuditChain;
   close(): Promise<void>;
 }
 
@@ -35,6 +43,8 @@ export async function createPlatformApi(
   await idempotency.install();
   const operators = new OperatorDirectory(readModels.database);
   await operators.install();
+  const audit = new AuditChain(readModels.database);
+  await audit.install();
   const nonces: NonceStore = config.redisUrl ? new RedisNonceStore(config.redisUrl) : new MemoryNonceStore();
   const api = createApi({
     ledger,
@@ -45,6 +55,18 @@ export async function createPlatformApi(
     logger,
     metrics: createMetrics(ledger, readModels.runner),
     cutoffHourLocal: config.cutoffHourLocal,
+    audit,
+    recordUnmask: async (use) => {
+      await audit.append({
+        actor: use.actor,
+        ...(use.role !== null ? { role: use.role } : {}),
+        action: 'personal_data.unmask',
+        subject: use.subject,
+        outcome: 'succeeded',
+        ...(use.context.source !== undefined ? { source: use.context.source } : {}),
+        ...(use.context.requestId !== undefined ? { requestId: use.context.requestId } : {}),
+      });
+    },
     auth: {
       mode: config.auth,
       operators,
@@ -54,7 +76,7 @@ export async function createPlatformApi(
     },
     now,
   });
-  return { api, operators, close: () => nonces.close() };
+  return { api, operators, audit, close: () => nonces.close() };
 }
 
 function loadPlatformKey(file: string): Sm2PrivateKey {

@@ -5,4 +5,5 @@ export * from './request-signing';
 export * from './nonce-store';
 export * from './passwords';
 export * from './operators';
+export * from './audit-chain';
 export * from './masking';

@@ -404,3 +404,27 @@ describe('operators', () => {
     );
   });
 });
+
+test('the audit log holds logins, operator actions, denials and unmasked reads, and its chain verifies', async () => {
+  const rows = (): Promise<{ actor: string; action: string; outcome: string; subject: string | null }[]> =>
+    t.readModels.database.query('SELECT actor, action, outcome, subject FROM cp_audit_log ORDER BY seq');
+  const before = (await rows()).length;
+  await t.operators.create({ username: 'carl', role: 'customer_service', password: 'Help_Desk_42', now: t.clock });
+  expectError(await login('carl', 'Help_Desk_41'), 'invalid_credentials');
+  const token = String((await login('carl', 'Help_Desk_42')).body['token']);
+  expect((await t.get(`/v1/accounts/${alice}`, asOperator(token))).status).toBe(200);
+  expectError(await t.get('/v1/trial-balance', asOperator(token)), 'forbidden');
+  expectError(await signed(sm2Signer, 'POST', '/v1/transfers', {}), 'forbidden');
+  const added = (await rows()).slice(before);
+  expect(added).toEqual(
+    expect.arrayContaining([
+      expect.objectContaining({ actor: 'login:carl', action: 'api.login', outcome: 'denied' }),
+      expect.objectContaining({ actor: 'login:carl', action: 'api.login', outcome: 'succeeded' }),
+      expect.objectContaining({ action: 'api.get_account', outcome: 'succeeded', subject: alice }),
+      expect.objectContaining({ action: 'api.get_trial_balance', outcome: 'denied' }),
+      expect.objectContaining({ actor: 'partner-sm2', action: 'api.create_transfer', outcome: 'denied' }),
+    ]),
+  );
+  const verification = await t.audit.verify();
+  expect([verification.ok, verification.problems]).toEqual([true, []]);
+});

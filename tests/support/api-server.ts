@@ -6,7 +6,7 @@ import type { ReadModels } from '../../app';
 import { createPlatformApi, listenPlatform, startLedger, startReadModels } from '../../app';
 import type { EventStore, Ledger } from '../../core-ledger';
 import { InMemoryEventStore, openPostgresEventStore } from '../../core-ledger';
-import type { ClientRegistration, OperatorDirectory } from '../../security';
+import type { AuditChain, ClientRegistration, OperatorDirectory } from '../../security';
 import { createTestDatabase } from './databases';
 
 export interface HttpAnswer {
@@ -23,6 +23,7 @@ export interface TestApi {
   readonly readModels: ReadModels;
   readonly api: Api;
   readonly operators: OperatorDirectory;
+  readonly audit: AuditChain;
   /** The instant the API stamps on commands; tests move it. */
   clock: Date;
   post(path: string, body: unknown, idempotencyKey?: string, headers?: Record<string, string>): Promise<HttpAnswer>;
@@ -88,6 +89,7 @@ export async function startTestApi(kind: 'postgres' | 'memory', options: TestApi
     readModels,
     api,
     operators: platform.operators,
+    audit: platform.audit,
     post: async (path: string, body: unknown, idempotencyKey?: string, headers: Record<string, string> = {}) =>
       answer(
         await fetch(`${base}${path}`, {
