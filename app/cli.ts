@@ -10,7 +10,7 @@ import { runOperators } from './commands/operators';
 
 /** Configuration refused: its line is already on stderr. */
 class UsageError extends Error {}
-import { createPlatformApi, listenPlatform } from './server';
+import { createPlatformApi, listenPlatform, protectPersonalData } from './server';
 
 const USAGE = [
   'usage: carbonpay <command> [arguments]',
@@ -144,9 +144,12 @@ async function serve(io: Io): Promise<number> {
   if (!config) return 2;
   const logger = createLogger(process.env['LOG_LEVEL'] ?? 'info');
   const store = await openEventStore(config);
-  const ledger = await startLedger(store, config);
+  // The read models keep what the log holds (sealed personal data); the ledger sees it opened.
   const readModels = await startReadModels(config, store);
-  const platform = await createPlatformApi(ledger, store, readModels, config, logger);
+  const ledgerStore = await protectPersonalData(store, readModels, config);
+  if (ledgerStore === store) logger.warn('CARBONPAY_MASTER_KEY_FILE is not set: personal data is stored unencrypted');
+  const ledger = await startLedger(ledgerStore, config);
+  const platform = await createPlatformApi(ledger, ledgerStore, readModels, config, logger);
   const { api } = platform;
   const server = await listenPlatform(api, config);
   if (config.auth === 'off') logger.warn('authentication is off (CARBONPAY_AUTH=off): development on loopback only');

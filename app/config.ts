@@ -33,6 +33,8 @@ export interface Config {
   readonly redisUrl: string | undefined;
   /** File holding the platform's SM2 private key (hex): answers to SM2 partners are signed with it. */
   readonly platformKeyFile: string | undefined;
+  /** File holding the master key (32 hex digits) that wraps the data keys sealing personal data at rest. */
+  readonly masterKeyFile: string | undefined;
 }
 
 export class ConfigError extends Error {
@@ -71,6 +73,8 @@ export const CONFIG_VARIABLES = {
     'JSON file of registered clients: [{clientId, role, method: sm2|hmac-sm3, publicKeyHex|secretHex, userId?, allowedIps?}]',
   CARBONPAY_PLATFORM_SM2_KEY_FILE:
     'file with the platform SM2 private key in hex (answers to SM2 partners are signed); kept apart from the database',
+  CARBONPAY_MASTER_KEY_FILE:
+    'file with the SM4 master key (32 hex digits) wrapping the data keys that seal personal data; kept apart from the database',
   REDIS_URL: 'redis://host:6379 for the nonce store shared by API instances; default: in this process only',
   LOG_LEVEL: 'pino level: fatal | error | warn | info | debug | trace | silent; default info',
 } as const;
@@ -143,6 +147,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),
     redisUrl,
     platformKeyFile: optional(env, 'CARBONPAY_PLATFORM_SM2_KEY_FILE'),
+    masterKeyFile: optional(env, 'CARBONPAY_MASTER_KEY_FILE'),
   };
 }
 

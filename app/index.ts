@@ -8,4 +8,4 @@ export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 export type { Config, EventStoreKind } from './config';
 export { openEventStore, startLedger, startReadModels } from './platform';
 export type { ReadModels } from './platform';
-export { createPlatformApi, listenPlatform } from './server';
+export { createPlatformApi, listenPlatform, protectPersonalData } from './server';

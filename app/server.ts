@@ -7,6 +7,9 @@ import { ReadModelQueries } from '../projections';
 import type { ClientCredential, ClientRegistration, NonceStore } from '../security';
 import {
   AuditChain,
+  DataKeyRing,
+  EncryptingEventStore,
+  readMasterKey,
   credentialOf,
   MemoryNonceStore,
   OperatorDirectory,
@@ -123,4 +126,23 @@ export function listenPlatform(
       ? { cert: readFileSync(config.tlsCertFile), key: readFileSync(config.tlsKeyFile) }
       : undefined;
   return listenHttp(api, config.host, config.port, tls);
+}
+
+/**
+ * With a master key configured, the ledger writes through a store that seals personal data (card and account
+ * numbers) with SM4 under data keys kept wrapped beside the read models; without one, the store as it is.
+ */
+export async function protectPersonalData(
+  store: EventStore,
+  readModels: ReadModels,
+  config: Pick<Config, 'masterKeyFile'>,
+): Promise<EventStore> {
+  if (config.masterKeyFile === undefined) return store;
+  let masterKey: Buffer;
+  try {
+    masterKey = readMasterKey(config.masterKeyFile);
+  } catch (error) {
+    throw new ConfigError('CARBONPAY_MASTER_KEY_FILE', (error as Error).message, config.masterKeyFile);
+  }
+  return new EncryptingEventStore(store, await DataKeyRing.open(readModels.database, masterKey));
 }

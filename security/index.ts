@@ -7,3 +7,5 @@ export * from './passwords';
 export * from './operators';
 export * from './audit-chain';
 export * from './masking';
+export * from './field-encryption';
+export * from './encrypting-event-store';

@@ -25,10 +25,10 @@ test('waitUntilApplied answers for a position applied before this runner led', a
     const second = new ProjectionRunner(db, store, LEDGER_READ_MODEL, { idlePollMs: 5 });
     const waited = second.waitUntilApplied(head).then(() => 'applied');
     second.start();
-    const answer = await Promise.race([
-      waited,
-      new Promise((r) => setTimeout(() => r('still waiting after 10 s'), 10_000)),
-    ]);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise((r) => (timer = setTimeout(() => r('still waiting after 10 s'), 10_000)));
+    const answer = await Promise.race([waited, timeout]);
+    clearTimeout(timer);
     await second.stop();
     expect(answer).toBe('applied');
   } finally {
