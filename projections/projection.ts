@@ -1,3 +1,4 @@
+import type { RecordedEvent } from '../core-ledger';
 import type { SqlQueryable } from './database';
 
 export interface ReadModelTable {
@@ -8,8 +9,9 @@ export interface ReadModelTable {
 
 /**
  * A projection as data: its tables, the SQL that creates them in a schema, and the SQL that applies a batch of
- * events. Each generation of a projection lives in its own schema (`cp_rm_<name>_g<generation>`); readers see the
- * active one through the views of schema `cp_read`, so a rebuilt generation is swapped in by replacing the views.
+ * events with the parameters its `encode` makes of them. Each generation of a projection lives in its own schema
+ * (`cp_rm_<name>_g<generation>`); readers see the active one through the views of schema `cp_read`, so a rebuilt
+ * generation is swapped in by replacing the views.
  */
 export interface ProjectionDefinition {
   readonly name: string;
@@ -20,9 +22,28 @@ export interface ProjectionDefinition {
   readonly tables: readonly ReadModelTable[];
   /** Run once on each session that applies batches (staging tables). */
   readonly sessionSql: string;
+  /** Creates the schema and its tables, with the keys applying a batch relies on. */
   readonly schemaSql: (schema: string) => string;
-  /** One statement taking the batch as JSON in $1. */
+  /**
+   * The keys and indexes only readers need, one idempotent statement each: installed with a generation readers see
+   * at once; a rebuilding generation builds them after it has caught up, before it is swapped in.
+   */
+  readonly indexStatements: (schema: string) => readonly string[];
+  /** The functions `applySql` calls (CREATE OR REPLACE): installed on every generation when a runner takes the lead. */
+  readonly functionsSql: (schema: string) => string;
+  /** The parameters of `applySql` for a batch of the projection's events, in log order. */
+  readonly encode: (events: readonly RecordedEvent[]) => unknown[];
+  /** One statement applying a batch encoded by `encode`. */
   readonly applySql: (schema: string) => string;
+}
+
+/** Everything a generation readers see at once needs: tables, functions, and readers' indexes. */
+export function generationSql(definition: ProjectionDefinition, schema: string): string {
+  return [
+    definition.schemaSql(schema),
+    definition.functionsSql(schema),
+    ...definition.indexStatements(schema).map((statement) => `${statement};`),
+  ].join('\n');
 }
 
 export const READ_SCHEMA = 'cp_read';
@@ -61,7 +82,7 @@ export function viewsSql(definition: ProjectionDefinition, schema: string): stri
 /** Installs generation 1 unless the projection exists; safe to run from several processes (callers serialise). */
 export function installSql(definition: ProjectionDefinition): string {
   const schema = schemaOf(definition.name, 1);
-  const body = `${definition.schemaSql(schema)}
+  const body = `${generationSql(definition, schema)}
 ${viewsSql(definition, schema)}
 INSERT INTO cp_projection_checkpoints (projection, generation, position) VALUES ('${definition.name}', 1, '');
 INSERT INTO cp_projections (projection, active_generation, version) VALUES ('${definition.name}', 1, ${definition.version});`;

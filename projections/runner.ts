@@ -1,5 +1,5 @@
 import type { EventStore, LogPosition, RecordedEvent } from '../core-ledger';
-import { appendOf, LOG_START } from '../core-ledger';
+import { appendOf, EVENT_STORE_LIMITS, LOG_START } from '../core-ledger';
 import type { ReadModelDatabase, ReadModelSession, SqlQueryable } from './database';
 import type { ProjectionDefinition } from './projection';
 import { installSql, schemaOf, viewsSql } from './projection';
@@ -7,6 +7,8 @@ import { installSql, schemaOf, viewsSql } from './projection';
 export interface RunnerOptions {
   /** Events read and applied per transaction (a batch never ends inside an append). */
   readonly batchSize: number;
+  /** The same for a generation being rebuilt: larger batches, as nobody waits on each one. */
+  readonly rebuildBatchSize: number;
   /** Pause when the log has nothing new. */
   readonly idlePollMs: number;
   /** How often a standby tries to take the lead. */
@@ -15,7 +17,12 @@ export interface RunnerOptions {
   readonly onBatchCommitted?: (batch: CommittedBatch) => void | Promise<void>;
 }
 
-export const DEFAULT_RUNNER_OPTIONS: RunnerOptions = { batchSize: 5_000, idlePollMs: 20, standbyPollMs: 250 };
+export const DEFAULT_RUNNER_OPTIONS: RunnerOptions = {
+  batchSize: 5_000,
+  rebuildBatchSize: 10_000,
+  idlePollMs: 20,
+  standbyPollMs: 250,
+};
 
 export interface CommittedBatch {
   readonly generation: number;
@@ -49,8 +56,16 @@ interface Generation {
   readonly generation: number;
   readonly schema: string;
   position: LogPosition;
-  /** The next batch, read while the last one was applied. */
-  prefetched?: { readonly after: LogPosition; readonly events: Promise<RecordedEvent[]> } | undefined;
+  /** The next batch, read and encoded while the last one was applied. */
+  prefetched?: { readonly after: LogPosition; readonly batch: Promise<Batch> } | undefined;
+  /** Readers' indexes still to build before a rebuilt generation is swapped in (undefined: not yet listed). */
+  indexesToBuild?: string[] | undefined;
+}
+
+interface Batch {
+  readonly events: RecordedEvent[];
+  /** The parameters of the apply statement; undefined when no event is of the projection's types. */
+  readonly parameters: unknown[] | undefined;
 }
 
 /**
@@ -164,7 +179,11 @@ export class ProjectionRunner {
         if (!this.building && liveApplied === 0) await this.checkRebuildRequest();
         if (this.building) {
           buildApplied = await this.step(this.building);
-          if (this.building.position >= this.live!.position && liveApplied === 0) await this.swap();
+          if (this.building.position >= this.live!.position && liveApplied === 0) {
+            // Caught up: readers' indexes, one statement per turn (live batches go on between them), then the swap.
+            if (await this.buildNextIndex(this.building)) buildApplied += 1;
+            else await this.swap();
+          }
         }
         if (liveApplied === 0 && buildApplied === 0) {
           this.lagMs = 0;
@@ -193,6 +212,14 @@ export class ProjectionRunner {
       this.session = session;
       await this.db.exec(installSql(this.definition));
       await execIn(session, this.definition.sessionSql);
+      // Every generation applies batches with this definition's functions (a generation installed by an older
+      // build of the runner gets them here; its tables are unchanged unless the version changed).
+      const generations = await session.query<{ generation: number }>(
+        'SELECT generation FROM cp_projection_checkpoints WHERE projection = $1',
+        [this.definition.name],
+      );
+      for (const { generation } of generations)
+        await execIn(session, this.definition.functionsSql(schemaOf(this.definition.name, generation)));
       // A read model is derived: a crash may lose its last commits, but the checkpoint goes with them (one WAL,
       // in order), and they are applied again. So its commits need not wait for the disk.
       await session.query('SET synchronous_commit = off');
@@ -241,38 +268,25 @@ export class ProjectionRunner {
 
   /** Reads the next batch after the generation's checkpoint and applies it; returns the events read. */
   private async step(generation: Generation): Promise<number> {
+    const size = generation === this.live ? this.options.batchSize : this.options.rebuildBatchSize;
     const prefetched = generation.prefetched;
     generation.prefetched = undefined;
-    const events =
+    const batch =
       prefetched && prefetched.after === generation.position
-        ? await prefetched.events
-        : await this.readBatch(generation.position);
+        ? await prefetched.batch
+        : await this.readBatch(generation.position, size);
+    const events = batch.events;
     if (events.length === 0) return 0;
     const last = events[events.length - 1]!.position;
-    if (events.length * 2 > this.options.batchSize) {
-      // More is waiting: read it while this batch is applied (the database does both at once).
-      const next = this.readBatch(last);
+    if (events.length * 2 > size) {
+      // More is waiting: read and encode it while this batch is applied (the database does both at once).
+      const next = this.readBatch(last, size);
       next.catch(() => undefined);
-      generation.prefetched = { after: last, events: next };
+      generation.prefetched = { after: last, batch: next };
     }
-    const payload = JSON.stringify(
-      events
-        .filter((e) => this.handledTypes.has(e.type))
-        .map((e, o) => ({
-          o,
-          p: e.position,
-          s: e.streamId,
-          r: e.revision,
-          i: e.eventId,
-          t: e.type,
-          d: e.data,
-          m: e.metadata,
-          at: e.recordedAt,
-        })),
-    );
     await this.session!.transaction(async (tx) => {
       await this.advanceCheckpoint(tx, generation, last, events.length);
-      if (payload !== '[]') await tx.query(this.definition.applySql(generation.schema), [payload]);
+      if (batch.parameters) await tx.query(this.definition.applySql(generation.schema), batch.parameters);
     });
     generation.position = last;
     const rebuilding = generation !== this.live;
@@ -308,23 +322,45 @@ export class ProjectionRunner {
     if (moved.length !== 1) throw new LeadershipLostError(this.definition.name);
   }
 
-  /** A page of the log that ends where an append ends, so no batch holds half a transfer. */
-  private async readBatch(after: LogPosition): Promise<RecordedEvent[]> {
-    const size = this.options.batchSize;
-    const page = await this.store.readAll({ after, maxCount: size });
-    if (page.length < size) return page;
+  /** A batch read from the log and encoded for the apply statement. */
+  private async readBatch(after: LogPosition, size: number): Promise<Batch> {
+    const events = await this.readEvents(after, size);
+    const handled = events.filter((e) => this.handledTypes.has(e.type));
+    return { events, parameters: handled.length > 0 ? this.definition.encode(handled) : undefined };
+  }
+
+  /** Up to `size` events of the log that end where an append ends, so no batch holds half a transfer. */
+  private async readEvents(after: LogPosition, size: number): Promise<RecordedEvent[]> {
+    const pageSize = Math.min(size, EVENT_STORE_LIMITS.maxReadCount);
+    const page: RecordedEvent[] = [];
+    while (page.length < size) {
+      const wanted = Math.min(pageSize, size - page.length);
+      const more = await this.store.readAll({ after: page.at(-1)?.position ?? after, maxCount: wanted });
+      page.push(...more);
+      // A short page ends at the head of the log, where every append is whole.
+      if (more.length < wanted) return page;
+    }
     const lastAppend = appendOf(page[page.length - 1]!.position);
     let cut = page.length;
     while (cut > 0 && appendOf(page[cut - 1]!.position) === lastAppend) cut--;
     if (cut > 0) return page.slice(0, cut);
-    // One append larger than a page: read on to its end.
+    // One append larger than a batch: read on to its end.
     const whole = [...page];
     for (;;) {
-      const more = await this.store.readAll({ after: whole[whole.length - 1]!.position, maxCount: size });
+      const more = await this.store.readAll({ after: whole[whole.length - 1]!.position, maxCount: pageSize });
       const sameAppend = more.filter((e) => appendOf(e.position) === lastAppend);
       whole.push(...sameAppend);
-      if (sameAppend.length < more.length || more.length < size) return whole;
+      if (sameAppend.length < more.length || more.length < pageSize) return whole;
     }
+  }
+
+  /** Builds one of a caught-up rebuilt generation's readers' indexes; false when none is left. */
+  private async buildNextIndex(generation: Generation): Promise<boolean> {
+    generation.indexesToBuild ??= [...this.definition.indexStatements(generation.schema)];
+    const statement = generation.indexesToBuild.shift();
+    if (statement === undefined) return false;
+    await this.session!.query(statement);
+    return true;
   }
 
   private async checkRebuildRequest(): Promise<void> {
@@ -342,7 +378,8 @@ export class ProjectionRunner {
         this.definition.name,
         generation,
       ]);
-      await execIn(tx, this.definition.schemaSql(schema));
+      // Without readers' indexes: they are built in one pass once the generation has caught up.
+      await execIn(tx, `${this.definition.schemaSql(schema)}\n${this.definition.functionsSql(schema)}`);
       await tx.query(`INSERT INTO cp_projection_checkpoints (projection, generation, position) VALUES ($1, $2, '')`, [
         this.definition.name,
         generation,

@@ -42,6 +42,18 @@ describe('read models on PostgreSQL: live, rebuilt, and balanced at every checkp
       )
     ).rows;
 
+  /** Every index of a generation's tables and partitions: its table, its name, its definition (schema left out). */
+  const indexesOf = async (schema: string): Promise<string[]> =>
+    (
+      await sql.query<{ index: string }>(
+        `SELECT c.relname || ' ' || i.relname || ' ' || replace(pg_get_indexdef(i.oid), $1 || '.', '') AS index
+           FROM pg_index x JOIN pg_class i ON i.oid = x.indexrelid JOIN pg_class c ON c.oid = x.indrelid
+           JOIN pg_namespace n ON n.oid = c.relnamespace
+          WHERE n.nspname = $1 ORDER BY 1`,
+        [schema],
+      )
+    ).rows.map((r) => r.index);
+
   test('a randomized workload: live tables equal a rebuild from zero, and the trial balance is zero at every batch', async () => {
     const samples: { batch: CommittedBatch; unbalanced: { asset: string; total: string }[] }[] = [];
     const runner = new ProjectionRunner(readModels, store, LEDGER_READ_MODEL, {
@@ -94,10 +106,14 @@ describe('read models on PostgreSQL: live, rebuilt, and balanced at every checkp
       expect(samples.length).toBeGreaterThan(5);
       for (const sample of samples) expect(sample.unbalanced).toEqual([]);
       const live = await tableChecksums(readModels, LEDGER_READ_MODEL);
+      const liveIndexes = await indexesOf('cp_rm_ledger_g1');
       const generation = await runner.rebuild();
       expect(generation).toBe(2);
       const rebuilt = await tableChecksums(readModels, LEDGER_READ_MODEL);
       expect(rebuilt).toEqual(live);
+      // The rebuilt generation was filled without readers' indexes; it has them all when swapped in.
+      expect(liveIndexes.length).toBeGreaterThan(10);
+      expect(await indexesOf('cp_rm_ledger_g2')).toEqual(liveIndexes);
       const partitions = await sql.query<{ name: string }>(
         `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
          JOIN pg_class p ON p.oid = i.inhparent JOIN pg_namespace n ON n.oid = p.relnamespace
