@@ -6,6 +6,7 @@ import { createLogger, drainAndClose } from '../api';
 import { OperatorDirectory } from '../security';
 import { runAudit } from './commands/audit';
 import { runCrypto } from './commands/crypto';
+import { runKeys } from './commands/keys';
 import { runOperators } from './commands/operators';
 
 /** Configuration refused: its line is already on stderr. */
@@ -18,6 +19,7 @@ const USAGE = [
   '  decode <card number|account>  explain a T6 card number or T7 account id',
   '  read-models status|rebuild    show the read models, or rebuild them from position zero and swap them in',
   '  crypto <sm3|sm4|sm2-sign|sm2-verify|sm2-keygen> …  SM crypto for partner onboarding (carbonpay crypto help)',
+  '  keys new-master --to <file> | rotate-data-key  the master key file; a new data key for personal data',
   '  audit verify [--json]         check the SM3 hash chain of the audit log (exit 1: tampered)',
   '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
   '  help                          this text and the configuration variables',
@@ -47,6 +49,23 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       return runCrypto(rest, io);
     case 'audit':
       return runAudit(rest, io, process.env);
+    case 'keys':
+      return runKeys(rest, io, process.env, async () => {
+        const config = configOrExit(io);
+        if (!config) throw new UsageError();
+        const store = await openEventStore(config);
+        const readModels = await startReadModels({ ...config, runProjections: false }, store);
+        return {
+          database: readModels.database,
+          close: async () => {
+            await readModels.close();
+            await store.close();
+          },
+        };
+      }).catch((error: unknown) => {
+        if (error instanceof UsageError) return 2;
+        throw error;
+      });
     case 'operators':
       return runOperators(rest, io, process.env, async () => {
         const config = configOrExit(io);

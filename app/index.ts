@@ -2,6 +2,7 @@
 export { main } from './cli';
 export { runAudit } from './commands/audit';
 export { runCrypto } from './commands/crypto';
+export { runKeys } from './commands/keys';
 export { runOperators } from './commands/operators';
 export { runDecode } from './commands/decode';
 export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
