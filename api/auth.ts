@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import type { ClientCredential, NonceStore, OperatorDirectory, Role, Sm2PrivateKey } from '../security';
+import type { ClientCredential, IpAllowList, NonceStore, OperatorDirectory, Role, Sm2PrivateKey } from '../security';
 import { AuthenticationError, checkSignedRequest, isAllowed, SIGNATURE_HEADERS, SIGNING_LIMITS } from '../security';
 import type { ErrorCode } from './errors';
 import { ApiError } from './errors';
@@ -29,6 +29,8 @@ export interface AuthDependencies {
   readonly nonces: NonceStore;
   /** The platform's SM2 key: answers to SM2 partners are signed with it (unsigned when absent). */
   readonly platformKey?: Sm2PrivateKey;
+  /** Per role, where its callers may come from (C11); a role without a list may call from anywhere. */
+  readonly roleAllowedIps?: ReadonlyMap<Role, IpAllowList>;
 }
 
 export async function authenticate(
@@ -57,7 +59,7 @@ export async function authenticate(
   const credential = deps.clients.get(clientId);
   if (!credential) throw new ApiError('unknown_client', 'no such client', {});
   const source = request.socket.remoteAddress ?? '';
-  if (credential.allowedIps.length > 0 && !credential.allowedIps.includes(normalisedIp(source))) {
+  if (credential.allowedIps && !credential.allowedIps.allows(source)) {
     throw new ApiError('ip_not_allowed', 'this client may not call from this address', {});
   }
   const timestamp = header(request, SIGNATURE_HEADERS.timestamp);
@@ -90,8 +92,12 @@ export async function authenticate(
   return { kind: 'client', id: clientId, role: credential.role, signedBy: { credential, nonce } };
 }
 
-export function authorize(deps: AuthDependencies, principal: Principal, operationId: string): void {
+export function authorize(deps: AuthDependencies, principal: Principal, operationId: string, source: string): void {
   if (deps.mode === 'off') return;
+  const allowedIps = principal.role === null ? undefined : deps.roleAllowedIps?.get(principal.role);
+  if (allowedIps && !allowedIps.allows(source)) {
+    throw new ApiError('ip_not_allowed', `role ${principal.role} may not call from this address`, {});
+  }
   if (principal.role === null || !isAllowed(principal.role, operationId)) {
     throw new ApiError('forbidden', `role ${principal.role ?? 'none'} may not ${operationId}`, { operationId });
   }
@@ -115,8 +121,4 @@ export function asApiError(error: unknown): unknown {
 function header(request: IncomingMessage, name: string): string | undefined {
   const value = request.headers[name];
   return typeof value === 'string' ? value : undefined;
-}
-
-function normalisedIp(address: string): string {
-  return address.startsWith('::ffff:') ? address.slice(7) : address;
 }

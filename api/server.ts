@@ -177,7 +177,7 @@ export function createApi(deps: ApiDependencies): Api {
       const isPublic = PUBLIC_OPERATIONS.includes(operation.operationId);
       principal = isPublic ? UNAUTHENTICATED : await authenticate(deps.auth, request, raw, startedAt);
       signedBy = principal.signedBy;
-      if (!isPublic) authorize(deps.auth, principal, operation.operationId);
+      if (!isPublic) authorize(deps.auth, principal, operation.operationId, request.socket.remoteAddress ?? '');
       const parameters = parametersOf(request);
       if (!operation.parameters(parameters)) throw validationError('parameters', operation.parameters.errors);
       let idempotencyKey: string | undefined;

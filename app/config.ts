@@ -1,3 +1,4 @@
+import { IpAllowList, isRole } from '../security';
 /**
  * Configuration: environment variables only, validated once at start. A bad value stops the process with one
  * line naming the variable, the rule and the value.
@@ -35,6 +36,8 @@ export interface Config {
   readonly platformKeyFile: string | undefined;
   /** File holding the master key (32 hex digits) that wraps the data keys sealing personal data at rest. */
   readonly masterKeyFile: string | undefined;
+  /** Per role, the addresses and CIDR ranges its callers may come from (roles not named: anywhere). */
+  readonly roleAllowedIps: Readonly<Record<string, readonly string[]>>;
 }
 
 export class ConfigError extends Error {
@@ -75,6 +78,8 @@ export const CONFIG_VARIABLES = {
     'file with the platform SM2 private key in hex (answers to SM2 partners are signed); kept apart from the database',
   CARBONPAY_MASTER_KEY_FILE:
     'file with the SM4 master key (32 hex digits) wrapping the data keys that seal personal data; kept apart from the database',
+  CARBONPAY_ROLE_ALLOWED_IPS:
+    'JSON object role → addresses or CIDR ranges its callers may come from, e.g. {"administrator":["10.0.0.0/8"]}',
   REDIS_URL: 'redis://host:6379 for the nonce store shared by API instances; default: in this process only',
   LOG_LEVEL: 'pino level: fatal | error | warn | info | debug | trace | silent; default info',
 } as const;
@@ -148,6 +153,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     redisUrl,
     platformKeyFile: optional(env, 'CARBONPAY_PLATFORM_SM2_KEY_FILE'),
     masterKeyFile: optional(env, 'CARBONPAY_MASTER_KEY_FILE'),
+    roleAllowedIps: roleAllowedIpsOf(optional(env, 'CARBONPAY_ROLE_ALLOWED_IPS')),
   };
 }
 
@@ -162,4 +168,28 @@ function integer(env: NodeJS.ProcessEnv, name: string, fallback: number, min: nu
   if (!/^\d+$/.test(text) || Number(text) < min || Number(text) > max)
     throw new ConfigError(name, `must be an integer ${min}..${max}`, text);
   return Number(text);
+}
+
+function roleAllowedIpsOf(text: string | undefined): Record<string, readonly string[]> {
+  if (text === undefined) return {};
+  const rule = 'must be a JSON object of role → array of IP addresses or CIDR ranges';
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(text);
+  } catch {
+    throw new ConfigError('CARBONPAY_ROLE_ALLOWED_IPS', rule, text);
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed))
+    throw new ConfigError('CARBONPAY_ROLE_ALLOWED_IPS', rule, text);
+  for (const [role, entries] of Object.entries(parsed)) {
+    if (!isRole(role)) throw new ConfigError('CARBONPAY_ROLE_ALLOWED_IPS', `names an unknown role ${role}`, text);
+    if (!Array.isArray(entries) || !entries.every((e) => typeof e === 'string'))
+      throw new ConfigError('CARBONPAY_ROLE_ALLOWED_IPS', rule, text);
+    try {
+      IpAllowList.from(entries as string[]);
+    } catch (error) {
+      throw new ConfigError('CARBONPAY_ROLE_ALLOWED_IPS', (error as Error).message, text);
+    }
+  }
+  return parsed as Record<string, readonly string[]>;
 }

@@ -4,8 +4,9 @@ import type { Api, Logger } from '../api';
 import { createApi, createLogger, createMetrics, IdempotencyRecords, listenHttp } from '../api';
 import type { EventStore, Ledger } from '../core-ledger';
 import { ReadModelQueries } from '../projections';
-import type { ClientCredential, ClientRegistration, NonceStore } from '../security';
+import type { ClientCredential, ClientRegistration, NonceStore, Role } from '../security';
 import {
+  IpAllowList,
   AuditChain,
   DataKeyRing,
   EncryptingEventStore,
@@ -23,7 +24,8 @@ import type { ReadModels } from './platform';
 export type PlatformApiConfig = Pick<
   Config,
   'cutoffHourLocal' | 'auth' | 'clientsFile' | 'redisUrl' | 'platformKeyFile'
->;
+> &
+  Partial<Pick<Config, 'roleAllowedIps'>>;
 
 export interface PlatformApi {
   readonly api: Api;
@@ -75,6 +77,9 @@ export async function createPlatformApi(
       operators,
       clients: credentialsById(clients),
       nonces,
+      roleAllowedIps: new Map(
+        Object.entries(config.roleAllowedIps ?? {}).map(([role, entries]) => [role as Role, IpAllowList.from(entries)]),
+      ),
       ...(config.platformKeyFile !== undefined ? { platformKey: loadPlatformKey(config.platformKeyFile) } : {}),
     },
     now,

@@ -9,3 +9,4 @@ export * from './audit-chain';
 export * from './masking';
 export * from './field-encryption';
 export * from './encrypting-event-store';
+export * from './ip-allow-list';

@@ -1,5 +1,6 @@
 import type { Role } from './permissions';
 import { isRole } from './permissions';
+import { IpAllowList } from './ip-allow-list';
 import type { Sm2PrivateKey } from './crypto';
 import {
   CryptoInputError,
@@ -54,8 +55,8 @@ export interface ClientCredential {
   readonly userId?: string;
   /** HMAC-SM3 services: the shared key. */
   readonly secret?: Buffer;
-  /** Source addresses allowed to use this credential; empty: any. */
-  readonly allowedIps: readonly string[];
+  /** Source addresses (and CIDR ranges) allowed to use this credential; undefined: any. */
+  readonly allowedIps: IpAllowList | undefined;
 }
 
 /** A client registration as data (a JSON file kept apart from the database). Keys in hex. */
@@ -81,7 +82,12 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
   if (!CLIENT_ID_PATTERN.test(clientId))
     throw new ClientRegistrationError(clientId, 'the id must be 1–64 of [A-Za-z0-9._-]');
   if (!isRole(registration.role)) throw new ClientRegistrationError(clientId, `unknown role ${registration.role}`);
-  const allowedIps = registration.allowedIps ?? [];
+  let allowedIps: IpAllowList | undefined;
+  try {
+    allowedIps = registration.allowedIps?.length ? IpAllowList.from(registration.allowedIps) : undefined;
+  } catch (error) {
+    throw new ClientRegistrationError(clientId, (error as Error).message);
+  }
   try {
     if (registration.method === 'sm2') {
       if (!registration.publicKeyHex) throw new ClientRegistrationError(clientId, 'an sm2 client needs publicKeyHex');

@@ -38,6 +38,7 @@ export interface TestApiOptions {
   readonly auth?: 'required' | 'off';
   readonly clients?: readonly ClientRegistration[];
   readonly platformKeyFile?: string;
+  readonly roleAllowedIps?: Readonly<Record<string, readonly string[]>>;
 }
 
 export async function startTestApi(kind: 'postgres' | 'memory', options: TestApiOptions = {}): Promise<TestApi> {
@@ -61,6 +62,7 @@ export async function startTestApi(kind: 'postgres' | 'memory', options: TestApi
       clientsFile: undefined,
       redisUrl: undefined,
       platformKeyFile: options.platformKeyFile,
+      roleAllowedIps: options.roleAllowedIps ?? {},
     },
     createLogger('silent'),
     () => harness.clock,

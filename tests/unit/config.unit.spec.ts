@@ -49,6 +49,20 @@ describe('configuration', () => {
     ],
     [{ CARBONPAY_PROJECTIONS: 'yes' }, 'invalid configuration: CARBONPAY_PROJECTIONS must be on or off, got "yes"'],
     [
+      { HOST: '0.0.0.0' },
+      'invalid configuration: HOST may be a non-loopback address only with CARBONPAY_TLS_CERT and CARBONPAY_TLS_KEY, got "0.0.0.0"',
+    ],
+    [{ CARBONPAY_AUTH: 'maybe' }, 'invalid configuration: CARBONPAY_AUTH must be required or off, got "maybe"'],
+    [{ REDIS_URL: 'http://x' }, 'invalid configuration: REDIS_URL must start with redis://, got "http://x"'],
+    [
+      { CARBONPAY_ROLE_ALLOWED_IPS: '{"king":["10.0.0.0/8"]}' },
+      'invalid configuration: CARBONPAY_ROLE_ALLOWED_IPS names an unknown role king',
+    ],
+    [
+      { CARBONPAY_ROLE_ALLOWED_IPS: '{"auditor":["10.0.0.0/40"]}' },
+      'invalid configuration: CARBONPAY_ROLE_ALLOWED_IPS bad prefix length in',
+    ],
+    [
       { CARBONPAY_BATCH_MAX_COMMANDS: '0' },
       'invalid configuration: CARBONPAY_BATCH_MAX_COMMANDS must be an integer 1..1000, got "0"',
     ],
