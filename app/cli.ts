@@ -3,6 +3,7 @@ import type { Config } from './config';
 import { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 import { openEventStore, startLedger, startReadModels } from './platform';
 import { createLogger, drainAndClose } from '../api';
+import type { ReadModelDatabase } from '../projections';
 import { OperatorDirectory } from '../security';
 import { runAudit } from './commands/audit';
 import { runCrypto } from './commands/crypto';
@@ -50,41 +51,16 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
     case 'audit':
       return runAudit(rest, io, process.env);
     case 'keys':
-      return runKeys(rest, io, process.env, async () => {
-        const config = configOrExit(io);
-        if (!config) throw new UsageError();
-        const store = await openEventStore(config);
-        const readModels = await startReadModels({ ...config, runProjections: false }, store);
-        return {
-          database: readModels.database,
-          close: async () => {
-            await readModels.close();
-            await store.close();
-          },
-        };
-      }).catch((error: unknown) => {
-        if (error instanceof UsageError) return 2;
-        throw error;
-      });
+      return orUsage(runKeys(rest, io, process.env, () => openReadModelDatabase(io)));
     case 'operators':
-      return runOperators(rest, io, process.env, async () => {
-        const config = configOrExit(io);
-        if (!config) throw new UsageError();
-        const store = await openEventStore(config);
-        const readModels = await startReadModels({ ...config, runProjections: false }, store);
-        const directory = new OperatorDirectory(readModels.database);
-        await directory.install();
-        return {
-          directory,
-          close: async () => {
-            await readModels.close();
-            await store.close();
-          },
-        };
-      }).catch((error: unknown) => {
-        if (error instanceof UsageError) return 2;
-        throw error;
-      });
+      return orUsage(
+        runOperators(rest, io, process.env, async () => {
+          const { database, close } = await openReadModelDatabase(io);
+          const directory = new OperatorDirectory(database);
+          await directory.install();
+          return { directory, close };
+        }),
+      );
     case 'help':
     case '--help':
       USAGE.forEach(io.stdout);
@@ -99,6 +75,31 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
       );
       USAGE.forEach(io.stderr);
       return 2;
+  }
+}
+
+/** The database beside the read models (operators, keys, audit), for commands that run outside the server. */
+async function openReadModelDatabase(io: Io): Promise<{ database: ReadModelDatabase; close(): Promise<void> }> {
+  const config = configOrExit(io);
+  if (!config) throw new UsageError();
+  const store = await openEventStore(config);
+  const readModels = await startReadModels({ ...config, runProjections: false }, store);
+  return {
+    database: readModels.database,
+    close: async () => {
+      await readModels.close();
+      await store.close();
+    },
+  };
+}
+
+/** A refused configuration has printed its line already: exit 2. */
+async function orUsage(run: Promise<number>): Promise<number> {
+  try {
+    return await run;
+  } catch (error) {
+    if (error instanceof UsageError) return 2;
+    throw error;
   }
 }
 

@@ -1,11 +1,10 @@
 import { spawn } from 'node:child_process';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { startReadModels } from '../../app';
 import { openPostgresEventStore } from '../../core-ledger';
 import { ReadModelQueries } from '../../projections';
 import { createTestDatabase } from '../support/databases';
+import { freePort } from '../support/free-port';
 import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
 import { logHead } from '../support/workload';
 
@@ -16,14 +15,6 @@ import { logHead } from '../support/workload';
  */
 const WALLETS = 40;
 const CLIENTS = 32;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('SIGTERM under load: every payment answered 2xx is in the journal; none is half-applied', async () => {
   const database = await createTestDatabase('shutdown');

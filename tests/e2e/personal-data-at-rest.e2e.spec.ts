@@ -1,14 +1,13 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { accountStreamId, makeCardNumber, openPostgresEventStore } from '../../core-ledger';
 import { PostgresReadModels } from '../../projections';
 import { DataKeyRing, EncryptingEventStore } from '../../security';
 import { createTestDatabase } from '../support/databases';
+import { freePort } from '../support/free-port';
 import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
 
 /**
@@ -17,14 +16,6 @@ import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
  * they open again.
  */
 const ACCOUNTS = 12;
-
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const { port } = server.address() as AddressInfo;
-  await new Promise((resolve) => server.close(resolve));
-  return port;
-}
 
 test('no plaintext card or mobile number in a database dump or the logs', async () => {
   const database = await createTestDatabase('pii');
