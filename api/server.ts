@@ -16,7 +16,13 @@ import type { AuthDependencies } from './auth';
 import type { Principal } from './auth';
 import { authenticate, authorize, UNAUTHENTICATED } from './auth';
 import type { AuditChain } from '../security';
-import { PUBLIC_OPERATIONS, responseSignature, SIGNATURE_HEADERS } from '../security';
+import {
+  ENCRYPTED_FIELDS_HEADER,
+  openRequestField,
+  PUBLIC_OPERATIONS,
+  responseSignature,
+  SIGNATURE_HEADERS,
+} from '../security';
 import type { ApiMetrics, Logger } from './observability';
 import { OPENAPI_DOCUMENT } from './openapi';
 import type { OperationValidators } from './validation';
@@ -195,7 +201,7 @@ export function createApi(deps: ApiDependencies): Api {
       }
       let body: Record<string, unknown> = {};
       if (operation.body) {
-        body = parseJsonBody(raw) as Record<string, unknown>;
+        body = openSealedFields(parseJsonBody(raw) as Record<string, unknown>, request, principal);
         if (!operation.body(body)) throw validationError('body', operation.body.errors);
         if (operation.operationId === 'login') loginName = String(body['username']);
       }
@@ -446,4 +452,37 @@ export type { ErrorCode };
 
 function snakeCase(name: string): string {
   return name.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+/** Opens the fields a client sealed with its field key (named in `X-CP-Encrypted-Fields`) before validation. */
+function openSealedFields(
+  body: Record<string, unknown>,
+  request: Request,
+  principal: Principal,
+): Record<string, unknown> {
+  const header = request.headers[ENCRYPTED_FIELDS_HEADER];
+  if (header === undefined) return body;
+  const fieldKey = principal.signedBy?.credential.fieldKey;
+  if (typeof header !== 'string' || fieldKey === undefined) {
+    throw new ApiError('validation_failed', 'sealed fields need a signed request from a client with a field key', {
+      in: 'header',
+      field: ENCRYPTED_FIELDS_HEADER,
+    });
+  }
+  const opened = { ...body };
+  for (const field of header.split(',').map((f) => f.trim())) {
+    const value = opened[field];
+    if (typeof value !== 'string') {
+      throw new ApiError('validation_failed', `sealed field ${field.slice(0, 64)} is missing or not a string`, {
+        in: 'body',
+        field,
+      });
+    }
+    try {
+      opened[field] = openRequestField(fieldKey, field, value);
+    } catch (error) {
+      throw new ApiError('validation_failed', (error as Error).message.slice(0, 200), { in: 'body', field });
+    }
+  }
+  return opened;
 }

@@ -123,3 +123,36 @@ function unwrap(masterKey: Buffer, keyId: string, wrapped: string): Buffer {
     throw new FieldEncryptionError(`data key ${keyId} does not open with this master key`);
   }
 }
+
+/**
+ * Sensitive fields inside a partner's request body (C3: card numbers, phone numbers) travel sealed with SM4-GCM
+ * under the client's field key, agreed at onboarding: `base64url(iv ‖ ciphertext ‖ tag)`, the field's name as
+ * authenticated data; the request names them in `X-CP-Encrypted-Fields`. The signature covers the sealed body.
+ */
+export const ENCRYPTED_FIELDS_HEADER = 'x-cp-encrypted-fields';
+
+export function sealRequestField(fieldKey: Buffer, field: string, plaintext: string): string {
+  const iv = randomBytes(SM4_GCM_IV_BYTES);
+  const sealed = sm4GcmEncrypt(Buffer.from(plaintext, 'utf8'), {
+    key: fieldKey,
+    iv,
+    associatedData: Buffer.from(field),
+  });
+  return Buffer.concat([iv, sealed.ciphertext, sealed.tag]).toString('base64url');
+}
+
+export function openRequestField(fieldKey: Buffer, field: string, sealed: string): string {
+  const bytes = Buffer.from(sealed, 'base64url');
+  if (!/^[A-Za-z0-9_-]+$/.test(sealed) || bytes.length < SM4_GCM_IV_BYTES + 16 + 1)
+    throw new FieldEncryptionError(`${field} is not a sealed value`);
+  try {
+    return sm4GcmDecrypt(bytes.subarray(SM4_GCM_IV_BYTES, bytes.length - 16), {
+      key: fieldKey,
+      iv: bytes.subarray(0, SM4_GCM_IV_BYTES),
+      associatedData: Buffer.from(field),
+      tag: bytes.subarray(bytes.length - 16),
+    }).toString('utf8');
+  } catch {
+    throw new FieldEncryptionError(`${field} does not open with this client's field key`);
+  }
+}

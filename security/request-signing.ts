@@ -57,6 +57,8 @@ export interface ClientCredential {
   readonly secret?: Buffer;
   /** Source addresses (and CIDR ranges) allowed to use this credential; undefined: any. */
   readonly allowedIps: IpAllowList | undefined;
+  /** The SM4 key this client seals sensitive request fields with (`X-CP-Encrypted-Fields`); none: it may not. */
+  readonly fieldKey?: Buffer;
 }
 
 /** A client registration as data (a JSON file kept apart from the database). Keys in hex. */
@@ -68,6 +70,8 @@ export interface ClientRegistration {
   readonly userId?: string;
   readonly secretHex?: string;
   readonly allowedIps?: readonly string[];
+  /** 32 hex digits: the SM4 key for sealed request fields. */
+  readonly fieldKeyHex?: string;
 }
 
 export class ClientRegistrationError extends Error {
@@ -88,6 +92,10 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
   } catch (error) {
     throw new ClientRegistrationError(clientId, (error as Error).message);
   }
+  if (registration.fieldKeyHex !== undefined && !/^[0-9a-fA-F]{32}$/.test(registration.fieldKeyHex))
+    throw new ClientRegistrationError(clientId, 'fieldKeyHex must be 32 hex digits (an SM4 key)');
+  const fieldKey =
+    registration.fieldKeyHex === undefined ? {} : { fieldKey: Buffer.from(registration.fieldKeyHex, 'hex') };
   try {
     if (registration.method === 'sm2') {
       if (!registration.publicKeyHex) throw new ClientRegistrationError(clientId, 'an sm2 client needs publicKeyHex');
@@ -99,6 +107,7 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
         publicKey,
         userId: registration.userId ?? SM2_DEFAULT_USER_ID,
         allowedIps,
+        ...fieldKey,
       };
     }
     if (registration.method === 'hmac-sm3') {
@@ -110,6 +119,7 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
         method: 'hmac-sm3',
         secret: Buffer.from(registration.secretHex, 'hex'),
         allowedIps,
+        ...fieldKey,
       };
     }
   } catch (error) {

@@ -8,6 +8,7 @@ import {
   isAllowed,
   PUBLIC_OPERATIONS,
   ROLES,
+  sealRequestField,
   signRequest,
   Sm2PrivateKey,
   totpCodeOf,
@@ -24,6 +25,7 @@ import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
  * each refused with its stable code.
  */
 const partnerKey = Sm2PrivateKey.generate();
+const fieldKey = randomBytes(16);
 const platformKey = Sm2PrivateKey.generate();
 const platformKeyFile = join(tmpdir(), `carbonpay-platform-key-${process.pid}.hex`);
 const secrets = new Map<Role, Buffer>(ROLES.map((role) => [role, randomBytes(32)]));
@@ -35,6 +37,13 @@ const clients: ClientRegistration[] = [
     secretHex: secrets.get(role)!.toString('hex'),
   })),
   { clientId: 'partner-sm2', role: 'partner', method: 'sm2', publicKeyHex: partnerKey.publicKey.toHex() },
+  {
+    clientId: 'mall-sealing',
+    role: 'payment_service',
+    method: 'hmac-sm3',
+    secretHex: secrets.get('payment_service')!.toString('hex'),
+    fieldKeyHex: fieldKey.toString('hex'),
+  },
   {
     clientId: 'partner-fenced',
     role: 'partner',
@@ -427,4 +436,68 @@ test('the audit log holds logins, operator actions, denials and unmasked reads, 
   );
   const verification = await t.audit.verify();
   expect([verification.ok, verification.problems]).toEqual([true, []]);
+});
+
+test('sensitive request fields sealed with SM4 under the client field key are opened; anything else refused', async () => {
+  const holder = userWallet(63);
+  const cardNumber = makeCardNumber({ areaCode: '0794', sequence: 63 });
+  const send = async (
+    clientId: string,
+    key: Buffer,
+    sealed: Record<string, string>,
+    fields: string,
+  ): Promise<HttpAnswer> => {
+    const body = JSON.stringify({ accountId: holder, kind: 'user_main', ownerId: 'o63', ...sealed });
+    const headers = signRequest(
+      { clientId, method: 'hmac-sm3', secret: key },
+      {
+        method: 'POST',
+        pathWithQuery: '/v1/accounts',
+        timestamp: String(t.clock.getTime()),
+        nonce: nonce(),
+        body: Buffer.from(body),
+      },
+    );
+    const response = await fetch(`${t.base}/v1/accounts`, {
+      method: 'POST',
+      headers: {
+        ...headers,
+        'content-type': 'application/json',
+        'idempotency-key': nonce(),
+        'x-cp-encrypted-fields': fields,
+      },
+      body,
+    });
+    return {
+      status: response.status,
+      headers: response.headers,
+      body: (await response.json()) as Record<string, unknown>,
+    };
+  };
+  const secret = secrets.get('payment_service')!;
+  const sealedWith = (key: Buffer): Record<string, string> => ({
+    cardNumber: sealRequestField(key, 'cardNumber', cardNumber),
+    accountNumber: sealRequestField(key, 'accountNumber', '13900000063'),
+  });
+  expectError(
+    await send('mall-sealing', secret, sealedWith(randomBytes(16)), 'cardNumber,accountNumber'),
+    'validation_failed',
+  );
+  const swapped = sealedWith(fieldKey);
+  expectError(
+    await send(
+      'mall-sealing',
+      secret,
+      { cardNumber: swapped.accountNumber!, accountNumber: swapped.cardNumber! },
+      'cardNumber,accountNumber',
+    ),
+    'validation_failed',
+  );
+  expectError(
+    await send('svc-payment_service', secret, sealedWith(fieldKey), 'cardNumber,accountNumber'),
+    'validation_failed',
+  );
+  expect((await send('mall-sealing', secret, sealedWith(fieldKey), 'cardNumber,accountNumber')).status).toBe(201);
+  const seen = await signed(hmacSigner('customer_service'), 'GET', `/v1/accounts/${holder}`);
+  expect([seen.body['cardNumber'], seen.body['accountNumber']]).toEqual([cardNumber, '13900000063']);
 });
