@@ -20,7 +20,7 @@ const USAGE = [
   '  decode <card number|account>  explain a T6 card number or T7 account id',
   '  read-models status|rebuild    show the read models, or rebuild them from position zero and swap them in',
   '  crypto <sm3|sm4|sm2-sign|sm2-verify|sm2-keygen> …  SM crypto for partner onboarding (carbonpay crypto help)',
-  '  keys new-master --to <file> | rotate-data-key  the master key file; a new data key for personal data',
+  '  keys new-master|new-platform-sm2 --to <file> | rotate-data-key | new-client-secret  keys (docs/operations.md)',
   '  audit verify [--json]         check the SM3 hash chain of the audit log (exit 1: tampered)',
   '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
   '  help                          this text and the configuration variables',

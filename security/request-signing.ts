@@ -55,6 +55,9 @@ export interface ClientCredential {
   readonly userId?: string;
   /** HMAC-SM3 services: the shared key. */
   readonly secret?: Buffer;
+  /** During a key rotation, the key being replaced: still accepted until its registration is removed. */
+  readonly previousPublicKey?: Sm2PublicKey;
+  readonly previousSecret?: Buffer;
   /** Source addresses (and CIDR ranges) allowed to use this credential; undefined: any. */
   readonly allowedIps: IpAllowList | undefined;
   /** The SM4 key this client seals sensitive request fields with (`X-CP-Encrypted-Fields`); none: it may not. */
@@ -72,6 +75,9 @@ export interface ClientRegistration {
   readonly allowedIps?: readonly string[];
   /** 32 hex digits: the SM4 key for sealed request fields. */
   readonly fieldKeyHex?: string;
+  /** Key rotation: the key being replaced, accepted beside the new one until this line is removed. */
+  readonly previousPublicKeyHex?: string;
+  readonly previousSecretHex?: string;
 }
 
 export class ClientRegistrationError extends Error {
@@ -94,6 +100,8 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
   }
   if (registration.fieldKeyHex !== undefined && !/^[0-9a-fA-F]{32}$/.test(registration.fieldKeyHex))
     throw new ClientRegistrationError(clientId, 'fieldKeyHex must be 32 hex digits (an SM4 key)');
+  if (registration.previousSecretHex !== undefined && !/^[0-9a-fA-F]{32,}$/.test(registration.previousSecretHex))
+    throw new ClientRegistrationError(clientId, 'previousSecretHex must be at least 16 bytes in hex');
   const fieldKey =
     registration.fieldKeyHex === undefined ? {} : { fieldKey: Buffer.from(registration.fieldKeyHex, 'hex') };
   try {
@@ -108,6 +116,9 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
         userId: registration.userId ?? SM2_DEFAULT_USER_ID,
         allowedIps,
         ...fieldKey,
+        ...(registration.previousPublicKeyHex
+          ? { previousPublicKey: Sm2PublicKey.from(registration.previousPublicKeyHex, { precompute: true }) }
+          : {}),
       };
     }
     if (registration.method === 'hmac-sm3') {
@@ -120,6 +131,9 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
         secret: Buffer.from(registration.secretHex, 'hex'),
         allowedIps,
         ...fieldKey,
+        ...(registration.previousSecretHex
+          ? { previousSecret: Buffer.from(registration.previousSecretHex, 'hex') }
+          : {}),
       };
     }
   } catch (error) {
@@ -169,13 +183,17 @@ export function checkSignedRequest(
   if (Math.abs(nowMs - Number(parts.timestamp)) > SIGNING_LIMITS.timestampWindowMs) return 'stale_timestamp';
   const message = canonicalRequest(parts);
   try {
-    const valid =
+    const verifies = (publicKey: Sm2PublicKey | undefined, secret: Buffer | undefined): boolean =>
       credential.method === 'sm2'
-        ? sm2Verify(message, signatureHex, credential.publicKey!, {
+        ? publicKey !== undefined &&
+          sm2Verify(message, signatureHex, publicKey, {
             signatureEncoding: 'raw',
             userId: credential.userId ?? SM2_DEFAULT_USER_ID,
           })
-        : hmacSm3Verify(credential.secret!, message, signatureHex);
+        : secret !== undefined && hmacSm3Verify(secret, message, signatureHex);
+    const valid =
+      verifies(credential.publicKey, credential.secret) ||
+      verifies(credential.previousPublicKey, credential.previousSecret);
     return valid ? undefined : 'bad_signature';
   } catch (error) {
     if (error instanceof CryptoInputError) return 'bad_signature';

@@ -1,14 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import type { SecurityDatabase } from '../../security';
-import { DataKeyRing, FieldEncryptionError, readMasterKey } from '../../security';
+import { DataKeyRing, FieldEncryptionError, readMasterKey, Sm2PrivateKey } from '../../security';
 
 interface Io {
   stdout(line: string): void;
   stderr(line: string): void;
 }
 
-const USAGE = 'carbonpay keys new-master --to <file> | rotate-data-key';
+const USAGE =
+  'carbonpay keys new-master --to <file> | rotate-data-key | new-platform-sm2 --to <file> | new-client-secret';
 
 /**
  * `carbonpay keys new-master --to FILE` writes a fresh SM4 master key (32 hex digits, mode 0600, never over an
@@ -35,6 +36,28 @@ export async function runKeys(
     }
     writeFileSync(file, `${randomBytes(16).toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
     io.stdout(`master key written to ${file} (mode 0600); keep a copy apart from the database backups`);
+    return 0;
+  }
+  if (action === 'new-platform-sm2') {
+    if (rest.length !== 2 || rest[0] !== '--to') {
+      io.stderr(`carbonpay: usage: ${USAGE}`);
+      return 2;
+    }
+    const file = rest[1]!;
+    if (existsSync(file)) {
+      io.stderr(`carbonpay: keys new-platform-sm2: ${file} exists; a key is never overwritten`);
+      return 2;
+    }
+    const key = Sm2PrivateKey.generate();
+    writeFileSync(file, `${key.exportBytes().toString('hex')}\n`, { mode: 0o600, flag: 'wx' });
+    io.stdout(`platform SM2 key written to ${file} (mode 0600); give partners its public key:`);
+    io.stdout(key.publicKey.toHex());
+    return 0;
+  }
+  if (action === 'new-client-secret' && rest.length === 0) {
+    // For a clients-file line: the HMAC-SM3 secret and the SM4 field key, each shared with that one client only.
+    io.stdout(`secretHex ${randomBytes(32).toString('hex')}`);
+    io.stdout(`fieldKeyHex ${randomBytes(16).toString('hex')}`);
     return 0;
   }
   if (action !== 'rotate-data-key' || rest.length !== 0) {

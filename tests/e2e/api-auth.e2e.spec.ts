@@ -26,6 +26,7 @@ import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
  */
 const partnerKey = Sm2PrivateKey.generate();
 const fieldKey = randomBytes(16);
+const rotatedKey = Sm2PrivateKey.generate();
 const platformKey = Sm2PrivateKey.generate();
 const platformKeyFile = join(tmpdir(), `carbonpay-platform-key-${process.pid}.hex`);
 const secrets = new Map<Role, Buffer>(ROLES.map((role) => [role, randomBytes(32)]));
@@ -37,6 +38,13 @@ const clients: ClientRegistration[] = [
     secretHex: secrets.get(role)!.toString('hex'),
   })),
   { clientId: 'partner-sm2', role: 'partner', method: 'sm2', publicKeyHex: partnerKey.publicKey.toHex() },
+  {
+    clientId: 'partner-rotating',
+    role: 'partner',
+    method: 'sm2',
+    publicKeyHex: rotatedKey.publicKey.toHex(),
+    previousPublicKeyHex: partnerKey.publicKey.toHex(),
+  },
   {
     clientId: 'mall-sealing',
     role: 'payment_service',
@@ -191,6 +199,18 @@ describe('signed requests', () => {
       ],
     };
     expectError(await signed(sm2Signer, 'POST', '/v1/transfers', pay), 'forbidden');
+  });
+
+  test('during a key rotation the new and the previous key are both accepted, no other', async () => {
+    const path = `/v1/accounts/${alice}`;
+    for (const privateKey of [rotatedKey, partnerKey]) {
+      expect((await signed({ clientId: 'partner-rotating', method: 'sm2', privateKey }, 'GET', path)).status).toBe(200);
+    }
+    const stranger = Sm2PrivateKey.generate();
+    expectError(
+      await signed({ clientId: 'partner-rotating', method: 'sm2', privateKey: stranger }, 'GET', path),
+      'bad_signature',
+    );
   });
 
   test('a replayed nonce, a stale timestamp and a bad signature are each refused with their code', async () => {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runKeys } from '../../app';
 import { PgliteReadModels } from '../../projections';
-import { DataKeyRing, readMasterKey } from '../../security';
+import { DataKeyRing, readMasterKey, Sm2PrivateKey } from '../../security';
 
 /** `carbonpay keys`: a master key file, data key rotation that keeps history readable, bad usage exit 2. */
 test('new-master writes a private key file once; rotate-data-key seals with a new key and opens the old', async () => {
@@ -50,7 +50,27 @@ test('new-master writes a private key file once; rotate-data-key seals with a ne
     expect((await run(['new-master', '--to', wrongKey])).code).toBe(0);
     const refused = await run(['rotate-data-key'], { CARBONPAY_MASTER_KEY_FILE: wrongKey });
     expect([refused.code, refused.err]).toEqual([2, [expect.stringMatching(/does not open with this master key/)]]);
-    for (const args of [['rotate-data-key'], ['new-master'], ['burn']]) expect((await run(args)).code).toBe(2);
+    for (const args of [
+      ['rotate-data-key'],
+      ['new-master'],
+      ['burn'],
+      ['new-platform-sm2'],
+      ['new-client-secret', 'x'],
+    ])
+      expect((await run(args)).code).toBe(2);
+
+    const platformFile = join(folder, 'platform.sm2');
+    const platform = await run(['new-platform-sm2', '--to', platformFile]);
+    expect(platform.code).toBe(0);
+    const privateKey = Sm2PrivateKey.from(readFileSync(platformFile, 'utf8').trim());
+    expect(platform.out[1]).toBe(privateKey.publicKey.toHex());
+    expect(statSync(platformFile).mode & 0o777).toBe(0o600);
+    expect((await run(['new-platform-sm2', '--to', platformFile])).code).toBe(2);
+    const secrets = await run(['new-client-secret']);
+    expect([secrets.code, secrets.out]).toEqual([
+      0,
+      [expect.stringMatching(/^secretHex [0-9a-f]{64}$/), expect.stringMatching(/^fieldKeyHex [0-9a-f]{32}$/)],
+    ]);
   } finally {
     await pglite.close();
     rmSync(folder, { recursive: true, force: true });
