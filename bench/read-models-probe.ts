@@ -62,6 +62,7 @@ async function steps(url: string, batchSize: number, maxEvents: number, withInde
   await sql.query(def.sessionSql);
   await sql.query('SET synchronous_commit = off');
   const types = new Set(def.eventTypes);
+  const encode = def.newEncoder?.() ?? def.encode;
   const explainBatch = Number(option('explain', '-1'));
   let after: LogPosition = '';
   let applied = 0;
@@ -90,7 +91,7 @@ async function steps(url: string, batchSize: number, maxEvents: number, withInde
     }
     if (events.length === 0) break;
     readMs += lap();
-    const parameters = def.encode(events.filter((e) => types.has(e.type)));
+    const parameters = encode(events.filter((e) => types.has(e.type)));
     encodeMs += lap();
     if (batches === explainBatch) {
       sql.on('notice', (n) => process.stderr.write(`${n.message}\n`));

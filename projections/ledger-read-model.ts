@@ -226,6 +226,7 @@ const APPLY_PARAMETERS = [
   ['new_revision', 'bigint[]'],
   ['new_pos', 'text[]'],
   ['new_event', 'uuid[]'],
+  ['new_behaviour', 'text[]'],
   // later events of a transfer's stream
   ['upd_transfer', 'text[]'],
   ['upd_revision', 'bigint[]'],
@@ -235,20 +236,22 @@ const APPLY_PARAMETERS = [
   ['upd_postings', 'text[]'],
   ['upd_reversed_by', 'text[]'],
   ['upd_settlement', 'text[]'],
-  // posting lines of posted transfers, then of captures (date and type NULL: the authorization's)
-  ['line_date', 'date[]'],
-  ['line_transfer', 'text[]'],
+  // AuthorizationCaptured: what its posting lines share (date and type NULL: the authorization's)
+  ['cap_transfer', 'text[]'],
+  ['cap_at', 'timestamptz[]'],
+  ['cap_pos', 'text[]'],
+  ['cap_event', 'uuid[]'],
+  ['cap_behaviour', 'text[]'],
+  // posting lines: only what differs per line; what a line shares with its event is in the event's arrays, at
+  // index line_ev of the new_ arrays (TransferPosted) or -line_ev of the cap_ arrays (AuthorizationCaptured)
+  ['line_ev', 'integer[]'],
   ['line_no', 'integer[]'],
-  ['line_type', 'text[]'],
   ['line_account', 'text[]'],
   ['line_asset', 'text[]'],
   ['line_direction', 'text[]'],
   ['line_amount', 'numeric[]'],
-  ['line_at', 'timestamptz[]'],
-  ['line_pos', 'text[]'],
-  ['line_event', 'uuid[]'],
-  ['line_behaviour', 'text[]'],
   ['line_area', 'text[]'],
+  ['line_kind', 'text[]'],
   // the first event of each accepted command: the audit trail
   ['audit_pos', 'text[]'],
   ['audit_event', 'uuid[]'],
@@ -359,13 +362,24 @@ BEGIN
   -- posting lines, staged for the journal and the daily totals with the kind of their account: one lookup by
   -- key per line, so the totals below join nothing (joins of a staged batch with the accounts table are planned
   -- on guesses, and a wrong guess cost 80 ms a batch, docs/performance.md)
+  -- (the decoder sends the kinds it saw opened; the others are looked up). What a line shares with its event is
+  -- taken from the event's arrays by index (plpgsql holds array parameters expanded: a subscript is O(1)).
   INSERT INTO pg_temp.cp_rm_posting_lines (business_date, transfer_id, line_no, transfer_type, account_id, asset,
                                            direction, amount, at, pos, event_id, behaviour, area, kind)
-  SELECT l.*, (SELECT a.kind FROM ${s}.accounts a WHERE a.account_id = l.account_id)
-    FROM unnest(p_line_date, p_line_transfer, p_line_no, p_line_type, p_line_account, p_line_asset,
-                p_line_direction, p_line_amount, p_line_at, p_line_pos, p_line_event, p_line_behaviour, p_line_area)
-         AS l(business_date, transfer_id, line_no, transfer_type, account_id, asset, direction, amount, at, pos,
-              event_id, behaviour, area);
+  SELECT CASE WHEN l.ev > 0 THEN p_new_date[l.ev] END,
+         CASE WHEN l.ev > 0 THEN p_new_transfer[l.ev] ELSE p_cap_transfer[-l.ev] END,
+         l.line_no,
+         CASE WHEN l.ev > 0 THEN p_new_type[l.ev] END,
+         l.account_id, l.asset, l.direction, l.amount,
+         CASE WHEN l.ev > 0 THEN p_new_at[l.ev] ELSE p_cap_at[-l.ev] END,
+         CASE WHEN l.ev > 0 THEN p_new_pos[l.ev] ELSE p_cap_pos[-l.ev] END,
+         CASE WHEN l.ev > 0 THEN p_new_event[l.ev] ELSE p_cap_event[-l.ev] END,
+         CASE WHEN l.ev > 0 THEN p_new_behaviour[l.ev] ELSE p_cap_behaviour[-l.ev] END,
+         l.area,
+         coalesce(l.kind, (SELECT a.kind FROM ${s}.accounts a WHERE a.account_id = l.account_id))
+    FROM unnest(p_line_ev, p_line_no, p_line_account, p_line_asset, p_line_direction, p_line_amount, p_line_area,
+                p_line_kind)
+         AS l(ev, line_no, account_id, asset, direction, amount, area, kind);
 
   -- step: transfers_created
   -- transfers created by TransferPosted or TransferAuthorized
@@ -543,10 +557,25 @@ const TRANSFER_CHANGE_STATUS: Readonly<Record<string, string>> = {
 };
 
 /**
+ * The kind of each account a decoder has seen opened (kinds never change): sent with the posting lines, so `apply`
+ * looks up only the kinds of accounts opened before this decoder started reading (a rebuild, which reads from
+ * position zero, looks up none). One map per runner (`newEncoder`): a process may follow several logs. Bounded:
+ * emptied when full, the lookups then cover the rest.
+ */
+type AccountKinds = Map<string, string>;
+const ACCOUNT_KINDS_MAX = 2_000_000;
+
+function rememberKind(kinds: AccountKinds | undefined, account: string | null, kind: string | null): void {
+  if (kinds === undefined || account === null || kind === null) return;
+  if (kinds.size >= ACCOUNT_KINDS_MAX) kinds.clear();
+  kinds.set(account, kind);
+}
+
+/**
  * The parameters of `apply` for a batch (events of the projection's types, in log order): every value the SQL
  * used to extract from JSON, extracted here, column by column.
  */
-export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
+export function encodeLedgerBatch(events: readonly RecordedEvent[], kinds?: AccountKinds): unknown[] {
   const columns = Object.fromEntries(
     APPLY_PARAMETERS.filter(([name]) => name !== 'count').map(([name]) => [name, [] as unknown[]]),
   ) as Record<ArrayParameter, unknown[]>;
@@ -562,36 +591,33 @@ export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
       acct_hold_direction: holdSign === null ? null : text(d['direction']),
       acct_hold_amount: holdSign === null ? null : text(d['amount']),
     });
-  const postingLines = (
-    e: RecordedEvent,
-    d: JsonObject,
-    businessDate: string | null,
-    transferType: string | null,
-  ): JsonObject[] => {
+  const lineEv = columns.line_ev;
+  const lineNo = columns.line_no;
+  const lineAccount = columns.line_account;
+  const lineAsset = columns.line_asset;
+  const lineDirection = columns.line_direction;
+  const lineAmount = columns.line_amount;
+  const lineArea = columns.line_area;
+  const lineKind = columns.line_kind;
+  /** The event's posting lines, pushed with `ev`: the index of what they share in the new_ (+) or cap_ (-) arrays. */
+  const postingLines = (e: RecordedEvent, d: JsonObject, ev: number): JsonObject[] => {
     const lines = linesOf(d['postings']);
-    const tags = objectOf(objectOf(e.metadata)?.['tags']);
-    const behaviour = text(tags?.['behaviour']) ?? 'unspecified';
-    const taggedArea = text(tags?.['area']);
+    const taggedArea = text(objectOf(objectOf(e.metadata)?.['tags'])?.['area']);
     lines.forEach((line, n) => {
       const account = text(line['accountId']);
-      push({
-        line_date: businessDate,
-        line_transfer: text(d['transferId']),
-        line_no: n,
-        line_type: transferType,
-        line_account: account,
-        line_asset: text(line['asset']),
-        line_direction: text(line['direction']),
-        line_amount: text(line['amount']),
-        line_at: text(d['at']),
-        line_pos: e.position,
-        line_event: e.eventId,
-        line_behaviour: behaviour,
-        line_area: taggedArea ?? (account !== null && AREA_CODED.test(account) ? account.slice(4, 7) : 'unknown'),
-      });
+      lineEv.push(ev);
+      lineNo.push(n);
+      lineAccount.push(account);
+      lineAsset.push(text(line['asset']));
+      lineDirection.push(text(line['direction']));
+      lineAmount.push(text(line['amount']));
+      lineArea.push(taggedArea ?? (account !== null && AREA_CODED.test(account) ? account.slice(4, 7) : 'unknown'));
+      lineKind.push(account === null ? null : (kinds?.get(account) ?? null));
     });
     return lines;
   };
+  const behaviourOf = (e: RecordedEvent): string =>
+    text(objectOf(objectOf(e.metadata)?.['tags'])?.['behaviour']) ?? 'unspecified';
 
   for (const e of events) {
     const d = e.data;
@@ -611,6 +637,7 @@ export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
       });
     switch (e.type) {
       case 'AccountOpened':
+        rememberKind(kinds, text(d['accountId']), text(d['kind']));
         push({
           open_account: text(d['accountId']),
           open_kind: text(d['kind']),
@@ -649,7 +676,7 @@ export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
         });
         break;
       case 'TransferPosted': {
-        const lines = postingLines(e, d, text(d['businessDate']), text(d['transferType']));
+        const lines = postingLines(e, d, columns.new_transfer.length + 1);
         // count(DISTINCT asset) ignores NULL
         const assets = new Set(lines.map((l) => text(l['asset'])).filter((a) => a !== null));
         const debits = lines.filter((l) => text(l['direction']) === 'debit');
@@ -676,6 +703,7 @@ export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
           new_revision: e.revision,
           new_pos: e.position,
           new_event: e.eventId,
+          new_behaviour: behaviourOf(e),
         });
         break;
       }
@@ -700,6 +728,7 @@ export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
           new_revision: e.revision,
           new_pos: e.position,
           new_event: e.eventId,
+          new_behaviour: null,
         });
         break;
       case 'AuthorizationCaptured':
@@ -718,7 +747,16 @@ export function encodeLedgerBatch(events: readonly RecordedEvent[]): unknown[] {
           upd_reversed_by: text(d['reversalTransferId']),
           upd_settlement: text(d['settlementId']),
         });
-        if (e.type === 'AuthorizationCaptured') postingLines(e, d, null, null);
+        if (e.type === 'AuthorizationCaptured') {
+          push({
+            cap_transfer: text(d['transferId']),
+            cap_at: text(d['at']),
+            cap_pos: e.position,
+            cap_event: e.eventId,
+            cap_behaviour: behaviourOf(e),
+          });
+          postingLines(e, d, -columns.cap_transfer.length);
+        }
         break;
     }
   }
@@ -777,7 +815,11 @@ export const LEDGER_READ_MODEL: ProjectionDefinition = {
   schemaSql,
   indexStatements,
   functionsSql,
-  encode: encodeLedgerBatch,
+  encode: (events) => encodeLedgerBatch(events),
+  newEncoder: () => {
+    const kinds: AccountKinds = new Map();
+    return (events) => encodeLedgerBatch(events, kinds);
+  },
   applySql: (schema) =>
     `SELECT ${schema}.apply(${APPLY_PARAMETERS.map(([, type], i) => `$${i + 1}::${type}`).join(', ')}) AS applied`,
 };

@@ -33,6 +33,11 @@ export interface ProjectionDefinition {
   readonly functionsSql: (schema: string) => string;
   /** The parameters of `applySql` for a batch of the projection's events, in log order. */
   readonly encode: (events: readonly RecordedEvent[]) => unknown[];
+  /**
+   * The same, with memory across the batches of one log (a runner makes one and feeds it every batch it reads, in
+   * log order per generation); what it returns for a batch must equal what `encode` returns, applied.
+   */
+  readonly newEncoder?: () => (events: readonly RecordedEvent[]) => unknown[];
   /** One statement applying a batch encoded by `encode`. */
   readonly applySql: (schema: string) => string;
 }

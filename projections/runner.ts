@@ -90,6 +90,7 @@ export class ProjectionRunner {
   private eventsApplied = 0;
   private lastError: string | undefined;
   private readonly handledTypes: ReadonlySet<string>;
+  private readonly encode: (events: readonly RecordedEvent[]) => unknown[];
   private caughtUpWaiters: { position: LogPosition; resolve: () => void }[] = [];
 
   constructor(
@@ -100,6 +101,7 @@ export class ProjectionRunner {
   ) {
     this.options = { ...DEFAULT_RUNNER_OPTIONS, ...options };
     this.handledTypes = new Set(definition.eventTypes);
+    this.encode = definition.newEncoder?.() ?? definition.encode;
   }
 
   start(): void {
@@ -326,7 +328,7 @@ export class ProjectionRunner {
   private async readBatch(after: LogPosition, size: number): Promise<Batch> {
     const events = await this.readEvents(after, size);
     const handled = events.filter((e) => this.handledTypes.has(e.type));
-    return { events, parameters: handled.length > 0 ? this.definition.encode(handled) : undefined };
+    return { events, parameters: handled.length > 0 ? this.encode(handled) : undefined };
   }
 
   /** Up to `size` events of the log that end where an append ends, so no batch holds half a transfer. */
