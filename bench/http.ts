@@ -101,6 +101,8 @@ export interface HttpBenchFigures {
   readonly echo: LoopResult;
   readonly paymentsAt80Pct: LoopResult;
   readonly rateAt80Pct: number;
+  /** A second window at the same rate, right after the first. */
+  readonly paymentsAt80PctSteady: LoopResult;
   /** The same payments signed with HMAC-SM3, nonces in Redis. */
   readonly authenticatedPayments: LoopResult;
 }
@@ -160,7 +162,15 @@ export async function measureHttp(options: {
     options.log(
       `http: at 80 % (${rateAt80Pct}/s, open loop) p50 ${paymentsAt80Pct.latency.p50Ms.toFixed(2)} ms, p99 ${paymentsAt80Pct.latency.p99Ms.toFixed(2)} ms`,
     );
-    return { payments, rateAt80Pct, paymentsAt80Pct };
+    const paymentsAt80PctSteady = await runOpenLoop({
+      ratePerSecond: rateAt80Pct,
+      seconds: options.seconds,
+      operation: pay(client, false),
+    });
+    options.log(
+      `http: at 80 %, the next window: p50 ${paymentsAt80PctSteady.latency.p50Ms.toFixed(2)} ms, p99 ${paymentsAt80PctSteady.latency.p99Ms.toFixed(2)} ms`,
+    );
+    return { payments, rateAt80Pct, paymentsAt80Pct, paymentsAt80PctSteady };
   });
 
   const echo = spawnTs(join(__dirname, 'echo-server.ts'), [], {});

@@ -111,9 +111,15 @@ export async function runPgbench(options: {
   return { ...parsePgbenchOutput(stdout), clients: options.clients, seconds: options.seconds, raw: stdout };
 }
 
-export async function readDurabilitySettings(
-  databaseUrl: string,
-): Promise<{ fsync: string; synchronousCommit: string; walSyncMethod: string; serverVersion: string }> {
+export async function readDurabilitySettings(databaseUrl: string): Promise<{
+  fsync: string;
+  synchronousCommit: string;
+  walSyncMethod: string;
+  serverVersion: string;
+  maxWalSize: string;
+  checkpointTimeout: string;
+  walCompression: string;
+}> {
   const client = new Client({ connectionString: urlFor(databaseUrl, 'postgres') });
   await client.connect();
   try {
@@ -124,6 +130,10 @@ export async function readDurabilitySettings(
       synchronousCommit: await setting('synchronous_commit'),
       walSyncMethod: await setting('wal_sync_method'),
       serverVersion: await setting('server_version'),
+      // Checkpoints decide the tail: each one's full-page writes swell the WAL for seconds after it.
+      maxWalSize: await setting('max_wal_size'),
+      checkpointTimeout: await setting('checkpoint_timeout'),
+      walCompression: await setting('wal_compression'),
     };
   } finally {
     await client.end();
