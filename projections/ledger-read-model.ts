@@ -171,6 +171,67 @@ function indexStatements(s: string): string[] {
   ];
 }
 
+/** The balance, hold and revision changes of the accounts in a batch, one row per event (the apply's parameters). */
+const ACCOUNT_CHANGES = `SELECT account_id, revision, at, balance, NULL::numeric AS held_debit, NULL::numeric AS held_credit
+      FROM unnest(p_post_account, p_post_revision, p_post_at, p_post_balance) AS p(account_id, revision, at, balance)
+    UNION ALL
+    SELECT account_id, revision, at, NULL,
+           CASE WHEN direction = 'debit' THEN sign * amount END, CASE WHEN direction = 'credit' THEN sign * amount END
+      FROM unnest(p_acct_account, p_acct_revision, p_acct_at, p_acct_hold_sign, p_acct_hold_direction,
+                  p_acct_hold_amount) AS e(account_id, revision, at, sign, direction, amount)`;
+
+/** Per account of `changes`: the last balance (by revision), the last revision and time, the holds' totals. */
+function accountTotals(changes: string): string {
+  return `SELECT account_id, max(revision) AS revision, max(at) AS at,
+             (array_agg(balance ORDER BY revision DESC) FILTER (WHERE balance IS NOT NULL))[1] AS balance,
+             coalesce(sum(held_debit), 0) AS held_debits, coalesce(sum(held_credit), 0) AS held_credits
+        FROM ${changes} changes
+       GROUP BY account_id`;
+}
+
+/**
+ * A generation created for a rebuild appends the accounts' changes to `account_changes` (no key, no index)
+ * instead of updating the accounts batch after batch; `rebuildFinishStatements` folds them in once it has caught up.
+ */
+function rebuildStartSql(s: string): string {
+  return `
+CREATE TABLE ${s}.account_changes (
+  account_id text NOT NULL,
+  revision bigint NOT NULL,
+  at timestamptz NOT NULL,
+  balance numeric,
+  held_debit numeric,
+  held_credit numeric
+);
+`;
+}
+
+/**
+ * Folds the appended changes into the accounts (as the batches' updates would have), and stops appending. The
+ * accounts are written anew rather than updated (an update of every row costs several times more): same columns,
+ * constraints and key, the key built once at the end.
+ */
+function rebuildFinishStatements(s: string): string[] {
+  return [
+    `DO $fold$ BEGIN
+  IF to_regclass('${s}.account_changes') IS NOT NULL THEN
+    CREATE TABLE ${s}.accounts_folded (LIKE ${s}.accounts INCLUDING DEFAULTS INCLUDING CONSTRAINTS);
+    INSERT INTO ${s}.accounts_folded (account_id, kind, asset, owner_id, card_number, account_number, status,
+                                      balance, held_debits, held_credits, revision, opened_at, updated_at)
+    SELECT a.account_id, a.kind, a.asset, a.owner_id, a.card_number, a.account_number, a.status,
+           coalesce(x.balance, a.balance), a.held_debits + coalesce(x.held_debits, 0),
+           a.held_credits + coalesce(x.held_credits, 0), coalesce(x.revision, a.revision), a.opened_at,
+           greatest(a.updated_at, x.at)
+      FROM ${s}.accounts a LEFT JOIN (${accountTotals(`${s}.account_changes`)}) x ON x.account_id = a.account_id;
+    DROP TABLE ${s}.accounts;
+    ALTER TABLE ${s}.accounts_folded RENAME TO accounts;
+    ALTER TABLE ${s}.accounts ADD CONSTRAINT accounts_pkey PRIMARY KEY (account_id);
+    DROP TABLE ${s}.account_changes;
+  END IF;
+END $fold$`,
+  ];
+}
+
 /**
  * The parameters of `apply`, in order: one array per column, grouped by the kind of row they make. The function's
  * signature and the call are both generated from this list, so they cannot drift apart.
@@ -301,6 +362,7 @@ CREATE OR REPLACE FUNCTION ${s}.apply(${signature}) RETURNS integer
 LANGUAGE plpgsql SET jit = off AS $fn$
 DECLARE
   v_months date[];
+  v_rebuilding boolean := to_regclass('${s}.account_changes') IS NOT NULL;
 BEGIN
   -- step: accounts_opened
   INSERT INTO ${s}.accounts (account_id, kind, asset, owner_id, card_number, account_number, status, balance,
@@ -334,29 +396,22 @@ BEGIN
                        p_post_balance, p_post_pos);
 
   -- step: accounts_updated
-  -- the last balance, holds, revision and time of each account in the batch
-  UPDATE ${s}.accounts a
-     SET balance = coalesce(x.balance, a.balance),
-         held_debits = a.held_debits + x.held_debits,
-         held_credits = a.held_credits + x.held_credits,
-         revision = x.revision,
-         updated_at = greatest(a.updated_at, x.at)
-    FROM (
-      SELECT account_id, max(revision) AS revision, max(at) AS at,
-             (array_agg(balance ORDER BY revision DESC) FILTER (WHERE balance IS NOT NULL))[1] AS balance,
-             coalesce(sum(held_debit), 0) AS held_debits, coalesce(sum(held_credit), 0) AS held_credits
-        FROM (
-          SELECT account_id, revision, at, balance, NULL::numeric AS held_debit, NULL::numeric AS held_credit
-            FROM unnest(p_post_account, p_post_revision, p_post_at, p_post_balance) AS p(account_id, revision, at, balance)
-          UNION ALL
-          SELECT account_id, revision, at, NULL,
-                 CASE WHEN direction = 'debit' THEN sign * amount END, CASE WHEN direction = 'credit' THEN sign * amount END
-            FROM unnest(p_acct_account, p_acct_revision, p_acct_at, p_acct_hold_sign, p_acct_hold_direction,
-                        p_acct_hold_amount) AS e(account_id, revision, at, sign, direction, amount)
-        ) changes
-       GROUP BY account_id
-    ) x
-   WHERE a.account_id = x.account_id;
+  IF v_rebuilding THEN
+    -- a rebuilding generation (not read yet): each batch's changes are appended, folded into the accounts once
+    -- it has caught up (rebuildFinishStatements): one INSERT instead of an UPDATE of every account the batch touched
+    INSERT INTO ${s}.account_changes (account_id, revision, at, balance, held_debit, held_credit)
+    ${ACCOUNT_CHANGES};
+  ELSE
+    -- the last balance, holds, revision and time of each account in the batch
+    UPDATE ${s}.accounts a
+       SET balance = coalesce(x.balance, a.balance),
+           held_debits = a.held_debits + x.held_debits,
+           held_credits = a.held_credits + x.held_credits,
+           revision = x.revision,
+           updated_at = greatest(a.updated_at, x.at)
+      FROM (${accountTotals(`(${ACCOUNT_CHANGES})`)}) x
+     WHERE a.account_id = x.account_id;
+  END IF;
 
   -- step: lines_staged
   -- posting lines, staged for the journal and the daily totals with the kind of their account: one lookup by
@@ -770,18 +825,17 @@ const NEEDS_ESCAPE = /[\\"]/;
  * previous one is applied), and several times faster than the driver's generic conversion of arrays.
  */
 function arrayLiteral(values: readonly unknown[]): string {
-  let literal = '{';
+  const elements = new Array<string>(values.length);
   for (let i = 0; i < values.length; i++) {
-    if (i > 0) literal += ',';
     const value = values[i];
-    if (value === null || value === undefined) literal += 'NULL';
-    else if (typeof value === 'number' || typeof value === 'boolean') literal += String(value);
+    if (value === null || value === undefined) elements[i] = 'NULL';
+    else if (typeof value === 'number' || typeof value === 'boolean') elements[i] = String(value);
     else {
       const element = String(value);
-      literal += NEEDS_ESCAPE.test(element) ? `"${element.replace(/[\\"]/g, '\\$&')}"` : `"${element}"`;
+      elements[i] = NEEDS_ESCAPE.test(element) ? `"${element.replace(/[\\"]/g, '\\$&')}"` : `"${element}"`;
     }
   }
-  return `${literal}}`;
+  return `{${elements.join(',')}}`;
 }
 
 export const LEDGER_READ_MODEL: ProjectionDefinition = {
@@ -814,6 +868,8 @@ export const LEDGER_READ_MODEL: ProjectionDefinition = {
   sessionSql: STAGING_SQL,
   schemaSql,
   indexStatements,
+  rebuildStartSql,
+  rebuildFinishStatements,
   functionsSql,
   encode: (events) => encodeLedgerBatch(events),
   newEncoder: () => {

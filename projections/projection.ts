@@ -29,6 +29,16 @@ export interface ProjectionDefinition {
    * at once; a rebuilding generation builds them after it has caught up, before it is swapped in.
    */
   readonly indexStatements: (schema: string) => readonly string[];
+  /**
+   * Run after `schemaSql` when a generation is created for a rebuild (nobody reads it until it is swapped in):
+   * tables that let its batches append instead of update.
+   */
+  readonly rebuildStartSql?: (schema: string) => string;
+  /**
+   * Run one at a time once a rebuilt generation has caught up, before its readers' indexes: folds what
+   * `rebuildStartSql` let the batches append into the tables readers see. Idempotent: a later batch applies as live.
+   */
+  readonly rebuildFinishStatements?: (schema: string) => readonly string[];
   /** The functions `applySql` calls (CREATE OR REPLACE): installed on every generation when a runner takes the lead. */
   readonly functionsSql: (schema: string) => string;
   /** The parameters of `applySql` for a batch of the projection's events, in log order. */

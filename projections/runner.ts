@@ -182,7 +182,8 @@ export class ProjectionRunner {
         if (this.building) {
           buildApplied = await this.step(this.building);
           if (this.building.position >= this.live!.position && liveApplied === 0) {
-            // Caught up: readers' indexes, one statement per turn (live batches go on between them), then the swap.
+            // Caught up: the definition's finishing statements (folds) and readers' indexes, one statement per turn
+            // (live batches go on between them), then the swap.
             if (await this.buildNextIndex(this.building)) buildApplied += 1;
             else await this.swap();
           }
@@ -358,7 +359,10 @@ export class ProjectionRunner {
 
   /** Builds one of a caught-up rebuilt generation's readers' indexes; false when none is left. */
   private async buildNextIndex(generation: Generation): Promise<boolean> {
-    generation.indexesToBuild ??= [...this.definition.indexStatements(generation.schema)];
+    generation.indexesToBuild ??= [
+      ...(this.definition.rebuildFinishStatements?.(generation.schema) ?? []),
+      ...this.definition.indexStatements(generation.schema),
+    ];
     const statement = generation.indexesToBuild.shift();
     if (statement === undefined) return false;
     await this.session!.query(statement);
@@ -381,7 +385,14 @@ export class ProjectionRunner {
         generation,
       ]);
       // Without readers' indexes: they are built in one pass once the generation has caught up.
-      await execIn(tx, `${this.definition.schemaSql(schema)}\n${this.definition.functionsSql(schema)}`);
+      await execIn(
+        tx,
+        [
+          this.definition.schemaSql(schema),
+          this.definition.rebuildStartSql?.(schema) ?? '',
+          this.definition.functionsSql(schema),
+        ].join('\n'),
+      );
       await tx.query(`INSERT INTO cp_projection_checkpoints (projection, generation, position) VALUES ($1, $2, '')`, [
         this.definition.name,
         generation,
