@@ -103,19 +103,12 @@ export function authorize(deps: AuthDependencies, principal: Principal, operatio
   }
 }
 
-const LOGIN_ERRORS: Readonly<Record<AuthenticationError['reason'], ErrorCode>> = {
-  invalid_credentials: 'invalid_credentials',
-  account_locked: 'account_locked',
-  totp_required: 'totp_required',
-  password_expired: 'password_expired',
-  session_expired: 'session_expired',
-  password_rejected: 'password_rejected',
-};
-
 export function asApiError(error: unknown): unknown {
   if (!(error instanceof AuthenticationError)) return error;
   const details = error.retryAfterMs !== undefined ? { retryAfterSeconds: Math.ceil(error.retryAfterMs / 1000) } : {};
-  return new ApiError(LOGIN_ERRORS[error.reason], error.message, details);
+  // Each refusal of a login or session is an API error code of the same name.
+  const code: ErrorCode = error.reason;
+  return new ApiError(code, error.message, details);
 }
 
 function header(request: IncomingMessage, name: string): string | undefined {

@@ -61,6 +61,12 @@ export const REPLAY_HEADER = 'Idempotent-Replayed';
 /** One handler per operationId of the document. */
 export function createHandlers(deps: HandlerDependencies): Record<string, Handler> {
   const { ledger, queries } = deps;
+  // A transfer keeps its key in its own stream, so a retry comes back from the ledger as `replayed`.
+  const execute = async (
+    input: OperationInput,
+    successStatus: number,
+    command: LedgerCommand,
+  ): Promise<OperationResult> => commandResult(await ledger.execute(command, input.context), successStatus);
   const businessDate = (input: OperationInput): string =>
     (input.body['businessDate'] as string | undefined) ?? businessDateOf(input.now, deps.cutoffHourLocal);
 
@@ -74,7 +80,7 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
           reason: input.body['reason'] as string,
           at: input.now.toISOString(),
         };
-        return commandResult(await ledger.execute(command, input.context), 200);
+        return execute(input, 200, command);
       });
 
   return {
@@ -123,7 +129,7 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
           ...(body['accountNumber'] !== undefined ? { accountNumber: body['accountNumber'] as string } : {}),
           at: input.now.toISOString(),
         };
-        return commandResult(await ledger.execute(command, input.context), 201);
+        return execute(input, 201, command);
       }),
     freezeAccount: accountCommand('FreezeAccount'),
     unfreezeAccount: accountCommand('UnfreezeAccount'),
@@ -169,7 +175,7 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
     createTransfer: (input) => {
       const body = input.body;
       const key = input.idempotencyKey!;
-      return transferCommand(ledger, input, 201, {
+      return execute(input, 201, {
         type: 'PostTransfer',
         transferId: (body['transferId'] as string | undefined) ?? transferIdFor('transfer', key),
         idempotencyKey: key,
@@ -184,7 +190,7 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
     authorizeTransfer: (input) => {
       const body = input.body;
       const key = input.idempotencyKey!;
-      return transferCommand(ledger, input, 201, {
+      return execute(input, 201, {
         type: 'AuthorizeTransfer',
         transferId: (body['transferId'] as string | undefined) ?? transferIdFor('authorization', key),
         idempotencyKey: key,
@@ -199,7 +205,7 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
       });
     },
     captureTransfer: (input) =>
-      transferCommand(ledger, input, 200, {
+      execute(input, 200, {
         type: 'CaptureTransfer',
         transferId: input.parameters['transferId']!,
         idempotencyKey: input.idempotencyKey!,
@@ -214,11 +220,11 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
           reason: input.body['reason'] as string,
           at: input.now.toISOString(),
         };
-        return commandResult(await ledger.execute(command, input.context), 200);
+        return execute(input, 200, command);
       }),
     reverseTransfer: (input) => {
       const key = input.idempotencyKey!;
-      return transferCommand(ledger, input, 201, {
+      return execute(input, 201, {
         type: 'ReverseTransfer',
         transferId: input.parameters['transferId']!,
         reversalTransferId: (input.body['reversalTransferId'] as string | undefined) ?? transferIdFor('reversal', key),
@@ -265,16 +271,6 @@ export function createHandlers(deps: HandlerDependencies): Record<string, Handle
       body: await query(() => queries.getAuditTrail(pageOptions(parameters, ['from', 'to', 'actor', 'command']))),
     }),
   };
-}
-
-/** A transfer command: the ledger keeps the key with the transfer, so a retry comes back as `replayed`. */
-async function transferCommand(
-  ledger: Ledger,
-  input: OperationInput,
-  successStatus: number,
-  command: LedgerCommand,
-): Promise<OperationResult> {
-  return commandResult(await ledger.execute(command, input.context), successStatus);
 }
 
 function commandResult(outcome: CommandOutcome, successStatus: number): OperationResult {
