@@ -13,6 +13,7 @@ import { runOperators } from './commands/operators';
 /** Configuration refused: its line is already on stderr. */
 class UsageError extends Error {}
 import { createPlatformApi, listenPlatform, protectPersonalData } from './server';
+import type { Io } from './commands/io';
 
 const USAGE = [
   'usage: carbonpay <command> [arguments]',
@@ -25,11 +26,6 @@ const USAGE = [
   '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
   '  help                          this text and the configuration variables',
 ];
-
-interface Io {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-}
 
 const processIo: Io = {
   stdout: (line) => process.stdout.write(`${line}\n`),

@@ -5,11 +5,7 @@ import type { Config } from '../config';
 import { ConfigError, loadConfig } from '../config';
 import { openEventStore, startReadModels } from '../platform';
 import type { ReadModels } from '../platform';
-
-interface Io {
-  stdout(line: string): void;
-  stderr(line: string): void;
-}
+import type { Io } from './io';
 
 const USAGE = 'usage: carbonpay audit verify [--json]';
 

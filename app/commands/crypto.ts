@@ -13,11 +13,7 @@ import {
   sm4EcbEncrypt,
 } from '../../security';
 import type { Sm2SignatureOptions, Sm4Padding } from '../../security';
-
-interface Io {
-  stdout(line: string): void;
-  stderr(line: string): void;
-}
+import type { Io } from './io';
 
 /** What a subcommand accepts: options followed by a value, and flags that stand alone. */
 interface Subcommand {

@@ -1,10 +1,6 @@
 import { decodeCode } from '../../core-ledger';
 import type { DecodedCode } from '../../core-ledger';
-
-interface Io {
-  stdout: (line: string) => void;
-  stderr: (line: string) => void;
-}
+import type { Io } from './io';
 
 const USAGE_ERROR = 'expected exactly one argument: <card number|account id>';
 

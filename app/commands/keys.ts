@@ -2,11 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { existsSync, writeFileSync } from 'node:fs';
 import type { SecurityDatabase } from '../../security';
 import { DataKeyRing, FieldEncryptionError, readMasterKey, Sm2PrivateKey } from '../../security';
-
-interface Io {
-  stdout(line: string): void;
-  stderr(line: string): void;
-}
+import type { Io } from './io';
 
 const USAGE =
   'carbonpay keys new-master --to <file> | rotate-data-key | new-platform-sm2 --to <file> | new-client-secret';

@@ -1,10 +1,6 @@
 import type { Role } from '../../security';
 import { AuthenticationError, isRole, OperatorDirectory, ROLES } from '../../security';
-
-interface Io {
-  stdout(line: string): void;
-  stderr(line: string): void;
-}
+import type { Io } from './io';
 
 const USAGE = `carbonpay operators add --username <name> --role <${ROLES.join('|')}>  (password from CARBONPAY_OPERATOR_PASSWORD)`;
 
