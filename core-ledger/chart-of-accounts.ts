@@ -21,7 +21,9 @@ export type AccountKind =
   | 'platform_fee_income'
   | 'platform_suspense'
   | 'platform_credit_expiry'
-  | 'platform_co2e_registry';
+  | 'platform_co2e_registry'
+  | 'platform_credit_redemption'
+  | 'platform_marketing';
 
 export interface AccountKindDefinition {
   readonly kind: AccountKind;
@@ -129,6 +131,18 @@ export const ACCOUNT_KINDS: Readonly<Record<AccountKind, AccountKindDefinition>>
     mayGoNegative: true,
     description: 'source of recorded emission reductions (grams CO2e)',
   },
+  platform_credit_redemption: {
+    kind: 'platform_credit_redemption',
+    asset: 'CCR',
+    mayGoNegative: true,
+    description: 'credits redeemed in the mall (C4); a refund gives them back from here',
+  },
+  platform_marketing: {
+    kind: 'platform_marketing',
+    asset: 'CNY',
+    mayGoNegative: true,
+    description: 'platform marketing funds: coupons issued (T3 voucher) and merchants paid for redeemed credits',
+  },
 };
 
 /** The platform's own accounts: fixed ids, opened once at start-up. */
@@ -139,6 +153,8 @@ export const PLATFORM_ACCOUNTS: readonly { readonly accountId: string; readonly 
   { accountId: 'PLATFORM-SUSPENSE-CNY', kind: 'platform_suspense' },
   { accountId: 'PLATFORM-CREDIT-EXPIRY-CCR', kind: 'platform_credit_expiry' },
   { accountId: 'PLATFORM-CO2E-REGISTRY', kind: 'platform_co2e_registry' },
+  { accountId: 'PLATFORM-CREDIT-REDEMPTION-CCR', kind: 'platform_credit_redemption' },
+  { accountId: 'PLATFORM-MARKETING-CNY', kind: 'platform_marketing' },
 ];
 
 export function isAccountKind(value: unknown): value is AccountKind {

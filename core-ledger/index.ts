@@ -24,3 +24,4 @@ export {
 } from './eventstore/kurrentdb';
 /** The KurrentDB adapter's pure mappings, for its tests (no server can run here). */
 export * as KurrentDbMappings from './eventstore/kurrentdb';
+export * from './carbon';

@@ -28,6 +28,11 @@ export interface ReadModelDatabase extends SqlQueryable {
   /** Runs a script of several statements (schema changes). */
   exec(script: string): Promise<void>;
   openSession(): Promise<ReadModelSession>;
+  /**
+   * Runs `work` in one transaction on a pooled connection: it commits when `work` resolves and rolls back when it
+   * throws. Row locks taken inside (`SELECT … FOR UPDATE`) serialise writers of the same rows across processes.
+   */
+  transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T>;
   close(): Promise<void>;
 }
 
@@ -59,6 +64,28 @@ export class PostgresReadModels implements ReadModelDatabase {
     } finally {
       await client.query('SELECT pg_advisory_unlock($1, 0)', [LOCK_NAMESPACE]).catch(() => undefined);
       client.release();
+    }
+  }
+
+  async transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
+    const client = await this.pool.connect();
+    const tx: SqlQueryable = {
+      query: async <Row>(text: string, params: readonly unknown[] = []) =>
+        (await client.query(text, params as unknown[])).rows as Row[],
+    };
+    let broken = false;
+    try {
+      await client.query('BEGIN');
+      const result = await work(tx);
+      await client.query('COMMIT');
+      return result;
+    } catch (error) {
+      await client.query('ROLLBACK').catch(() => {
+        broken = true;
+      });
+      throw error;
+    } finally {
+      client.release(broken);
     }
   }
 
@@ -147,6 +174,10 @@ export class PgliteReadModels implements ReadModelDatabase {
     return new PgliteSession(this.db, held);
   }
 
+  transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
+    return pgliteTransaction(this.db, work);
+  }
+
   /** The database belongs to whoever opened it (the event store): nothing to close here. */
   async close(): Promise<void> {}
 }
@@ -177,13 +208,7 @@ class PgliteSession implements ReadModelSession {
   }
 
   transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
-    // PGlite's transaction holds its only connection: the writer's appends wait until it ends.
-    return this.db.transaction(async (tx: Transaction) =>
-      work({
-        query: async <Row>(text: string, params: readonly unknown[] = []) =>
-          (await tx.query<Row>(text, params as unknown[])).rows,
-      }),
-    );
+    return pgliteTransaction(this.db, work);
   }
 
   async close(): Promise<void> {
@@ -191,6 +216,16 @@ class PgliteSession implements ReadModelSession {
     for (const name of this.mine) this.held.delete(name);
     this.mine.clear();
   }
+}
+
+/** PGlite's transaction holds its only connection: the writer's appends wait until it ends. */
+function pgliteTransaction<T>(db: PGlite, work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
+  return db.transaction(async (tx: Transaction) =>
+    work({
+      query: async <Row>(text: string, params: readonly unknown[] = []) =>
+        (await tx.query<Row>(text, params as unknown[])).rows,
+    }),
+  );
 }
 
 /** Read models beside an event store on PGlite: the same in-process database, shared. */

@@ -1,0 +1,5 @@
+// The public face of services/: wallets, merchants, mall payments and carbon inclusion over the ledger.
+export * from './database';
+export * from './wallets';
+export * from './carbon';
+export * from './payments';

@@ -1,0 +1,922 @@
+import type { Amount, CommandContext, Ledger } from '../core-ledger';
+import { businessDateOf, feeFor, formatAmount, makeAccountId, Money, parseAmount, uuidV5, ZERO } from '../core-ledger';
+import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
+import { executeOrRefuse, ServiceRefusal } from './database';
+import type { WalletRecord, WalletService } from './wallets';
+
+/**
+ * Merchants (C6, C8) and mall payments (C4, C5): an order paid with any mix of wallet funds, carbon credits and
+ * coupons, in two phases. Every tender is first held (an authorization per leg); only when all are held does the
+ * payment reach `capturing` — its commit point — and every hold is captured. A failure before that point voids the
+ * holds (neither); after it, `resumePayments` captures the rest (both). Holds expire on their own as a last resort.
+ */
+
+export const REDEMPTION_ACCOUNT = 'PLATFORM-CREDIT-REDEMPTION-CCR';
+export const MARKETING_ACCOUNT = 'PLATFORM-MARKETING-CNY';
+export const FEE_INCOME_ACCOUNT = 'PLATFORM-FEE-INCOME-CNY';
+export const BANK_CLEARING_ACCOUNT = 'PLATFORM-BANK-CLEARING-CNY';
+
+export interface PaymentPolicy {
+  /** CNY value of one carbon credit in the mall's credit zone (C4); one fen must buy whole hundredths of a credit. */
+  readonly creditValueCny: string;
+  /** How long a tender's hold lives if the payment never reaches a decision. */
+  readonly holdMinutes: number;
+  readonly cutoffHourLocal: number;
+}
+
+export const DEFAULT_PAYMENT_POLICY: PaymentPolicy = { creditValueCny: '0.01', holdMinutes: 15, cutoffHourLocal: 0 };
+
+export type TenderKind = 'wallet' | 'coupon' | 'credits';
+
+/** Refunds return tenders in this order (documented rule): cash to the wallet first, then coupons, then credits. */
+export const REFUND_ORDER: readonly TenderKind[] = ['wallet', 'coupon', 'credits'];
+
+export const PAYMENTS_SQL = `
+CREATE TABLE IF NOT EXISTS cp_merchants (
+  merchant_id text PRIMARY KEY,
+  name text NOT NULL,
+  category text NOT NULL,
+  fee_rate_bps integer NOT NULL CHECK (fee_rate_bps BETWEEN 0 AND 10000),
+  settlement_bank_account text NOT NULL,
+  pending_account text NOT NULL,
+  settled_account text NOT NULL,
+  status text NOT NULL CHECK (status IN ('applied', 'active', 'rejected')),
+  review_reason text,
+  reviewed_by text,
+  applied_at timestamptz NOT NULL,
+  reviewed_at timestamptz
+);
+CREATE TABLE IF NOT EXISTS cp_payments (
+  payment_id text PRIMARY KEY,
+  merchant_id text NOT NULL,
+  order_id text NOT NULL,
+  wallet_id text NOT NULL,
+  gross numeric NOT NULL,
+  wallet_amount numeric NOT NULL,
+  coupon_amount numeric NOT NULL,
+  credits numeric NOT NULL,
+  credits_value numeric NOT NULL,
+  fee numeric NOT NULL,
+  refunded numeric NOT NULL DEFAULT 0,
+  status text NOT NULL CHECK (status IN ('authorizing', 'capturing', 'captured', 'failed')),
+  failure text,
+  business_date date NOT NULL,
+  created_at timestamptz NOT NULL,
+  UNIQUE (merchant_id, order_id)
+);
+CREATE INDEX IF NOT EXISTS cp_payments_unfinished ON cp_payments (created_at) WHERE status IN ('authorizing', 'capturing');
+CREATE INDEX IF NOT EXISTS cp_payments_merchant_date ON cp_payments (merchant_id, business_date);
+CREATE TABLE IF NOT EXISTS cp_refunds (
+  refund_id text NOT NULL,
+  payment_id text NOT NULL REFERENCES cp_payments (payment_id),
+  amount numeric NOT NULL,
+  wallet_amount numeric NOT NULL,
+  coupon_amount numeric NOT NULL,
+  credits_value numeric NOT NULL,
+  credits numeric NOT NULL,
+  transfer_id text NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending', 'done')),
+  business_date date NOT NULL,
+  created_at timestamptz NOT NULL,
+  PRIMARY KEY (payment_id, refund_id)
+);
+CREATE TABLE IF NOT EXISTS cp_top_ups (
+  top_up_id text PRIMARY KEY,
+  wallet_id text NOT NULL,
+  amount numeric NOT NULL,
+  channel text NOT NULL,
+  status text NOT NULL CHECK (status IN ('pending', 'confirmed', 'failed')),
+  channel_trade_no text,
+  transfer_id text NOT NULL,
+  callbacks integer NOT NULL DEFAULT 0,
+  created_at timestamptz NOT NULL,
+  settled_at timestamptz
+);
+`;
+
+export interface MerchantRecord {
+  readonly merchantId: string;
+  readonly name: string;
+  readonly category: string;
+  readonly feeRateBps: number;
+  readonly settlementBankAccount: string;
+  readonly pendingAccount: string;
+  readonly settledAccount: string;
+  readonly status: 'applied' | 'active' | 'rejected';
+  readonly reviewReason: string | null;
+  /** What a customer scans to pay this merchant (C8): a URI naming the merchant, no secret in it. */
+  readonly qrCode: string;
+}
+
+export interface PayInput {
+  readonly merchantId: string;
+  readonly orderId: string;
+  readonly walletId: string;
+  readonly amount: string;
+  readonly tenders: { readonly wallet?: string; readonly coupon?: string; readonly credits?: string };
+  /** The 6-digit payment password; without it the payment is password-free (免密) within the wallet's limits. */
+  readonly paymentPassword?: string;
+}
+
+export interface PaymentView {
+  readonly paymentId: string;
+  readonly merchantId: string;
+  readonly orderId: string;
+  readonly walletId: string;
+  readonly amount: string;
+  readonly tenders: {
+    readonly wallet: string;
+    readonly coupon: string;
+    readonly credits: string;
+    readonly creditsValue: string;
+  };
+  readonly fee: string;
+  readonly merchantNet: string;
+  readonly refunded: string;
+  readonly status: 'authorizing' | 'capturing' | 'captured' | 'failed';
+  readonly failure: string | null;
+  readonly businessDate: string;
+}
+
+interface PaymentRow {
+  payment_id: string;
+  merchant_id: string;
+  order_id: string;
+  wallet_id: string;
+  gross: string;
+  wallet_amount: string;
+  coupon_amount: string;
+  credits: string;
+  credits_value: string;
+  fee: string;
+  refunded: string;
+  status: PaymentView['status'];
+  failure: string | null;
+  business_date: string | Date;
+  created_at: string | Date;
+}
+
+interface Leg {
+  readonly name: 'wallet' | 'coupon' | 'credits' | 'credits_value';
+  readonly debit: string;
+  readonly credit: string;
+  readonly asset: 'CNY' | 'CCR';
+  readonly amount: Amount;
+}
+
+/** Test seam: called between steps of a payment so a test can fail it there (never set in production). */
+export type PaymentFaultPoint = 'after_first_hold' | 'after_holds' | 'after_first_capture';
+
+export class PaymentService {
+  /** Set by tests to inject a failure at a step of {@link pay}. */
+  faultAt: ((point: PaymentFaultPoint) => void) | undefined;
+
+  constructor(
+    private readonly database: ServiceDatabase,
+    private readonly ledger: Ledger,
+    private readonly wallets: WalletService,
+    private readonly cipher: PersonalDataCipher,
+    private readonly policy: PaymentPolicy = DEFAULT_PAYMENT_POLICY,
+  ) {
+    const value = new Money(policy.creditValueCny);
+    if (!value.gt(0) || !new Money('0.01').div(value).mul(100).isInteger())
+      throw new Error('assertion: one fen must buy a whole number of hundredths of a credit');
+  }
+
+  async install(): Promise<void> {
+    await this.database.exec(PAYMENTS_SQL);
+  }
+
+  // ---- merchants (C6) ----
+
+  async applyMerchant(
+    input: { name: string; category: string; feeRateBps: number; settlementBankAccount: string; areaCode: string },
+    at: Date,
+  ): Promise<MerchantRecord> {
+    if (!Number.isInteger(input.feeRateBps) || input.feeRateBps < 0 || input.feeRateBps > 10_000)
+      throw new ServiceRefusal('validation_failed', 'fee rate is an integer number of basis points 0..10000');
+    if (!/^\d{8,30}$/.test(input.settlementBankAccount))
+      throw new ServiceRefusal('validation_failed', 'settlement bank account is 8..30 digits');
+    return this.database.transaction(async (tx) => {
+      const area = input.areaCode.replace(/^0(?=\d{3}$)/, '').padStart(3, '0');
+      await tx.query('INSERT INTO cp_code_sequences (scope, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
+        `account|${area}`,
+      ]);
+      const seq = Number(
+        (
+          await tx.query<{ last_value: string }>(
+            'UPDATE cp_code_sequences SET last_value = last_value + 1 WHERE scope = $1 RETURNING last_value',
+            [`account|${area}`],
+          )
+        )[0]!.last_value,
+      );
+      const pending = makeAccountId({ customerClass: '1', accountType: '1', areaCode: input.areaCode, sequence: seq });
+      const settled = makeAccountId({ customerClass: '1', accountType: '0', areaCode: input.areaCode, sequence: seq });
+      await tx.query(
+        `INSERT INTO cp_merchants (merchant_id, name, category, fee_rate_bps, settlement_bank_account, pending_account,
+           settled_account, status, applied_at) VALUES ($1, $2, $3, $4, $5, $6, $7, 'applied', $8)`,
+        [
+          `M${pending}`,
+          input.name,
+          input.category,
+          input.feeRateBps,
+          this.cipher.seal('bankAccount', input.settlementBankAccount),
+          pending,
+          settled,
+          at.toISOString(),
+        ],
+      );
+      return (await this.merchantIn(tx, `M${pending}`))!;
+    });
+  }
+
+  /** Review (C6): approve opens the merchant's ledger accounts; reject keeps the reason. Decided once. */
+  async reviewMerchant(
+    merchantId: string,
+    decision: 'approve' | 'reject',
+    reason: string,
+    reviewer: CommandContext,
+    at: Date,
+  ): Promise<MerchantRecord> {
+    const merchant = await this.database.transaction(async (tx) => {
+      const current = await this.merchantIn(tx, merchantId, true);
+      if (!current) throw new ServiceRefusal('not_found', `merchant ${merchantId} does not exist`);
+      if (current.status !== 'applied')
+        throw new ServiceRefusal('invalid_merchant_state', `merchant ${merchantId} is already ${current.status}`);
+      await tx.query(
+        `UPDATE cp_merchants SET status = $2, review_reason = $3, reviewed_by = $4, reviewed_at = $5 WHERE merchant_id = $1`,
+        [merchantId, decision === 'approve' ? 'active' : 'rejected', reason, reviewer.actor, at.toISOString()],
+      );
+      return (await this.merchantIn(tx, merchantId))!;
+    });
+    if (merchant.status === 'active') {
+      for (const [accountId, kind] of [
+        [merchant.pendingAccount, 'merchant_pending_settlement'],
+        [merchant.settledAccount, 'merchant_settled'],
+      ] as const) {
+        await executeOrRefuse(
+          this.ledger,
+          { type: 'OpenAccount', accountId, kind, ownerId: merchantId, at: at.toISOString() },
+          reviewer,
+        );
+      }
+    }
+    return merchant;
+  }
+
+  async getMerchant(merchantId: string): Promise<MerchantRecord | undefined> {
+    return this.merchantIn(this.database, merchantId);
+  }
+
+  // ---- payments ----
+
+  async pay(input: PayInput, context: CommandContext, now: Date): Promise<PaymentView> {
+    const gross = cny(input.amount, 'amount');
+    const walletAmount = input.tenders.wallet === undefined ? ZERO : cny(input.tenders.wallet, 'tenders.wallet');
+    const couponAmount = input.tenders.coupon === undefined ? ZERO : cny(input.tenders.coupon, 'tenders.coupon');
+    const credits = input.tenders.credits === undefined ? ZERO : ccr(input.tenders.credits);
+    const creditsValue = credits.mul(this.policy.creditValueCny);
+    if (!creditsValue.mul(100).isInteger())
+      throw new ServiceRefusal('validation_failed', 'credits must be worth a whole number of fen');
+    if (!walletAmount.plus(couponAmount).plus(creditsValue).eq(gross))
+      throw new ServiceRefusal('validation_failed', 'the tenders must add up to the amount exactly', {
+        amount: formatAmount('CNY', gross),
+        tendered: formatAmount('CNY', walletAmount.plus(couponAmount).plus(creditsValue)),
+      });
+    const merchant = await this.getMerchant(input.merchantId);
+    if (!merchant) throw new ServiceRefusal('not_found', `merchant ${input.merchantId} does not exist`);
+    if (merchant.status !== 'active')
+      throw new ServiceRefusal('merchant_not_active', `merchant ${input.merchantId} is ${merchant.status}`);
+    const wallet = await this.wallets.getWallet(input.walletId);
+    if (!wallet || wallet.status !== 'open')
+      throw new ServiceRefusal('wallet_not_open', `wallet ${input.walletId} is not open`);
+    if (wallet.purpose === 'earmarked' && !wallet.allowedCategories.includes(merchant.category))
+      throw new ServiceRefusal(
+        'category_not_allowed',
+        `earmarked (专款专用) funds of this wallet may not be spent at a ${merchant.category} merchant`,
+        { category: merchant.category },
+      );
+
+    const paymentId = uuidV5(`payment|${input.merchantId}|${input.orderId}`);
+    const existing = await this.getPayment(paymentId);
+    if (existing) return this.replayOrConflict(existing, input, gross);
+
+    const businessDate = businessDateOf(now, this.policy.cutoffHourLocal);
+    const passwordFree = input.paymentPassword === undefined;
+    if (passwordFree) await this.wallets.reservePasswordFree(wallet, gross, businessDate);
+    else await this.wallets.verifyPaymentPassword(wallet.walletId, input.paymentPassword!, now);
+
+    const fee = feeFor('CNY', gross, merchant.feeRateBps);
+    const inserted = await this.database.query<{ payment_id: string }>(
+      `INSERT INTO cp_payments (payment_id, merchant_id, order_id, wallet_id, gross, wallet_amount, coupon_amount,
+         credits, credits_value, fee, status, business_date, created_at)
+       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'authorizing', $11, $12)
+       ON CONFLICT DO NOTHING RETURNING payment_id`,
+      [
+        paymentId,
+        input.merchantId,
+        input.orderId,
+        wallet.walletId,
+        formatAmount('CNY', gross),
+        formatAmount('CNY', walletAmount),
+        formatAmount('CNY', couponAmount),
+        formatAmount('CCR', credits),
+        formatAmount('CNY', creditsValue),
+        formatAmount('CNY', fee),
+        businessDate,
+        now.toISOString(),
+      ],
+    );
+    if (inserted.length === 0) {
+      if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+      return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
+    }
+    const row = (await this.paymentRow(this.database, paymentId))!;
+    try {
+      return await this.drive(row, wallet, merchant, context, now);
+    } catch (error) {
+      // Before the commit point nothing is owed: give the holds back now (resumePayments does it after a crash).
+      const current = await this.paymentRow(this.database, paymentId);
+      if (current?.status === 'authorizing') await this.abandon(current, wallet, merchant, 'failed', context, now);
+      const view = await this.getPayment(paymentId);
+      if (passwordFree && view?.status === 'failed')
+        await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+      throw error;
+    }
+  }
+
+  /** Finishes payments a crash or a failure left between phases: before the commit point void, after it capture. */
+  async resumePayments(context: CommandContext, now: Date, olderThanMs = 0): Promise<number> {
+    const rows = await this.database.query<PaymentRow>(
+      `SELECT * FROM cp_payments WHERE status IN ('authorizing', 'capturing') AND created_at <= $1 ORDER BY created_at`,
+      [new Date(now.getTime() - olderThanMs).toISOString()],
+    );
+    for (const row of rows) {
+      const wallet = (await this.wallets.getWallet(row.wallet_id))!;
+      const merchant = (await this.getMerchant(row.merchant_id))!;
+      if (row.status === 'authorizing') await this.abandon(row, wallet, merchant, 'not completed', context, now);
+      else await this.captureAll(row, wallet, merchant, context, now);
+    }
+    return rows.length;
+  }
+
+  async getPayment(paymentId: string): Promise<PaymentView | undefined> {
+    const row = await this.paymentRow(this.database, paymentId);
+    return row ? viewOf(row) : undefined;
+  }
+
+  /**
+   * Refunds part or all of a captured payment; repeated refunds add up to at most the amount paid. Tenders come
+   * back in {@link REFUND_ORDER}; the merchant's fee is not returned. The payment row is locked while the refund is
+   * decided, so concurrent refunds cannot pass the amount paid.
+   */
+  async refund(
+    input: { paymentId: string; refundId: string; amount: string },
+    context: CommandContext,
+    now: Date,
+  ): Promise<{
+    refundId: string;
+    amount: string;
+    wallet: string;
+    coupon: string;
+    credits: string;
+    transferId: string;
+    replayed: boolean;
+  }> {
+    const amount = cny(input.amount, 'amount');
+    const decided = await this.database.transaction(async (tx) => {
+      const row = await this.paymentRow(tx, input.paymentId, true);
+      if (!row) throw new ServiceRefusal('not_found', `payment ${input.paymentId} does not exist`);
+      const prior = await tx.query<{
+        amount: string;
+        wallet_amount: string;
+        coupon_amount: string;
+        credits: string;
+        transfer_id: string;
+        status: string;
+      }>(
+        'SELECT amount::text, wallet_amount::text, coupon_amount::text, credits::text, transfer_id, status FROM cp_refunds WHERE payment_id = $1 AND refund_id = $2',
+        [input.paymentId, input.refundId],
+      );
+      if (prior[0]) {
+        if (!new Money(prior[0].amount).eq(amount))
+          throw new ServiceRefusal('idempotency_conflict', `refund ${input.refundId} was made with another amount`);
+        return {
+          replayed: true,
+          split: {
+            wallet: new Money(prior[0].wallet_amount),
+            coupon: new Money(prior[0].coupon_amount),
+            credits: new Money(prior[0].credits),
+          },
+          transferId: prior[0].transfer_id,
+          row,
+        };
+      }
+      if (row.status !== 'captured')
+        throw new ServiceRefusal('invalid_transfer_state', `payment ${input.paymentId} is ${row.status}`);
+      const refundable = new Money(row.gross).minus(row.refunded);
+      if (amount.gt(refundable))
+        throw new ServiceRefusal(
+          'refund_exceeds_paid',
+          `at most ${formatAmount('CNY', refundable)} CNY can still be refunded`,
+          {
+            refundable: formatAmount('CNY', refundable),
+          },
+        );
+      const split = await this.refundSplit(tx, row, amount);
+      const transferId = uuidV5(`refund|${input.paymentId}|${input.refundId}`);
+      await tx.query(
+        `INSERT INTO cp_refunds (refund_id, payment_id, amount, wallet_amount, coupon_amount, credits_value, credits,
+           transfer_id, status, business_date, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'pending', $9, $10)`,
+        [
+          input.refundId,
+          input.paymentId,
+          formatAmount('CNY', amount),
+          formatAmount('CNY', split.wallet),
+          formatAmount('CNY', split.coupon),
+          formatAmount('CNY', split.creditsValue),
+          formatAmount('CCR', split.credits),
+          transferId,
+          businessDateOf(now, this.policy.cutoffHourLocal),
+          now.toISOString(),
+        ],
+      );
+      await tx.query('UPDATE cp_payments SET refunded = refunded + $2::numeric WHERE payment_id = $1', [
+        input.paymentId,
+        formatAmount('CNY', amount),
+      ]);
+      return { replayed: false, split, transferId, row };
+    });
+    const { row, split, transferId } = decided;
+    const wallet = (await this.wallets.getWallet(row.wallet_id))!;
+    const merchant = (await this.getMerchant(row.merchant_id))!;
+    const creditsValue = split.credits.mul(this.policy.creditValueCny);
+    const postings = [
+      { accountId: merchant.pendingAccount, direction: 'debit' as const, amount: formatAmount('CNY', amount) },
+      ...(split.wallet.gt(0)
+        ? [{ accountId: wallet.accounts.main, direction: 'credit' as const, amount: formatAmount('CNY', split.wallet) }]
+        : []),
+      ...(split.coupon.gt(0)
+        ? [
+            {
+              accountId: wallet.accounts.voucher,
+              direction: 'credit' as const,
+              amount: formatAmount('CNY', split.coupon),
+            },
+          ]
+        : []),
+      ...(split.credits.gt(0)
+        ? [
+            { accountId: MARKETING_ACCOUNT, direction: 'credit' as const, amount: formatAmount('CNY', creditsValue) },
+            { accountId: REDEMPTION_ACCOUNT, direction: 'debit' as const, amount: formatAmount('CCR', split.credits) },
+            {
+              accountId: wallet.accounts.points,
+              direction: 'credit' as const,
+              amount: formatAmount('CCR', split.credits),
+            },
+          ]
+        : []),
+    ];
+    const outcome = await this.ledger.execute(
+      {
+        type: 'PostTransfer',
+        transferId,
+        idempotencyKey: `refund:${input.paymentId}:${input.refundId}`,
+        transferType: 'refund',
+        postings,
+        reference: row.order_id.slice(0, 64),
+        businessDate: businessDateOf(now, this.policy.cutoffHourLocal),
+        at: now.toISOString(),
+      },
+      context,
+    );
+    if (outcome.status === 'refused') {
+      // The ledger said no (the merchant's pending funds are short): the refund never happened; take it back.
+      await this.database.transaction(async (tx) => {
+        const gone = await tx.query(
+          'DELETE FROM cp_refunds WHERE payment_id = $1 AND refund_id = $2 AND status = $3 RETURNING refund_id',
+          [input.paymentId, input.refundId, 'pending'],
+        );
+        if (gone.length > 0)
+          await tx.query('UPDATE cp_payments SET refunded = refunded - $2::numeric WHERE payment_id = $1', [
+            input.paymentId,
+            formatAmount('CNY', amount),
+          ]);
+      });
+      throw new ServiceRefusal(outcome.refusal.code, outcome.refusal.message, outcome.refusal.details);
+    }
+    await this.database.query(`UPDATE cp_refunds SET status = 'done' WHERE payment_id = $1 AND refund_id = $2`, [
+      input.paymentId,
+      input.refundId,
+    ]);
+    return {
+      refundId: input.refundId,
+      amount: formatAmount('CNY', amount),
+      wallet: formatAmount('CNY', split.wallet),
+      coupon: formatAmount('CNY', split.coupon),
+      credits: formatAmount('CCR', split.credits),
+      transferId,
+      replayed: decided.replayed,
+    };
+  }
+
+  // ---- top-ups through the bank channel, and coupons ----
+
+  /** A top-up request: pending until the channel's callback confirms or fails it. */
+  async requestTopUp(
+    walletId: string,
+    amountText: string,
+    channel: string,
+    now: Date,
+  ): Promise<{ topUpId: string; status: 'pending' }> {
+    const amount = cny(amountText, 'amount');
+    const wallet = await this.wallets.getWallet(walletId);
+    if (!wallet || wallet.status !== 'open')
+      throw new ServiceRefusal('wallet_not_open', `wallet ${walletId} is not open`);
+    const topUpId = uuidV5(`top-up|${walletId}|${now.toISOString()}|${amountText}|${Math.random()}`);
+    await this.database.query(
+      `INSERT INTO cp_top_ups (top_up_id, wallet_id, amount, channel, status, transfer_id, created_at)
+       VALUES ($1, $2, $3, $4, 'pending', $5, $6)`,
+      [
+        topUpId,
+        walletId,
+        formatAmount('CNY', amount),
+        channel,
+        uuidV5(`top-up-transfer|${topUpId}`),
+        now.toISOString(),
+      ],
+    );
+    return { topUpId, status: 'pending' };
+  }
+
+  /**
+   * The channel's callback (idempotent): `success` credits the wallet once however often it comes; `failed` closes
+   * the request. A callback contradicting an earlier one is refused.
+   */
+  async confirmTopUp(
+    input: { topUpId: string; result: 'success' | 'failed'; channelTradeNo: string },
+    context: CommandContext,
+    now: Date,
+  ): Promise<{ topUpId: string; status: 'confirmed' | 'failed'; transferId: string | null }> {
+    const row = await this.database.transaction(async (tx) => {
+      const rows = await tx.query<{
+        wallet_id: string;
+        amount: string;
+        status: string;
+        transfer_id: string;
+        channel_trade_no: string | null;
+      }>(
+        'SELECT wallet_id, amount::text, status, transfer_id, channel_trade_no FROM cp_top_ups WHERE top_up_id = $1 FOR UPDATE',
+        [input.topUpId],
+      );
+      const current = rows[0];
+      if (!current) throw new ServiceRefusal('not_found', `top-up ${input.topUpId} does not exist`);
+      const wanted = input.result === 'success' ? 'confirmed' : 'failed';
+      if (current.status !== 'pending' && current.status !== wanted)
+        throw new ServiceRefusal('conflict', `top-up ${input.topUpId} is already ${current.status}`);
+      await tx.query(
+        `UPDATE cp_top_ups SET status = $2, channel_trade_no = coalesce(channel_trade_no, $3), callbacks = callbacks + 1,
+           settled_at = coalesce(settled_at, $4) WHERE top_up_id = $1`,
+        [input.topUpId, wanted, input.channelTradeNo, now.toISOString()],
+      );
+      return { ...current, status: wanted };
+    });
+    if (row.status === 'failed') return { topUpId: input.topUpId, status: 'failed', transferId: null };
+    const wallet = (await this.wallets.getWallet(row.wallet_id))!;
+    await executeOrRefuse(
+      this.ledger,
+      {
+        type: 'PostTransfer',
+        transferId: row.transfer_id,
+        idempotencyKey: `top-up:${input.topUpId}`,
+        transferType: 'top_up',
+        postings: [
+          { accountId: BANK_CLEARING_ACCOUNT, direction: 'debit', amount: row.amount },
+          { accountId: wallet.accounts.main, direction: 'credit', amount: row.amount },
+        ],
+        reference: input.channelTradeNo.slice(0, 64),
+        businessDate: businessDateOf(now, this.policy.cutoffHourLocal),
+        at: now.toISOString(),
+      },
+      context,
+    );
+    return { topUpId: input.topUpId, status: 'confirmed', transferId: row.transfer_id };
+  }
+
+  /** A coupon (T3 voucher): marketing funds into the wallet's voucher sub-account. */
+  async issueCoupon(
+    input: { walletId: string; couponId: string; amount: string },
+    context: CommandContext,
+    now: Date,
+  ): Promise<{ transferId: string }> {
+    const amount = cny(input.amount, 'amount');
+    const wallet = await this.wallets.getWallet(input.walletId);
+    if (!wallet || wallet.status !== 'open')
+      throw new ServiceRefusal('wallet_not_open', `wallet ${input.walletId} is not open`);
+    const transferId = uuidV5(`coupon|${input.walletId}|${input.couponId}`);
+    await executeOrRefuse(
+      this.ledger,
+      {
+        type: 'PostTransfer',
+        transferId,
+        idempotencyKey: `coupon:${input.walletId}:${input.couponId}`,
+        transferType: 'internal',
+        postings: [
+          { accountId: MARKETING_ACCOUNT, direction: 'debit', amount: formatAmount('CNY', amount) },
+          { accountId: wallet.accounts.voucher, direction: 'credit', amount: formatAmount('CNY', amount) },
+        ],
+        reference: input.couponId.slice(0, 64),
+        businessDate: businessDateOf(now, this.policy.cutoffHourLocal),
+        at: now.toISOString(),
+      },
+      context,
+    );
+    return { transferId };
+  }
+
+  // ---- the steps of a payment ----
+
+  private async drive(
+    row: PaymentRow,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    context: CommandContext,
+    now: Date,
+  ): Promise<PaymentView> {
+    const legs = this.legsOf(row, wallet, merchant);
+    const expiresAt = new Date(now.getTime() + this.policy.holdMinutes * 60_000).toISOString();
+    for (const [i, leg] of legs.entries()) {
+      const outcome = await this.ledger.execute(
+        {
+          type: 'AuthorizeTransfer',
+          transferId: legTransferId(row.payment_id, leg.name),
+          idempotencyKey: `payment:${row.payment_id}:${leg.name}`,
+          transferType: leg.asset === 'CCR' ? 'credit_redemption' : 'payment',
+          debitAccountId: leg.debit,
+          creditAccountId: leg.credit,
+          amount: formatAmount(leg.asset, leg.amount),
+          expiresAt,
+          reference: row.order_id.slice(0, 64),
+          businessDate: dateText(row.business_date),
+          at: now.toISOString(),
+        },
+        context,
+      );
+      if (outcome.status === 'refused') {
+        await this.abandon(row, wallet, merchant, outcome.refusal.code, context, now);
+        throw new ServiceRefusal(
+          outcome.refusal.code,
+          `payment refused: ${outcome.refusal.message}`,
+          outcome.refusal.details,
+        );
+      }
+      if (i === 0) this.faultAt?.('after_first_hold');
+    }
+    this.faultAt?.('after_holds');
+    await this.database.query(
+      `UPDATE cp_payments SET status = 'capturing' WHERE payment_id = $1 AND status = 'authorizing'`,
+      [row.payment_id],
+    );
+    return this.captureAll({ ...row, status: 'capturing' }, wallet, merchant, context, now);
+  }
+
+  private async captureAll(
+    row: PaymentRow,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    context: CommandContext,
+    now: Date,
+  ): Promise<PaymentView> {
+    const legs = this.legsOf(row, wallet, merchant);
+    for (const [i, leg] of legs.entries()) {
+      const transferId = legTransferId(row.payment_id, leg.name);
+      const outcome = await this.ledger.execute(
+        { type: 'CaptureTransfer', transferId, idempotencyKey: `capture:${transferId}`, at: now.toISOString() },
+        context,
+      );
+      if (outcome.status === 'refused')
+        throw new Error(
+          `assertion: a held tender of payment ${row.payment_id} could not be captured: ${outcome.refusal.message}`,
+        );
+      if (i === 0) this.faultAt?.('after_first_capture');
+    }
+    const fee = new Money(row.fee);
+    if (fee.gt(0)) {
+      await executeOrRefuse(
+        this.ledger,
+        {
+          type: 'PostTransfer',
+          transferId: uuidV5(`payment-fee|${row.payment_id}`),
+          idempotencyKey: `fee:${row.payment_id}`,
+          transferType: 'fee',
+          postings: [
+            { accountId: merchant.pendingAccount, direction: 'debit', amount: row.fee },
+            { accountId: FEE_INCOME_ACCOUNT, direction: 'credit', amount: row.fee },
+          ],
+          reference: row.order_id.slice(0, 64),
+          businessDate: dateText(row.business_date),
+          at: now.toISOString(),
+        },
+        context,
+      );
+    }
+    await this.database.query(`UPDATE cp_payments SET status = 'captured' WHERE payment_id = $1`, [row.payment_id]);
+    return (await this.getPayment(row.payment_id))!;
+  }
+
+  /** Voids every hold the payment placed (those never placed answer not found) and marks it failed. */
+  private async abandon(
+    row: PaymentRow,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    why: string,
+    context: CommandContext,
+    now: Date,
+  ): Promise<void> {
+    for (const leg of this.legsOf(row, wallet, merchant)) {
+      const outcome = await this.ledger.execute(
+        {
+          type: 'VoidTransfer',
+          transferId: legTransferId(row.payment_id, leg.name),
+          reason: `payment failed: ${why}`.slice(0, 256),
+          at: now.toISOString(),
+        },
+        context,
+      );
+      if (
+        outcome.status === 'refused' &&
+        !['transfer_not_found', 'invalid_transfer_state'].includes(outcome.refusal.code)
+      )
+        throw new Error(
+          `assertion: a hold of payment ${row.payment_id} could not be voided: ${outcome.refusal.message}`,
+        );
+    }
+    await this.database.query(
+      `UPDATE cp_payments SET status = 'failed', failure = $2 WHERE payment_id = $1 AND status = 'authorizing'`,
+      [row.payment_id, why],
+    );
+  }
+
+  private legsOf(row: PaymentRow, wallet: WalletRecord, merchant: MerchantRecord): Leg[] {
+    const legs: Leg[] = [
+      {
+        name: 'wallet',
+        debit: wallet.accounts.main,
+        credit: merchant.pendingAccount,
+        asset: 'CNY',
+        amount: new Money(row.wallet_amount),
+      },
+      {
+        name: 'coupon',
+        debit: wallet.accounts.voucher,
+        credit: merchant.pendingAccount,
+        asset: 'CNY',
+        amount: new Money(row.coupon_amount),
+      },
+      {
+        name: 'credits',
+        debit: wallet.accounts.points,
+        credit: REDEMPTION_ACCOUNT,
+        asset: 'CCR',
+        amount: new Money(row.credits),
+      },
+      {
+        name: 'credits_value',
+        debit: MARKETING_ACCOUNT,
+        credit: merchant.pendingAccount,
+        asset: 'CNY',
+        amount: new Money(row.credits_value),
+      },
+    ];
+    // Credits first: they are the scarcest tender and the likeliest refusal, so a refusal costs no wallet hold.
+    const order = ['credits', 'credits_value', 'coupon', 'wallet'];
+    return legs.filter((l) => l.amount.gt(0)).sort((a, b) => order.indexOf(a.name) - order.indexOf(b.name));
+  }
+
+  /** Splits a refund over the tenders in {@link REFUND_ORDER}, each up to what it paid less what it got back. */
+  private async refundSplit(
+    tx: SqlQueryable,
+    row: PaymentRow,
+    amount: Amount,
+  ): Promise<{ wallet: Amount; coupon: Amount; credits: Amount; creditsValue: Amount }> {
+    const back = (
+      await tx.query<{ wallet: string | null; coupon: string | null; credits_value: string | null }>(
+        `SELECT sum(wallet_amount)::text AS wallet, sum(coupon_amount)::text AS coupon, sum(credits_value)::text AS credits_value
+           FROM cp_refunds WHERE payment_id = $1`,
+        [row.payment_id],
+      )
+    )[0]!;
+    let left = amount;
+    const take = (paid: string, returned: string | null): Amount => {
+      const room = new Money(paid).minus(returned ?? '0');
+      const part = Money.min(room, left);
+      left = left.minus(part);
+      return part;
+    };
+    const parts: Record<TenderKind, Amount> = { wallet: ZERO, coupon: ZERO, credits: ZERO };
+    for (const tender of REFUND_ORDER) {
+      if (tender === 'wallet') parts.wallet = take(row.wallet_amount, back.wallet);
+      else if (tender === 'coupon') parts.coupon = take(row.coupon_amount, back.coupon);
+      else parts.credits = take(row.credits_value, back.credits_value);
+    }
+    if (!left.eq(0)) throw new Error(`assertion: refund of payment ${row.payment_id} does not fit its tenders`);
+    return {
+      wallet: parts.wallet,
+      coupon: parts.coupon,
+      creditsValue: parts.credits,
+      credits: parts.credits.div(this.policy.creditValueCny),
+    };
+  }
+
+  private replayOrConflict(existing: PaymentView, input: PayInput, gross: Amount): PaymentView {
+    if (existing.walletId !== input.walletId || !new Money(existing.amount).eq(gross))
+      throw new ServiceRefusal('idempotency_conflict', `order ${input.orderId} was paid with other details`);
+    return existing;
+  }
+
+  private async paymentRow(db: SqlQueryable, paymentId: string, forUpdate = false): Promise<PaymentRow | undefined> {
+    const rows = await db.query<PaymentRow>(
+      `SELECT payment_id, merchant_id, order_id, wallet_id, gross::text, wallet_amount::text, coupon_amount::text,
+              credits::text, credits_value::text, fee::text, refunded::text, status, failure, business_date::text,
+              created_at FROM cp_payments WHERE payment_id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      [paymentId],
+    );
+    return rows[0];
+  }
+
+  private async merchantIn(
+    db: SqlQueryable,
+    merchantId: string,
+    forUpdate = false,
+  ): Promise<MerchantRecord | undefined> {
+    const rows = await db.query<{
+      merchant_id: string;
+      name: string;
+      category: string;
+      fee_rate_bps: number;
+      settlement_bank_account: string;
+      pending_account: string;
+      settled_account: string;
+      status: MerchantRecord['status'];
+      review_reason: string | null;
+    }>(`SELECT * FROM cp_merchants WHERE merchant_id = $1${forUpdate ? ' FOR UPDATE' : ''}`, [merchantId]);
+    const r = rows[0];
+    if (!r) return undefined;
+    return {
+      merchantId: r.merchant_id,
+      name: r.name,
+      category: r.category,
+      feeRateBps: r.fee_rate_bps,
+      settlementBankAccount: this.cipher.open('bankAccount', r.settlement_bank_account),
+      pendingAccount: r.pending_account,
+      settledAccount: r.settled_account,
+      status: r.status,
+      reviewReason: r.review_reason,
+      qrCode: `carbonpay://pay?merchant=${encodeURIComponent(r.merchant_id)}`,
+    };
+  }
+}
+
+function legTransferId(paymentId: string, leg: string): string {
+  return uuidV5(`payment-leg|${paymentId}|${leg}`);
+}
+
+function dateText(value: string | Date): string {
+  return typeof value === 'string' ? value.slice(0, 10) : value.toISOString().slice(0, 10);
+}
+
+function cny(text: string, field: string): Amount {
+  const parsed = parseAmount('CNY', text, { positive: true });
+  if (!parsed.ok) throw new ServiceRefusal('validation_failed', `${field}: ${parsed.error.kind.replace(/_/g, ' ')}`);
+  return parsed.amount;
+}
+
+function ccr(text: string): Amount {
+  const parsed = parseAmount('CCR', text, { positive: true });
+  if (!parsed.ok)
+    throw new ServiceRefusal('validation_failed', `tenders.credits: ${parsed.error.kind.replace(/_/g, ' ')}`);
+  return parsed.amount;
+}
+
+function viewOf(row: PaymentRow): PaymentView {
+  const fee = new Money(row.fee);
+  return {
+    paymentId: row.payment_id,
+    merchantId: row.merchant_id,
+    orderId: row.order_id,
+    walletId: row.wallet_id,
+    amount: new Money(row.gross).toFixed(2),
+    tenders: {
+      wallet: new Money(row.wallet_amount).toFixed(2),
+      coupon: new Money(row.coupon_amount).toFixed(2),
+      credits: new Money(row.credits).toFixed(2),
+      creditsValue: new Money(row.credits_value).toFixed(2),
+    },
+    fee: fee.toFixed(2),
+    merchantNet: new Money(row.gross).minus(fee).toFixed(2),
+    refunded: new Money(row.refunded).toFixed(2),
+    status: row.status,
+    failure: row.failure,
+    businessDate: dateText(row.business_date),
+  };
+}

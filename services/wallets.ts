@@ -1,0 +1,407 @@
+import { createHmac } from 'node:crypto';
+import type { AccountKind, Amount, CommandContext, CustomerClass, Ledger } from '../core-ledger';
+import { formatAmount, makeAccountId, makeCardNumber, Money, parseAmount } from '../core-ledger';
+import { hashPassword, verifyPassword } from '../security';
+import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
+import { executeOrRefuse, ServiceRefusal } from './database';
+
+/**
+ * E-wallets (C7, T2–T7): a customer's five sub-accounts with their T7 ids, the T6 card number, the T5 account number
+ * (the lookup key of partners and POS), the 6-digit payment password and the password-free limits. Money lives in the
+ * ledger; this table is the directory and the payment-password state, with personal data sealed at rest.
+ */
+
+export type WalletPurpose = 'general' | 'earmarked';
+
+export const SUB_ACCOUNTS: readonly {
+  readonly role: SubAccountRole;
+  readonly kind: AccountKind;
+  readonly typeDigit: '0' | '1' | '2' | '3' | '4';
+}[] = [
+  { role: 'main', kind: 'user_main', typeDigit: '0' },
+  { role: 'online', kind: 'user_online', typeDigit: '1' },
+  { role: 'offline', kind: 'user_offline', typeDigit: '2' },
+  { role: 'voucher', kind: 'user_voucher', typeDigit: '3' },
+  { role: 'points', kind: 'user_points', typeDigit: '4' },
+];
+export type SubAccountRole = 'main' | 'online' | 'offline' | 'voucher' | 'points';
+
+export const WALLET_POLICY = {
+  /** Wrong payment passwords in a row before the wallet's payments lock (#8). */
+  maxPasswordFailures: 5,
+  passwordLockMinutes: 24 * 60,
+  /** Password-free (免密) limits when the customer sets none: per payment and per business day, CNY. */
+  defaultPasswordFreePerPayment: '200.00',
+  defaultPasswordFreePerDay: '1000.00',
+  maxGroupRegistration: 1_000,
+} as const;
+
+export interface WalletRecord {
+  readonly walletId: string;
+  readonly accountNumber: string;
+  readonly name: string;
+  readonly cardNumber: string;
+  readonly customerClass: CustomerClass;
+  readonly area: string;
+  readonly accounts: Readonly<Record<SubAccountRole, string>>;
+  readonly purpose: WalletPurpose;
+  readonly allowedCategories: readonly string[];
+  readonly passwordSet: boolean;
+  readonly passwordFreePerPayment: string;
+  readonly passwordFreePerDay: string;
+  readonly status: 'opening' | 'open' | 'closed';
+  readonly openedAt: string;
+}
+
+export interface OpenWalletInput {
+  readonly accountNumber: string;
+  readonly name: string;
+  readonly areaCode: string;
+  readonly customerClass: CustomerClass;
+  readonly purpose: WalletPurpose;
+  readonly allowedCategories?: readonly string[];
+}
+
+export const WALLETS_SQL = `
+CREATE TABLE IF NOT EXISTS cp_wallets (
+  wallet_id text PRIMARY KEY,
+  account_number_index text NOT NULL UNIQUE,
+  account_number text NOT NULL,
+  name text NOT NULL,
+  card_number text NOT NULL,
+  customer_class text NOT NULL,
+  area text NOT NULL,
+  accounts jsonb NOT NULL,
+  points_account text NOT NULL UNIQUE,
+  purpose text NOT NULL CHECK (purpose IN ('general', 'earmarked')),
+  allowed_categories text[] NOT NULL,
+  payment_password_hash text,
+  password_failures integer NOT NULL DEFAULT 0,
+  password_locked_until timestamptz,
+  password_free_per_payment numeric NOT NULL,
+  password_free_per_day numeric NOT NULL,
+  status text NOT NULL,
+  opened_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS cp_code_sequences (scope text PRIMARY KEY, last_value bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS cp_password_free_usage (
+  wallet_id text NOT NULL,
+  business_date date NOT NULL,
+  used numeric NOT NULL,
+  PRIMARY KEY (wallet_id, business_date)
+);
+`;
+
+interface WalletRow {
+  wallet_id: string;
+  account_number: string;
+  name: string;
+  card_number: string;
+  customer_class: string;
+  area: string;
+  accounts: Record<SubAccountRole, string>;
+  purpose: WalletPurpose;
+  allowed_categories: string[];
+  payment_password_hash: string | null;
+  password_failures: number;
+  password_locked_until: Date | string | null;
+  password_free_per_payment: string;
+  password_free_per_day: string;
+  status: WalletRecord['status'];
+  opened_at: Date | string;
+}
+
+export class WalletService {
+  constructor(
+    private readonly database: ServiceDatabase,
+    private readonly ledger: Ledger,
+    private readonly cipher: PersonalDataCipher,
+    /** Key of the blind index on account numbers (HMAC-SM3): lookups without keeping the number in clear. */
+    private readonly indexKey: Buffer,
+  ) {}
+
+  async install(): Promise<void> {
+    await this.database.exec(WALLETS_SQL);
+  }
+
+  /** The blind index of an account number: equal numbers, equal index; the number is not recoverable from it. */
+  accountNumberIndex(accountNumber: string): string {
+    return createHmac('sm3', this.indexKey).update(accountNumber, 'utf8').digest('hex');
+  }
+
+  /**
+   * Opens a wallet and its five sub-accounts. Idempotent per account number: opening it again with the same details
+   * returns the wallet (and finishes opening its accounts if a crash stopped it), with other details is refused.
+   */
+  async openWallet(input: OpenWalletInput, context: CommandContext, at: Date): Promise<WalletRecord> {
+    checkOpenInput(input);
+    const index = this.accountNumberIndex(input.accountNumber);
+    const existing = await this.byIndex(this.database, index);
+    let wallet: WalletRecord;
+    if (existing) {
+      if (
+        existing.name !== input.name ||
+        existing.purpose !== input.purpose ||
+        existing.area !== codedAreaOf(input.areaCode)
+      )
+        throw new ServiceRefusal('wallet_exists', 'a wallet with this account number exists with other details');
+      wallet = existing;
+    } else {
+      wallet = await this.database.transaction(async (tx) => {
+        const again = await this.byIndex(tx, index, true);
+        if (again) return again;
+        const area = codedAreaOf(input.areaCode);
+        const accountSequence = await nextSequence(tx, `account|${area}`);
+        const cardSequence = await nextSequence(tx, `card|${area}`);
+        const accounts = Object.fromEntries(
+          SUB_ACCOUNTS.map((s) => [
+            s.role,
+            makeAccountId({
+              customerClass: input.customerClass,
+              accountType: s.typeDigit,
+              areaCode: input.areaCode,
+              sequence: accountSequence,
+            }),
+          ]),
+        ) as Record<SubAccountRole, string>;
+        const cardNumber = makeCardNumber({ areaCode: input.areaCode, sequence: cardSequence });
+        await tx.query(
+          `INSERT INTO cp_wallets (wallet_id, account_number_index, account_number, name, card_number, customer_class, area,
+             accounts, points_account, purpose, allowed_categories, password_free_per_payment, password_free_per_day,
+             status, opened_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'opening', $14)`,
+          [
+            accounts.main,
+            index,
+            this.cipher.seal('accountNumber', input.accountNumber),
+            this.cipher.seal('name', input.name),
+            this.cipher.seal('cardNumber', cardNumber),
+            input.customerClass,
+            area,
+            JSON.stringify(accounts),
+            accounts.points,
+            input.purpose,
+            [...(input.allowedCategories ?? [])].sort(),
+            WALLET_POLICY.defaultPasswordFreePerPayment,
+            WALLET_POLICY.defaultPasswordFreePerDay,
+            at.toISOString(),
+          ],
+        );
+        return (await this.byIndex(tx, index))!;
+      });
+    }
+    if (wallet.status === 'opening') wallet = await this.finishOpening(wallet, context, at);
+    return wallet;
+  }
+
+  private async finishOpening(wallet: WalletRecord, context: CommandContext, at: Date): Promise<WalletRecord> {
+    for (const sub of SUB_ACCOUNTS) {
+      await executeOrRefuse(
+        this.ledger,
+        {
+          type: 'OpenAccount',
+          accountId: wallet.accounts[sub.role],
+          kind: sub.kind,
+          ownerId: wallet.walletId,
+          accountNumber: wallet.accountNumber,
+          ...(sub.role === 'main' ? { cardNumber: wallet.cardNumber } : {}),
+          at: at.toISOString(),
+        },
+        context,
+      );
+    }
+    await this.database.query(`UPDATE cp_wallets SET status = 'open' WHERE wallet_id = $1 AND status = 'opening'`, [
+      wallet.walletId,
+    ]);
+    return { ...wallet, status: 'open' };
+  }
+
+  async findByAccountNumber(accountNumber: string): Promise<WalletRecord | undefined> {
+    return this.byIndex(this.database, this.accountNumberIndex(accountNumber));
+  }
+
+  /** Points accounts of many account numbers at once (partner batches): account number → points account id. */
+  async pointsAccountsOf(accountNumbers: readonly string[]): Promise<Map<string, string>> {
+    const byIndex = new Map(accountNumbers.map((n) => [this.accountNumberIndex(n), n]));
+    const rows = await this.database.query<{ account_number_index: string; points_account: string }>(
+      `SELECT account_number_index, points_account FROM cp_wallets
+        WHERE account_number_index = ANY($1::text[]) AND status = 'open'`,
+      [[...byIndex.keys()]],
+    );
+    return new Map(rows.map((r) => [byIndex.get(r.account_number_index)!, r.points_account]));
+  }
+
+  async getWallet(walletId: string): Promise<WalletRecord | undefined> {
+    const rows = await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE wallet_id = $1', [walletId]);
+    return rows[0] ? this.recordOf(rows[0]) : undefined;
+  }
+
+  /** Sets or changes the 6-digit payment password (T4); a new password clears failures and the lock. */
+  async setPaymentPassword(walletId: string, password: string): Promise<void> {
+    if (!/^\d{6}$/.test(password)) throw new ServiceRefusal('validation_failed', 'a payment password is 6 digits (T4)');
+    const hash = await hashPassword(password);
+    const rows = await this.database.query<{ wallet_id: string }>(
+      `UPDATE cp_wallets SET payment_password_hash = $2, password_failures = 0, password_locked_until = NULL
+        WHERE wallet_id = $1 AND status = 'open' RETURNING wallet_id`,
+      [walletId, hash],
+    );
+    if (rows.length === 0) throw new ServiceRefusal('not_found', `wallet ${walletId} does not exist or is not open`);
+  }
+
+  /**
+   * Checks a payment password. Failures are counted under the wallet's row lock, so concurrent wrong guesses cannot
+   * slip past the limit; the fifth failure locks payments for {@link WALLET_POLICY.passwordLockMinutes}.
+   */
+  async verifyPaymentPassword(walletId: string, password: string, now: Date): Promise<void> {
+    const row = (await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE wallet_id = $1', [walletId]))[0];
+    if (!row) throw new ServiceRefusal('not_found', `wallet ${walletId} does not exist`);
+    if (row.payment_password_hash === null)
+      throw new ServiceRefusal('payment_password_not_set', 'set a payment password first');
+    if (isLocked(row, now)) throw lockedRefusal(row);
+    const matches = /^\d{6}$/.test(password) && (await verifyPassword(password, row.payment_password_hash));
+    // The count is committed before the answer: a refusal thrown inside the transaction would roll it back.
+    const outcome = await this.database.transaction(async (tx): Promise<'ok' | 'wrong' | 'locked'> => {
+      const current = (
+        await tx.query<WalletRow>('SELECT * FROM cp_wallets WHERE wallet_id = $1 FOR UPDATE', [walletId])
+      )[0]!;
+      if (isLocked(current, now)) return 'locked';
+      if (matches) {
+        await tx.query('UPDATE cp_wallets SET password_failures = 0 WHERE wallet_id = $1', [walletId]);
+        return 'ok';
+      }
+      const failures = current.password_failures + 1;
+      const locks = failures >= WALLET_POLICY.maxPasswordFailures;
+      await tx.query('UPDATE cp_wallets SET password_failures = $2, password_locked_until = $3 WHERE wallet_id = $1', [
+        walletId,
+        locks ? 0 : failures,
+        locks ? new Date(now.getTime() + WALLET_POLICY.passwordLockMinutes * 60_000).toISOString() : null,
+      ]);
+      return locks ? 'locked' : 'wrong';
+    });
+    if (outcome === 'locked')
+      throw new ServiceRefusal('payment_password_locked', 'too many wrong payment passwords: payments are locked');
+    if (!matches) throw new ServiceRefusal('payment_password_wrong', 'wrong payment password');
+  }
+
+  /**
+   * Reserves `amount` of the wallet's password-free allowance for a business date: refused beyond the per-payment
+   * limit or when the day's total would pass the daily limit. One conditional UPDATE: concurrent payments never
+   * overshoot. A payment that then fails gives its reservation back with {@link releasePasswordFree}.
+   */
+  async reservePasswordFree(wallet: WalletRecord, amount: Amount, businessDate: string): Promise<void> {
+    if (amount.gt(wallet.passwordFreePerPayment))
+      throw new ServiceRefusal(
+        'password_free_limit_exceeded',
+        `a password-free payment is at most ${wallet.passwordFreePerPayment} CNY`,
+      );
+    await this.database.query(
+      `INSERT INTO cp_password_free_usage (wallet_id, business_date, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`,
+      [wallet.walletId, businessDate],
+    );
+    const rows = await this.database.query<{ used: string }>(
+      `UPDATE cp_password_free_usage SET used = used + $3::numeric
+        WHERE wallet_id = $1 AND business_date = $2 AND used + $3::numeric <= $4::numeric RETURNING used`,
+      [wallet.walletId, businessDate, formatAmount('CNY', amount), wallet.passwordFreePerDay],
+    );
+    if (rows.length === 0)
+      throw new ServiceRefusal(
+        'password_free_limit_exceeded',
+        `password-free payments are at most ${wallet.passwordFreePerDay} CNY a day`,
+      );
+  }
+
+  async releasePasswordFree(walletId: string, amount: Amount, businessDate: string): Promise<void> {
+    await this.database.query(
+      `UPDATE cp_password_free_usage SET used = used - $3::numeric WHERE wallet_id = $1 AND business_date = $2`,
+      [walletId, businessDate, formatAmount('CNY', amount)],
+    );
+  }
+
+  /** Group customers (T2) registered in one batch: each wallet opened on its own, each answered. */
+  async registerGroup(
+    inputs: readonly OpenWalletInput[],
+    context: CommandContext,
+    at: Date,
+  ): Promise<({ status: 'opened'; walletId: string } | { status: 'refused'; code: string; message: string })[]> {
+    if (inputs.length === 0 || inputs.length > WALLET_POLICY.maxGroupRegistration)
+      throw new ServiceRefusal('validation_failed', `a group has 1..${WALLET_POLICY.maxGroupRegistration} customers`);
+    const results = [];
+    for (const input of inputs) {
+      try {
+        const wallet = await this.openWallet(input, context, at);
+        results.push({ status: 'opened' as const, walletId: wallet.walletId });
+      } catch (error) {
+        if (!(error instanceof ServiceRefusal)) throw error;
+        results.push({ status: 'refused' as const, code: error.code, message: error.message });
+      }
+    }
+    return results;
+  }
+
+  private async byIndex(db: SqlQueryable, index: string, forUpdate = false): Promise<WalletRecord | undefined> {
+    const rows = await db.query<WalletRow>(
+      `SELECT * FROM cp_wallets WHERE account_number_index = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      [index],
+    );
+    return rows[0] ? this.recordOf(rows[0]) : undefined;
+  }
+
+  private recordOf(row: WalletRow): WalletRecord {
+    return {
+      walletId: row.wallet_id,
+      accountNumber: this.cipher.open('accountNumber', row.account_number),
+      name: this.cipher.open('name', row.name),
+      cardNumber: this.cipher.open('cardNumber', row.card_number),
+      customerClass: row.customer_class as CustomerClass,
+      area: row.area,
+      accounts: row.accounts,
+      purpose: row.purpose,
+      allowedCategories: row.allowed_categories,
+      passwordSet: row.payment_password_hash !== null,
+      passwordFreePerPayment: new Money(row.password_free_per_payment).toFixed(2),
+      passwordFreePerDay: new Money(row.password_free_per_day).toFixed(2),
+      status: row.status,
+      openedAt: new Date(row.opened_at).toISOString(),
+    };
+  }
+}
+
+function checkOpenInput(input: OpenWalletInput): void {
+  if (!/^\d{11,12}$/.test(input.accountNumber))
+    throw new ServiceRefusal('validation_failed', 'account number must be 11 or 12 digits (T5)');
+  if (!/^0?\d{2,3}$/.test(input.areaCode))
+    throw new ServiceRefusal('validation_failed', 'area code is 3 or 4 digits with its leading 0 (e.g. 0794)');
+  if (input.name.trim().length === 0 || input.name.length > 64)
+    throw new ServiceRefusal('validation_failed', 'name has 1..64 characters');
+  if (input.purpose === 'earmarked' && (input.allowedCategories ?? []).length === 0)
+    throw new ServiceRefusal(
+      'validation_failed',
+      'an earmarked (专款专用) wallet names the merchant categories it may pay',
+    );
+  const amount = parseAmount('CNY', WALLET_POLICY.defaultPasswordFreePerPayment, { positive: true });
+  if (!amount.ok) throw new Error('assertion: default password-free limit is a CNY amount');
+}
+
+/** T6/T7 area: the area code without its leading 0, left-padded to 3 digits (0794 → 794, 010 → 010). */
+function codedAreaOf(areaCode: string): string {
+  return areaCode.replace(/^0(?=\d{3}$)/, '').padStart(3, '0');
+}
+
+async function nextSequence(tx: SqlQueryable, scope: string): Promise<number> {
+  await tx.query('INSERT INTO cp_code_sequences (scope, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING', [scope]);
+  const rows = await tx.query<{ last_value: string }>(
+    'UPDATE cp_code_sequences SET last_value = last_value + 1 WHERE scope = $1 RETURNING last_value',
+    [scope],
+  );
+  return Number(rows[0]!.last_value);
+}
+
+function isLocked(row: WalletRow, now: Date): boolean {
+  return row.password_locked_until !== null && new Date(row.password_locked_until).getTime() > now.getTime();
+}
+
+function lockedRefusal(row: WalletRow): ServiceRefusal {
+  return new ServiceRefusal('payment_password_locked', 'payments are locked after too many wrong passwords', {
+    lockedUntil: new Date(row.password_locked_until!).toISOString(),
+  });
+}
