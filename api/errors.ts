@@ -1,4 +1,5 @@
 import type { RefusalCode } from '../core-ledger';
+import type { ServiceRefusalCode } from '../services';
 
 /**
  * Every error code the API answers with, and its HTTP status: 4xx for what the client can fix or retry, 5xx only
@@ -33,6 +34,17 @@ export const ERROR_STATUS = {
   balance_not_zero: 409,
   payload_too_large: 413,
   account_locked: 423,
+  payment_password_locked: 423,
+  wallet_exists: 409,
+  invalid_merchant_state: 409,
+  wallet_not_open: 422,
+  payment_password_not_set: 422,
+  payment_password_wrong: 422,
+  password_free_limit_exceeded: 422,
+  category_not_allowed: 422,
+  merchant_not_active: 422,
+  refund_exceeds_paid: 422,
+  payment_failed: 422,
   unsupported_media_type: 415,
   insufficient_funds: 422,
   account_frozen: 422,
@@ -48,8 +60,8 @@ export const ERROR_STATUS = {
   timeout: 503,
 } as const;
 
-// Every refusal of the ledger has its status here (a new refusal code without one does not compile).
-const _refusalStatuses: Readonly<Record<RefusalCode, number>> = ERROR_STATUS;
+// Every refusal of the ledger and of the services has its status here (a new code without one does not compile).
+const _refusalStatuses: Readonly<Record<RefusalCode | ServiceRefusalCode, number>> = ERROR_STATUS;
 void _refusalStatuses;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;

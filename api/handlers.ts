@@ -290,7 +290,7 @@ function commandResult(outcome: CommandOutcome, successStatus: number): Operatio
  * Commands the ledger keys by state, not by idempotency key: the first answer (success or refusal) is stored
  * under the key and given again, with the replay header, to any retry with the same request.
  */
-async function withStoredResponse(
+export async function withStoredResponse(
   deps: HandlerDependencies,
   input: OperationInput,
   operationTag: string,

@@ -1,4 +1,5 @@
 import { ACCOUNT_KINDS, COMMAND_LIMITS, TRANSFER_TYPES } from '../core-ledger';
+import { SERVICE_PATHS, SERVICE_SCHEMAS } from './service-operations';
 import { ERROR_CODES } from './errors';
 
 /**
@@ -102,6 +103,18 @@ function operation(spec: OperationSpec): Record<string, unknown> {
       ...errorResponses,
     },
   };
+}
+
+/** The carbon, wallet and mall operations (api/service-operations.ts) in this document's operation shape. */
+function servicePaths(): Record<string, Record<string, unknown>> {
+  return Object.fromEntries(
+    Object.entries(SERVICE_PATHS).map(([path, methods]) => [
+      path,
+      Object.fromEntries(
+        Object.entries(methods).map(([method, spec]) => [method, operation(spec as unknown as OperationSpec)]),
+      ),
+    ]),
+  );
 }
 
 export const OPENAPI_DOCUMENT = {
@@ -323,9 +336,11 @@ export const OPENAPI_DOCUMENT = {
         responses: { '200': 'AuditPage' },
       }),
     },
+    ...servicePaths(),
   },
   components: {
     schemas: {
+      ...SERVICE_SCHEMAS,
       Error: object(
         {
           code: { type: 'string', enum: [...ERROR_CODES] },

@@ -9,7 +9,9 @@ import type { ProjectionRunner, ReadModelQueries } from '../projections';
 import type { ErrorCode } from './errors';
 import { ApiError } from './errors';
 import type { Handler, HandlerDependencies, OperationResult } from './handlers';
-import { createHandlers, REPLAY_HEADER } from './handlers';
+import { createHandlers, REPLAY_HEADER, withStoredResponse } from './handlers';
+import type { ServiceDependencies } from './service-operations';
+import { createServiceHandlers, SERVICE_OPERATION_IDS } from './service-operations';
 import type { IdempotencyRecords } from './idempotency';
 import { parseJsonBody, readRawBody } from './json-body';
 import type { AuthDependencies } from './auth';
@@ -65,6 +67,8 @@ export interface ApiDependencies {
   readonly audit?: AuditChain;
   readonly limits?: ApiLimits;
   readonly now?: () => Date;
+  /** Wallets, merchants, mall payments and carbon inclusion; their operations answer 404 without them. */
+  readonly services?: ServiceDependencies;
 }
 
 /** The app and what shutting it down needs: whether it drains, and how many requests are still being answered. */
@@ -76,28 +80,37 @@ export interface Api {
   readonly inFlight: () => number;
 }
 
+/** An instance built without the services (some tests, tools) says so for their operations. */
+const servicesAbsent: Handler = async () => {
+  throw new ApiError('unavailable', 'this instance serves no wallets, payments or carbon accounts');
+};
+
 export function createApi(deps: ApiDependencies): Api {
   const limits = deps.limits ?? DEFAULT_API_LIMITS;
   const now = deps.now ?? (() => new Date());
   const operations = compileOperations();
+  const handlerDeps: HandlerDependencies = {
+    ...deps,
+    operators: deps.auth.operators,
+    recordUnmask:
+      deps.recordUnmask ??
+      (async (use) =>
+        deps.logger.info(
+          {
+            event: 'unmask',
+            actor: use.actor,
+            role: use.role,
+            subject: use.subject,
+            requestId: use.context.requestId,
+          },
+          'personal data shown unmasked',
+        )),
+  };
   const handlers: Record<string, Handler> = {
-    ...createHandlers({
-      ...deps,
-      operators: deps.auth.operators,
-      recordUnmask:
-        deps.recordUnmask ??
-        (async (use) =>
-          deps.logger.info(
-            {
-              event: 'unmask',
-              actor: use.actor,
-              role: use.role,
-              subject: use.subject,
-              requestId: use.context.requestId,
-            },
-            'personal data shown unmasked',
-          )),
-    }),
+    ...createHandlers(handlerDeps),
+    ...(deps.services
+      ? createServiceHandlers(deps.services, (input, tag, run) => withStoredResponse(handlerDeps, input, tag, run))
+      : {}),
     health: async () => health(deps),
   };
   let draining = false;
@@ -127,7 +140,9 @@ export function createApi(deps: ApiDependencies): Api {
 
   const paths = new Set<string>();
   for (const operation of operations.values()) {
-    const handler = handlers[operation.operationId];
+    const handler =
+      handlers[operation.operationId] ??
+      (SERVICE_OPERATION_IDS.has(operation.operationId) ? servicesAbsent : undefined);
     if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
     const expressPath = operation.path.replace(/\{(\w+)\}/g, ':$1');
     paths.add(expressPath);

@@ -167,6 +167,8 @@ async function serve(io: Io): Promise<number> {
   const ledger = await startLedger(ledgerStore, config);
   const platform = await createPlatformApi(ledger, ledgerStore, readModels, config, logger);
   const { api } = platform;
+  // Whatever a crash left unfinished (issuances, payments) is finished before the first request.
+  await platform.services.runJobs();
   const server = await listenPlatform(api, config);
   if (config.auth === 'off') logger.warn('authentication is off (CARBONPAY_AUTH=off): development on loopback only');
   const scheme = config.tlsCertFile ? 'https' : 'http';

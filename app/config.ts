@@ -24,6 +24,12 @@ export interface Config {
   readonly tlsKeyFile: string | undefined;
   /** Hour (0..23, China Standard Time) at which the business date turns. */
   readonly cutoffHourLocal: number;
+  /** Carbon credits per gram CO2e (a decimal string; 1 as in Wuhan and Shanghai). */
+  readonly creditsPerGram: string;
+  /** Days a carbon credit stays valid. */
+  readonly creditLifetimeDays: number;
+  /** Milliseconds between runs of the idempotent jobs (credit expiry, unfinished issuances and payments); 0: never. */
+  readonly jobIntervalMs: number;
   /** Milliseconds a shutdown waits for requests in flight. */
   readonly shutdownGraceMs: number;
   /** `required`: sessions or signed requests on every protected operation; `off`: loopback development only. */
@@ -148,6 +154,9 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     tlsKeyFile,
     cutoffHourLocal: integer(env, 'CARBONPAY_CUTOFF_HOUR', 0, 0, 23),
     shutdownGraceMs: integer(env, 'CARBONPAY_SHUTDOWN_GRACE_MS', 10_000, 0, 600_000),
+    creditsPerGram: decimalText(env, 'CARBONPAY_CREDITS_PER_GRAM', '1'),
+    creditLifetimeDays: integer(env, 'CARBONPAY_CREDIT_LIFETIME_DAYS', 365, 1, 3_650),
+    jobIntervalMs: integer(env, 'CARBONPAY_JOB_INTERVAL_MS', 3_600_000, 0, 86_400_000),
     auth,
     clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),
     redisUrl,
@@ -155,6 +164,13 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     masterKeyFile: optional(env, 'CARBONPAY_MASTER_KEY_FILE'),
     roleAllowedIps: roleAllowedIpsOf(optional(env, 'CARBONPAY_ROLE_ALLOWED_IPS')),
   };
+}
+
+function decimalText(env: NodeJS.ProcessEnv, name: string, fallback: string): string {
+  const value = env[name] ?? fallback;
+  if (!/^(0|[1-9][0-9]{0,5})(\.[0-9]{1,6})?$/.test(value) || Number(value) === 0)
+    throw new ConfigError(name, 'must be a positive decimal such as 1 or 0.01', value);
+  return value;
 }
 
 function optional(env: NodeJS.ProcessEnv, name: string): string | undefined {

@@ -1,3 +1,4 @@
+import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
 import type { Api, Logger } from '../api';
@@ -17,6 +18,15 @@ import {
   RedisNonceStore,
   Sm2PrivateKey,
 } from '../security';
+import type { PersonalDataCipher } from '../services';
+import {
+  CarbonService,
+  DEFAULT_CARBON_POLICY,
+  DEFAULT_PAYMENT_POLICY,
+  PaymentService,
+  PLAINTEXT,
+  WalletService,
+} from '../services';
 import type { Config } from './config';
 import { ConfigError } from './config';
 import type { ReadModels } from './platform';
@@ -25,12 +35,13 @@ export type PlatformApiConfig = Pick<
   Config,
   'cutoffHourLocal' | 'auth' | 'clientsFile' | 'redisUrl' | 'platformKeyFile'
 > &
-  Partial<Pick<Config, 'roleAllowedIps'>>;
+  Partial<Pick<Config, 'roleAllowedIps' | 'masterKeyFile' | 'creditsPerGram' | 'creditLifetimeDays' | 'jobIntervalMs'>>;
 
 export interface PlatformApi {
   readonly api: Api;
   readonly operators: OperatorDirectory;
   readonly audit: AuditChain;
+  readonly services: PlatformServices;
   close(): Promise<void>;
 }
 
@@ -50,6 +61,7 @@ export async function createPlatformApi(
   await operators.install();
   const audit = new AuditChain(readModels.database);
   await audit.install();
+  const services = await startServices(ledger, readModels, config, logger, now);
   const nonces: NonceStore = config.redisUrl ? new RedisNonceStore(config.redisUrl) : new MemoryNonceStore();
   const api = createApi({
     ledger,
@@ -83,9 +95,92 @@ export async function createPlatformApi(
       ...(config.platformKeyFile !== undefined ? { platformKey: loadPlatformKey(config.platformKeyFile) } : {}),
     },
     now,
+    services,
   });
-  return { api, operators, audit, close: () => nonces.close() };
+  return {
+    api,
+    operators,
+    audit,
+    services,
+    close: async () => {
+      services.stopJobs();
+      await nonces.close();
+    },
+  };
 }
+
+export interface PlatformServices {
+  readonly wallets: WalletService;
+  readonly carbon: CarbonService;
+  readonly payments: PaymentService;
+  /** Runs the idempotent jobs once: issuances and payments a crash left unfinished, then credit expiry. */
+  runJobs(): Promise<void>;
+  stopJobs(): void;
+}
+
+const JOB_CONTEXT = { actor: 'scheduler', channel: 'system' } as const;
+
+/**
+ * Wallets, merchants, payments and carbon inclusion, with their tables beside the read models. Personal data in
+ * their tables is sealed under the master key when one is configured; account numbers are found by a blind index.
+ */
+async function startServices(
+  ledger: Ledger,
+  readModels: ReadModels,
+  config: PlatformApiConfig,
+  logger: Logger,
+  now: () => Date,
+): Promise<PlatformServices> {
+  let cipher: PersonalDataCipher = PLAINTEXT;
+  let indexKey = Buffer.from(UNKEYED_INDEX_LABEL, 'utf8');
+  if (config.masterKeyFile !== undefined) {
+    const masterKey = readMasterKey(config.masterKeyFile);
+    cipher = await DataKeyRing.open(readModels.database, masterKey);
+    indexKey = createHmac('sm3', masterKey).update(UNKEYED_INDEX_LABEL).digest();
+  }
+  const wallets = new WalletService(readModels.database, ledger, cipher, indexKey);
+  const carbon = new CarbonService(readModels.database, ledger, wallets, {
+    ...DEFAULT_CARBON_POLICY,
+    creditsPerGram: config.creditsPerGram ?? DEFAULT_CARBON_POLICY.creditsPerGram,
+    creditLifetimeDays: config.creditLifetimeDays ?? DEFAULT_CARBON_POLICY.creditLifetimeDays,
+    cutoffHourLocal: config.cutoffHourLocal,
+  });
+  const payments = new PaymentService(readModels.database, ledger, wallets, cipher, {
+    ...DEFAULT_PAYMENT_POLICY,
+    cutoffHourLocal: config.cutoffHourLocal,
+  });
+  await wallets.install();
+  await carbon.install();
+  await payments.install();
+  let running: Promise<void> | undefined;
+  const runJobs = async (): Promise<void> => {
+    if (running) return running;
+    running = (async () => {
+      const at = now();
+      const issued = await carbon.resumeIssuances(JOB_CONTEXT, at);
+      // A payment younger than its holds' life may still be in the hands of the request that made it.
+      const payments_ = await payments.resumePayments(JOB_CONTEXT, at, DEFAULT_PAYMENT_POLICY.holdMinutes * 60_000);
+      const expired = await carbon.expireCredits(at, JOB_CONTEXT);
+      logger.info({ event: 'jobs', issued, payments: payments_, expired }, 'scheduled jobs ran');
+    })().finally(() => {
+      running = undefined;
+    });
+    return running;
+  };
+  const interval = config.jobIntervalMs ?? 0;
+  const timer =
+    interval > 0
+      ? setInterval(
+          () => void runJobs().catch((error: unknown) => logger.error({ err: error }, 'scheduled jobs failed')),
+          interval,
+        )
+      : undefined;
+  timer?.unref();
+  return { wallets, carbon, payments, runJobs, stopJobs: () => clearInterval(timer) };
+}
+
+/** Without a master key the blind index is keyed by this public label: fine for development, named in operations.md. */
+const UNKEYED_INDEX_LABEL = 'carbonpay account-number index v1';
 
 function loadPlatformKey(file: string): Sm2PrivateKey {
   try {

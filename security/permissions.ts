@@ -38,6 +38,23 @@ export const OPERATION_STEPS = {
   getTrialBalance: 'query',
   getAuditTrail: 'query',
   logout: 'modify',
+  // Carbon inclusion (#7)
+  submitBehaviours: 'add',
+  getCarbonAccount: 'query',
+  getCarbonStats: 'query',
+  listMethodologies: 'query',
+  // Wallets, merchants and mall payments (#8)
+  openWallet: 'add',
+  registerGroupCustomers: 'add',
+  setPaymentPassword: 'modify',
+  topUp: 'add',
+  confirmTopUp: 'modify',
+  issueCoupon: 'add',
+  pay: 'add',
+  refund: 'add',
+  getPayment: 'query',
+  applyMerchant: 'add',
+  reviewMerchant: 'modify',
 } as const satisfies Record<string, BusinessStep>;
 
 export type ProtectedOperation = keyof typeof OPERATION_STEPS;
@@ -55,6 +72,19 @@ const PAYMENTS: readonly ProtectedOperation[] = [
   'reverseTransfer',
 ];
 
+const CARBON_QUERIES: readonly ProtectedOperation[] = ['getCarbonAccount', 'getCarbonStats', 'listMethodologies'];
+const WALLET_SERVICE: readonly ProtectedOperation[] = [
+  'openWallet',
+  'registerGroupCustomers',
+  'setPaymentPassword',
+  'topUp',
+  'confirmTopUp',
+  'pay',
+  'refund',
+  'getPayment',
+  'applyMerchant',
+];
+
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation[]>> = {
   // Administrators run the platform: accounts and reports, not payments (least privilege, T20).
   administrator: [
@@ -65,15 +95,29 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     ...ACCOUNT_QUERIES,
     ...REPORTS,
     'getAuditTrail',
+    ...CARBON_QUERIES,
     'logout',
   ],
-  operator: ['openAccount', 'freezeAccount', 'unfreezeAccount', ...ACCOUNT_QUERIES, 'listTransfers', 'logout'],
-  auditor: [...ACCOUNT_QUERIES, ...REPORTS, 'getAuditTrail', 'logout'],
-  merchant: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'logout'],
+  // Operators review merchants (C6) and issue marketing coupons.
+  operator: [
+    'openAccount',
+    'freezeAccount',
+    'unfreezeAccount',
+    ...ACCOUNT_QUERIES,
+    'listTransfers',
+    'reviewMerchant',
+    'issueCoupon',
+    'getPayment',
+    ...CARBON_QUERIES,
+    'logout',
+  ],
+  auditor: [...ACCOUNT_QUERIES, ...REPORTS, 'getAuditTrail', 'getPayment', ...CARBON_QUERIES, 'logout'],
+  merchant: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'getPayment', 'refund', 'logout'],
   customer_service: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'freezeAccount', 'logout'],
   clearing_operator: [...ACCOUNT_QUERIES, ...REPORTS, 'reverseTransfer', 'logout'],
-  partner: ['getAccount', 'getBalance', 'getTransfer'],
-  payment_service: ['openAccount', ...PAYMENTS, ...ACCOUNT_QUERIES],
+  // Partner platforms push behaviour data (C2) and read what it earned.
+  partner: ['getAccount', 'getBalance', 'getTransfer', 'submitBehaviours', 'getCarbonAccount', 'listMethodologies'],
+  payment_service: ['openAccount', ...PAYMENTS, ...ACCOUNT_QUERIES, ...WALLET_SERVICE, ...CARBON_QUERIES],
 };
 
 /** Roles that see personal data unmasked (C17, App. B); each use is recorded. Everyone else sees it masked. */

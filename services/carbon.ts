@@ -47,7 +47,7 @@ export interface CarbonPolicy {
 }
 
 export const DEFAULT_CARBON_POLICY: CarbonPolicy = {
-  creditsPerGram: '0.01',
+  creditsPerGram: '1',
   creditLifetimeDays: 365,
   partnerRecordsPerMinute: 60_000,
   cutoffHourLocal: 0,

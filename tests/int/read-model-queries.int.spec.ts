@@ -770,16 +770,16 @@ describe('ReadModelQueries on PostgreSQL: a hand-written ledger read back exactl
   describe('getTrialBalance', () => {
     test('all of the journal: debits equal credits per asset and balances sum to zero', async () => {
       expect(await queries.getTrialBalance()).toEqual([
-        { asset: 'CCR', debits: '26.25', credits: '26.25', balance: '0.00', accounts: 3 },
-        { asset: 'CNY', debits: '820.72', credits: '820.72', balance: '0.00', accounts: 6 },
+        { asset: 'CCR', debits: '26.25', credits: '26.25', balance: '0.00', accounts: 4 },
+        { asset: 'CNY', debits: '820.72', credits: '820.72', balance: '0.00', accounts: 7 },
         { asset: 'CO2E', debits: '0', credits: '0', balance: '0', accounts: 1 },
       ]);
     });
 
     test('up to a business date', async () => {
       expect(await queries.getTrialBalance({ businessDateTo: '2026-11-20' })).toEqual([
-        { asset: 'CCR', debits: '0.00', credits: '0.00', balance: '0.00', accounts: 3 },
-        { asset: 'CNY', debits: '630.72', credits: '630.72', balance: '0.00', accounts: 6 },
+        { asset: 'CCR', debits: '0.00', credits: '0.00', balance: '0.00', accounts: 4 },
+        { asset: 'CNY', debits: '630.72', credits: '630.72', balance: '0.00', accounts: 7 },
         { asset: 'CO2E', debits: '0', credits: '0', balance: '0', accounts: 1 },
       ]);
       const upTo21 = await queries.getTrialBalance({ businessDateTo: '2026-11-21' });
@@ -963,7 +963,7 @@ describe('ReadModelQueries on PostgreSQL: a hand-written ledger read back exactl
         'transfer-t-auth2',
       ]);
       expect(pos.entries.every((e) => e.channel === 'pos' && e.source === 'T-0001')).toBe(true);
-      expect((await queries.getAuditTrail({ command: 'OpenAccount' })).entries).toHaveLength(10);
+      expect((await queries.getAuditTrail({ command: 'OpenAccount' })).entries).toHaveLength(12);
       expect(
         (await queries.getAuditTrail({ command: 'PostTransfer', actor: 'carbon-service', to: '2026-11-22T00:00:00Z' }))
           .entries,
@@ -977,7 +977,7 @@ describe('ReadModelQueries on PostgreSQL: a hand-written ledger read back exactl
         const page = await queries.getAuditTrail({ limit: 7, ...(cursor ? { cursor } : {}) });
         return { items: page.entries, nextCursor: page.nextCursor };
       });
-      expect(pages.map((p) => p.length)).toEqual([7, 7, 7, 3]);
+      expect(pages.map((p) => p.length)).toEqual([7, 7, 7, 5]);
       expect(pages.flat()).toEqual(whole);
     });
   });

@@ -1,0 +1,604 @@
+import type { BehaviourRecordInput } from '../core-ledger';
+import { INGESTION_LIMITS, METHODOLOGIES } from '../core-ledger';
+import type { CarbonService, OpenWalletInput, PaymentService, WalletService } from '../services';
+import { ServiceRefusal, WALLET_POLICY } from '../services';
+import { ApiError } from './errors';
+import type { Handler, OperationInput, OperationResult } from './handlers';
+
+/**
+ * The carbon (#7), wallet and mall (#8) operations: their part of the OpenAPI document, as data, and their handlers.
+ * Handlers translate; the services decide.
+ */
+
+const str = (maxLength: number, pattern?: string): Record<string, unknown> => ({
+  type: 'string',
+  minLength: 1,
+  maxLength,
+  ...(pattern !== undefined ? { pattern } : {}),
+});
+const object = (properties: Record<string, unknown>, required: string[]): Record<string, unknown> => ({
+  type: 'object',
+  additionalProperties: false,
+  properties,
+  required,
+});
+const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ oneOf: [schema, { type: 'null' }] });
+
+const KEY = str(64, '^[A-Za-z0-9][A-Za-z0-9._:-]*$');
+const CNY = { type: 'string', maxLength: 24, pattern: '^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,2})?$' };
+const CCR = CNY;
+const DECIMAL = { type: 'string', maxLength: 24, pattern: '^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,3})?$' };
+const ACCOUNT_NUMBER = { type: 'string', pattern: '^[0-9]{11,12}$' };
+const DATE = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' };
+const INSTANT = {
+  type: 'string',
+  maxLength: 40,
+  pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$',
+};
+const path = (name: string): Record<string, unknown> => ({ name, in: 'path', required: true, schema: KEY });
+
+/** Operation specs in the shape `openapi.ts`'s `operation()` takes. */
+export const SERVICE_PATHS = {
+  '/v1/carbon/behaviours': {
+    post: {
+      operationId: 'submitBehaviours',
+      summary: 'A partner platform submits a batch of behaviour records (C2); each is answered',
+      tags: ['carbon'],
+      requestBody: 'SubmitBehavioursRequest',
+      responses: { '200': 'BehaviourBatchResult' },
+    },
+  },
+  '/v1/carbon/accounts/{accountNumber}': {
+    get: {
+      operationId: 'getCarbonAccount',
+      summary: "A user's carbon account: total CO2e, credits, history (C1, C4)",
+      tags: ['carbon'],
+      parameters: [{ name: 'accountNumber', in: 'path', required: true, schema: ACCOUNT_NUMBER }],
+      responses: { '200': 'CarbonAccount' },
+    },
+  },
+  '/v1/carbon/stats': {
+    get: {
+      operationId: 'getCarbonStats',
+      summary: 'Counted reductions per behaviour, area and day',
+      tags: ['carbon'],
+      parameters: [
+        { name: 'from', in: 'query', required: true, schema: DATE },
+        { name: 'to', in: 'query', required: true, schema: DATE },
+        {
+          name: 'groupBy',
+          in: 'query',
+          required: false,
+          schema: { type: 'string', pattern: '^(behaviour|area|day)(,(behaviour|area|day)){0,2}$' },
+        },
+      ],
+      responses: { '200': 'CarbonStats' },
+    },
+  },
+  '/v1/carbon/methodologies': {
+    get: {
+      operationId: 'listMethodologies',
+      summary: 'Every methodology version with its formula, factors and source',
+      tags: ['carbon'],
+      responses: { '200': 'MethodologyList' },
+    },
+  },
+  '/v1/wallets': {
+    post: {
+      operationId: 'openWallet',
+      summary: 'Open an e-wallet: five T7 sub-accounts, a T6 card (C7)',
+      tags: ['wallets'],
+      requestBody: 'OpenWalletRequest',
+      responses: { '201': 'Wallet' },
+    },
+  },
+  '/v1/wallets/group': {
+    post: {
+      operationId: 'registerGroupCustomers',
+      summary: 'Register group customers in one batch (T2); each is answered',
+      tags: ['wallets'],
+      requestBody: 'RegisterGroupRequest',
+      responses: { '200': 'GroupRegistrationResult' },
+    },
+  },
+  '/v1/wallets/{walletId}/payment-password': {
+    post: {
+      operationId: 'setPaymentPassword',
+      summary: 'Set or change the 6-digit payment password (T4)',
+      tags: ['wallets'],
+      parameters: [path('walletId')],
+      requestBody: 'SetPaymentPasswordRequest',
+      responses: { '200': 'StatusResult' },
+    },
+  },
+  '/v1/wallets/{walletId}/top-ups': {
+    post: {
+      operationId: 'topUp',
+      summary: 'Ask the bank channel for a top-up; pending until its callback',
+      tags: ['wallets'],
+      parameters: [path('walletId')],
+      requestBody: 'TopUpRequest',
+      responses: { '202': 'TopUp' },
+    },
+  },
+  '/v1/top-ups/{topUpId}/callback': {
+    post: {
+      operationId: 'confirmTopUp',
+      summary: "The bank channel's callback: success credits once, however often it comes",
+      tags: ['wallets'],
+      parameters: [path('topUpId')],
+      requestBody: 'TopUpCallbackRequest',
+      responses: { '200': 'TopUp' },
+    },
+  },
+  '/v1/wallets/{walletId}/coupons': {
+    post: {
+      operationId: 'issueCoupon',
+      summary: 'Issue a coupon into the voucher sub-account (T3)',
+      tags: ['wallets'],
+      parameters: [path('walletId')],
+      requestBody: 'IssueCouponRequest',
+      responses: { '201': 'CouponResult' },
+    },
+  },
+  '/v1/merchants': {
+    post: {
+      operationId: 'applyMerchant',
+      summary: 'A merchant applies (C6); reviewed before it may be paid',
+      tags: ['merchants'],
+      requestBody: 'ApplyMerchantRequest',
+      responses: { '201': 'Merchant' },
+    },
+  },
+  '/v1/merchants/{merchantId}/review': {
+    post: {
+      operationId: 'reviewMerchant',
+      summary: 'Approve or reject an application, with a reason',
+      tags: ['merchants'],
+      parameters: [path('merchantId')],
+      requestBody: 'ReviewMerchantRequest',
+      responses: { '200': 'Merchant' },
+    },
+  },
+  '/v1/payments': {
+    post: {
+      operationId: 'pay',
+      summary: 'Pay an order with any mix of wallet, credits and coupon; all or nothing (C4, C5)',
+      tags: ['payments'],
+      requestBody: 'PayRequest',
+      responses: { '201': 'Payment' },
+    },
+  },
+  '/v1/payments/{paymentId}': {
+    get: {
+      operationId: 'getPayment',
+      summary: "A payment's status, tenders, fee and refunds",
+      tags: ['payments'],
+      parameters: [path('paymentId')],
+      responses: { '200': 'Payment' },
+    },
+  },
+  '/v1/payments/{paymentId}/refunds': {
+    post: {
+      operationId: 'refund',
+      summary: 'Refund part or all; repeated refunds up to the amount paid',
+      tags: ['payments'],
+      parameters: [path('paymentId')],
+      requestBody: 'RefundRequest',
+      responses: { '201': 'Refund' },
+    },
+  },
+} as const;
+
+export const SERVICE_OPERATION_IDS: ReadonlySet<string> = new Set(
+  Object.values(SERVICE_PATHS).flatMap((methods) => Object.values(methods).map((spec) => spec.operationId as string)),
+);
+
+const BEHAVIOUR_RECORD = object(
+  {
+    externalId: KEY,
+    accountNumber: ACCOUNT_NUMBER,
+    behaviour: str(32, '^[a-z_]+$'),
+    quantity: DECIMAL,
+    unit: str(16, '^[a-z_]+$'),
+    startAt: INSTANT,
+    endAt: INSTANT,
+    evidence: object({ kind: str(32), digest: str(128, '^[0-9a-fA-F]+$'), uri: str(512) }, ['kind', 'digest']),
+  },
+  ['externalId', 'accountNumber', 'behaviour', 'quantity', 'unit', 'startAt', 'endAt'],
+);
+
+const OPEN_WALLET = object(
+  {
+    accountNumber: ACCOUNT_NUMBER,
+    name: str(64),
+    areaCode: { type: 'string', pattern: '^0?[0-9]{2,3}$' },
+    customerClass: { enum: ['1', '2', '6'] },
+    purpose: { enum: ['general', 'earmarked'] },
+    allowedCategories: { type: 'array', maxItems: 32, items: str(32, '^[a-z_]+$') },
+  },
+  ['accountNumber', 'name', 'areaCode', 'customerClass', 'purpose'],
+);
+
+const RECORD_RESULT = {
+  oneOf: [
+    object(
+      {
+        externalId: KEY,
+        status: { const: 'accepted' },
+        grams: DECIMAL,
+        computedGrams: DECIMAL,
+        credits: CCR,
+        methodologyVersion: str(64),
+        transferId: nullable(KEY),
+        creditStatus: { enum: ['credited', 'no_credit', 'pending', 'credit_refused'] },
+      },
+      ['externalId', 'status', 'grams', 'computedGrams', 'credits', 'methodologyVersion', 'transferId', 'creditStatus'],
+    ),
+    object({ externalId: KEY, status: { enum: ['duplicate', 'rejected'] }, reason: str(64) }, [
+      'externalId',
+      'status',
+      'reason',
+    ]),
+  ],
+};
+
+const STRING_MAP = { type: 'object', additionalProperties: { type: 'string' } };
+
+export const SERVICE_SCHEMAS = {
+  SubmitBehavioursRequest: object(
+    {
+      batchId: KEY,
+      records: { type: 'array', minItems: 1, maxItems: INGESTION_LIMITS.maxRecordsPerBatch, items: BEHAVIOUR_RECORD },
+    },
+    ['batchId', 'records'],
+  ),
+  BehaviourBatchResult: object(
+    {
+      batchId: KEY,
+      accepted: { type: 'integer' },
+      duplicates: { type: 'integer' },
+      rejected: { type: 'integer' },
+      records: { type: 'array', items: RECORD_RESULT },
+    },
+    ['batchId', 'accepted', 'duplicates', 'rejected', 'records'],
+  ),
+  CarbonAccount: object(
+    {
+      accountNumber: str(16),
+      pointsAccountId: KEY,
+      totalGrams: DECIMAL,
+      creditsIssued: CCR,
+      creditBalance: CCR,
+      creditsAvailable: CCR,
+      records: { type: 'integer' },
+      history: { type: 'array', items: STRING_MAP },
+    },
+    [
+      'accountNumber',
+      'pointsAccountId',
+      'totalGrams',
+      'creditsIssued',
+      'creditBalance',
+      'creditsAvailable',
+      'records',
+      'history',
+    ],
+  ),
+  CarbonStats: object(
+    {
+      from: DATE,
+      to: DATE,
+      rows: {
+        type: 'array',
+        items: object(
+          { behaviour: str(32), area: str(8), day: DATE, grams: DECIMAL, credits: CCR, records: { type: 'integer' } },
+          ['grams', 'credits', 'records'],
+        ),
+      },
+    },
+    ['from', 'to', 'rows'],
+  ),
+  MethodologyList: object({ methodologies: { type: 'array', items: { type: 'object' } } }, ['methodologies']),
+  OpenWalletRequest: OPEN_WALLET,
+  RegisterGroupRequest: object(
+    { customers: { type: 'array', minItems: 1, maxItems: WALLET_POLICY.maxGroupRegistration, items: OPEN_WALLET } },
+    ['customers'],
+  ),
+  GroupRegistrationResult: object(
+    {
+      results: {
+        type: 'array',
+        items: object({ status: { enum: ['opened', 'refused'] }, walletId: KEY, code: str(64), message: str(512) }, [
+          'status',
+        ]),
+      },
+    },
+    ['results'],
+  ),
+  Wallet: object(
+    {
+      walletId: KEY,
+      accountNumber: str(16),
+      cardNumber: str(19),
+      accounts: object({ main: KEY, online: KEY, offline: KEY, voucher: KEY, points: KEY }, [
+        'main',
+        'online',
+        'offline',
+        'voucher',
+        'points',
+      ]),
+      purpose: { enum: ['general', 'earmarked'] },
+      allowedCategories: { type: 'array', items: { type: 'string' } },
+      passwordSet: { type: 'boolean' },
+      passwordFreePerPayment: CNY,
+      passwordFreePerDay: CNY,
+      status: { enum: ['opening', 'open', 'closed'] },
+    },
+    [
+      'walletId',
+      'accountNumber',
+      'cardNumber',
+      'accounts',
+      'purpose',
+      'allowedCategories',
+      'passwordSet',
+      'passwordFreePerPayment',
+      'passwordFreePerDay',
+      'status',
+    ],
+  ),
+  SetPaymentPasswordRequest: object({ password: { type: 'string', pattern: '^[0-9]{6}$' } }, ['password']),
+  StatusResult: object({ status: str(32) }, ['status']),
+  TopUpRequest: object({ amount: CNY, channel: str(32, '^[a-z_]+$') }, ['amount', 'channel']),
+  TopUpCallbackRequest: object({ result: { enum: ['success', 'failed'] }, channelTradeNo: KEY }, [
+    'result',
+    'channelTradeNo',
+  ]),
+  TopUp: object({ topUpId: KEY, status: { enum: ['pending', 'confirmed', 'failed'] }, transferId: nullable(KEY) }, [
+    'topUpId',
+    'status',
+  ]),
+  IssueCouponRequest: object({ couponId: KEY, amount: CNY }, ['couponId', 'amount']),
+  CouponResult: object({ transferId: KEY }, ['transferId']),
+  ApplyMerchantRequest: object(
+    {
+      name: str(64),
+      category: str(32, '^[a-z_]+$'),
+      feeRateBps: { type: 'integer', minimum: 0, maximum: 10_000 },
+      settlementBankAccount: { type: 'string', pattern: '^[0-9]{8,30}$' },
+      areaCode: { type: 'string', pattern: '^0?[0-9]{2,3}$' },
+    },
+    ['name', 'category', 'feeRateBps', 'settlementBankAccount', 'areaCode'],
+  ),
+  ReviewMerchantRequest: object({ decision: { enum: ['approve', 'reject'] }, reason: str(256) }, [
+    'decision',
+    'reason',
+  ]),
+  Merchant: object(
+    {
+      merchantId: KEY,
+      name: str(64),
+      category: str(32),
+      feeRateBps: { type: 'integer' },
+      settlementBankAccount: str(40),
+      pendingAccount: KEY,
+      settledAccount: KEY,
+      status: { enum: ['applied', 'active', 'rejected'] },
+      reviewReason: nullable(str(256)),
+      qrCode: str(256),
+    },
+    [
+      'merchantId',
+      'name',
+      'category',
+      'feeRateBps',
+      'settlementBankAccount',
+      'pendingAccount',
+      'settledAccount',
+      'status',
+      'reviewReason',
+      'qrCode',
+    ],
+  ),
+  PayRequest: object(
+    {
+      merchantId: KEY,
+      orderId: KEY,
+      walletId: KEY,
+      amount: CNY,
+      tenders: object({ wallet: CNY, coupon: CNY, credits: CCR }, []),
+      paymentPassword: { type: 'string', pattern: '^[0-9]{6}$' },
+    },
+    ['merchantId', 'orderId', 'walletId', 'amount', 'tenders'],
+  ),
+  Payment: object(
+    {
+      paymentId: KEY,
+      merchantId: KEY,
+      orderId: KEY,
+      walletId: KEY,
+      amount: CNY,
+      tenders: object({ wallet: CNY, coupon: CNY, credits: CCR, creditsValue: CNY }, [
+        'wallet',
+        'coupon',
+        'credits',
+        'creditsValue',
+      ]),
+      fee: CNY,
+      merchantNet: CNY,
+      refunded: CNY,
+      status: { enum: ['authorizing', 'capturing', 'captured', 'failed'] },
+      failure: nullable(str(256)),
+      businessDate: DATE,
+    },
+    [
+      'paymentId',
+      'merchantId',
+      'orderId',
+      'walletId',
+      'amount',
+      'tenders',
+      'fee',
+      'merchantNet',
+      'refunded',
+      'status',
+      'failure',
+      'businessDate',
+    ],
+  ),
+  RefundRequest: object({ refundId: KEY, amount: CNY }, ['refundId', 'amount']),
+  Refund: object({ refundId: KEY, amount: CNY, wallet: CNY, coupon: CNY, credits: CCR, transferId: KEY }, [
+    'refundId',
+    'amount',
+    'wallet',
+    'coupon',
+    'credits',
+    'transferId',
+  ]),
+} as const;
+
+export interface ServiceDependencies {
+  readonly wallets: WalletService;
+  readonly carbon: CarbonService;
+  readonly payments: PaymentService;
+}
+
+type Stored = (input: OperationInput, tag: string, run: () => Promise<OperationResult>) => Promise<OperationResult>;
+
+/** Handlers of the operations above; `stored` gives commands the Idempotency-Key replay of the rest of the API. */
+export function createServiceHandlers(services: ServiceDependencies, stored: Stored): Record<string, Handler> {
+  const { wallets, carbon, payments } = services;
+  const command =
+    (tag: string, run: (input: OperationInput) => Promise<OperationResult>): Handler =>
+    (input) =>
+      stored(input, tag, () => refusalsAsErrors(() => run(input)));
+  const query =
+    (run: (input: OperationInput) => Promise<OperationResult>): Handler =>
+    (input) =>
+      refusalsAsErrors(() => run(input));
+
+  return {
+    submitBehaviours: command('submitBehaviours', async ({ body, principal, context, now }) => {
+      const result = await carbon.submitBehaviours(
+        principal.id,
+        body['batchId'] as string,
+        body['records'] as BehaviourRecordInput[],
+        context,
+        now,
+      );
+      return { status: 200, body: result };
+    }),
+    getCarbonAccount: query(async ({ parameters }) => {
+      const view = await carbon.carbonAccount(parameters['accountNumber']!);
+      if (!view) throw new ApiError('not_found', `no wallet has account number ${parameters['accountNumber']!}`);
+      return { status: 200, body: view };
+    }),
+    getCarbonStats: query(async ({ parameters }) => {
+      const from = parameters['from']!;
+      const to = parameters['to']!;
+      const groupBy = (parameters['groupBy'] ?? 'behaviour').split(',') as ('behaviour' | 'area' | 'day')[];
+      return { status: 200, body: { from, to, rows: await carbon.stats(from, to, [...new Set(groupBy)]) } };
+    }),
+    listMethodologies: query(async () => ({ status: 200, body: { methodologies: METHODOLOGIES } })),
+    openWallet: command('openWallet', async ({ body, context, now }) => {
+      const wallet = await wallets.openWallet(body as unknown as OpenWalletInput, context, now);
+      return { status: 201, body: walletBody(wallet) };
+    }),
+    registerGroupCustomers: command('registerGroupCustomers', async ({ body, context, now }) => ({
+      status: 200,
+      body: { results: await wallets.registerGroup(body['customers'] as OpenWalletInput[], context, now) },
+    })),
+    setPaymentPassword: command('setPaymentPassword', async ({ parameters, body }) => {
+      await wallets.setPaymentPassword(parameters['walletId']!, body['password'] as string);
+      return { status: 200, body: { status: 'set' } };
+    }),
+    topUp: command('topUp', async ({ parameters, body, now }) => ({
+      status: 202,
+      body: {
+        ...(await payments.requestTopUp(
+          parameters['walletId']!,
+          body['amount'] as string,
+          body['channel'] as string,
+          now,
+        )),
+        transferId: null,
+      },
+    })),
+    confirmTopUp: command('confirmTopUp', async ({ parameters, body, context, now }) => ({
+      status: 200,
+      body: await payments.confirmTopUp(
+        {
+          topUpId: parameters['topUpId']!,
+          result: body['result'] as 'success' | 'failed',
+          channelTradeNo: body['channelTradeNo'] as string,
+        },
+        context,
+        now,
+      ),
+    })),
+    issueCoupon: command('issueCoupon', async ({ parameters, body, context, now }) => ({
+      status: 201,
+      body: await payments.issueCoupon(
+        { walletId: parameters['walletId']!, couponId: body['couponId'] as string, amount: body['amount'] as string },
+        context,
+        now,
+      ),
+    })),
+    applyMerchant: command('applyMerchant', async ({ body, now }) => ({
+      status: 201,
+      body: await payments.applyMerchant(body as unknown as Parameters<PaymentService['applyMerchant']>[0], now),
+    })),
+    reviewMerchant: command('reviewMerchant', async ({ parameters, body, context, now }) => ({
+      status: 200,
+      body: await payments.reviewMerchant(
+        parameters['merchantId']!,
+        body['decision'] as 'approve' | 'reject',
+        body['reason'] as string,
+        context,
+        now,
+      ),
+    })),
+    pay: command('pay', async ({ body, context, now }) => ({
+      status: 201,
+      body: await payments.pay(body as unknown as Parameters<PaymentService['pay']>[0], context, now),
+    })),
+    getPayment: query(async ({ parameters }) => {
+      const payment = await payments.getPayment(parameters['paymentId']!);
+      if (!payment) throw new ApiError('not_found', `payment ${parameters['paymentId']!} does not exist`);
+      return { status: 200, body: payment };
+    }),
+    refund: command('refund', async ({ parameters, body, context, now }) => {
+      const { replayed: _replayed, ...refund } = await payments.refund(
+        { paymentId: parameters['paymentId']!, refundId: body['refundId'] as string, amount: body['amount'] as string },
+        context,
+        now,
+      );
+      return { status: 201, body: refund };
+    }),
+  };
+}
+
+function walletBody(wallet: Awaited<ReturnType<WalletService['openWallet']>>): Record<string, unknown> {
+  return {
+    walletId: wallet.walletId,
+    accountNumber: wallet.accountNumber,
+    cardNumber: wallet.cardNumber,
+    accounts: wallet.accounts,
+    purpose: wallet.purpose,
+    allowedCategories: wallet.allowedCategories,
+    passwordSet: wallet.passwordSet,
+    passwordFreePerPayment: wallet.passwordFreePerPayment,
+    passwordFreePerDay: wallet.passwordFreePerDay,
+    status: wallet.status,
+  };
+}
+
+async function refusalsAsErrors(run: () => Promise<OperationResult>): Promise<OperationResult> {
+  try {
+    return await run();
+  } catch (error) {
+    if (error instanceof ServiceRefusal) throw new ApiError(error.code, error.message, error.details ?? {});
+    throw error;
+  }
+}

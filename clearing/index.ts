@@ -1,0 +1,17 @@
+// The public face of clearing/: other folders import from here only.
+
+// Channel bills → normalised records (pure, streaming, line-numbered typed errors).
+export * from './bills/bill-record';
+export * from './bills/line-reader';
+export * from './bills/row-spec';
+export * from './bills/wechat-trade-bill';
+export * from './bills/alipay-bill';
+export * from './bills/unionpay-zm';
+export * from './bills/bank-sim-statement';
+
+// Files we write, and the SM3 manifest that keeps them.
+export * from './files/fixed-width';
+export * from './files/bank-payment-file';
+export * from './files/clearing-report';
+export * from './files/sm3-manifest';
+export { splitCsvLine, csvField } from './files/csv';
