@@ -150,7 +150,9 @@ test('every route × every role: allowed or denied exactly as the permission tab
       operations.push({
         operationId: spec.operationId,
         method: method.toUpperCase() as 'GET' | 'POST',
-        path: path.replace('{accountId}', alice).replace('{transferId}', 'no-such-transfer'),
+        path: path.replace(/\{(\w+)\}/g, (_, name: string) =>
+          name === 'accountId' ? alice : name === 'accountNumber' ? '13900000000' : `no-such-${name}`,
+        ),
       });
     }
   }
