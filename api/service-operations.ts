@@ -428,7 +428,7 @@ export const SERVICE_SCHEMAS = {
       fee: CNY,
       merchantNet: CNY,
       refunded: CNY,
-      status: { enum: ['authorizing', 'capturing', 'captured', 'failed'] },
+      status: { enum: ['authorizing', 'capturing', 'captured', 'failed', 'reversing', 'reversed'] },
       failure: nullable(str(256)),
       businessDate: DATE,
     },

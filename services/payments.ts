@@ -58,13 +58,13 @@ CREATE TABLE IF NOT EXISTS cp_payments (
   credits_value numeric NOT NULL,
   fee numeric NOT NULL,
   refunded numeric NOT NULL DEFAULT 0,
-  status text NOT NULL CHECK (status IN ('authorizing', 'capturing', 'captured', 'failed')),
+  status text NOT NULL CHECK (status IN ('authorizing', 'capturing', 'captured', 'failed', 'reversing', 'reversed')),
   failure text,
   business_date date NOT NULL,
   created_at timestamptz NOT NULL,
   UNIQUE (merchant_id, order_id)
 );
-CREATE INDEX IF NOT EXISTS cp_payments_unfinished ON cp_payments (created_at) WHERE status IN ('authorizing', 'capturing');
+CREATE INDEX IF NOT EXISTS cp_payments_unfinished ON cp_payments (created_at) WHERE status IN ('authorizing', 'capturing', 'reversing');
 CREATE INDEX IF NOT EXISTS cp_payments_merchant_date ON cp_payments (merchant_id, business_date);
 CREATE TABLE IF NOT EXISTS cp_refunds (
   refund_id text NOT NULL,
@@ -133,7 +133,7 @@ export interface PaymentView {
   readonly fee: string;
   readonly merchantNet: string;
   readonly refunded: string;
-  readonly status: 'authorizing' | 'capturing' | 'captured' | 'failed';
+  readonly status: 'authorizing' | 'capturing' | 'captured' | 'failed' | 'reversing' | 'reversed';
   readonly failure: string | null;
   readonly businessDate: string;
 }
@@ -297,7 +297,7 @@ export class PaymentService {
         { category: merchant.category },
       );
 
-    const paymentId = uuidV5(`payment|${input.merchantId}|${input.orderId}`);
+    const paymentId = paymentIdOf(input.merchantId, input.orderId);
     const existing = await this.getPayment(paymentId);
     if (existing) return this.replayOrConflict(existing, input, gross);
 
@@ -348,14 +348,17 @@ export class PaymentService {
   /** Finishes payments a crash or a failure left between phases: before the commit point void, after it capture. */
   async resumePayments(context: CommandContext, now: Date, olderThanMs = 0): Promise<number> {
     const rows = await this.database.query<PaymentRow>(
-      `SELECT * FROM cp_payments WHERE status IN ('authorizing', 'capturing') AND created_at <= $1 ORDER BY created_at`,
+      `SELECT payment_id, merchant_id, order_id, wallet_id, gross::text, wallet_amount::text, coupon_amount::text,
+              credits::text, credits_value::text, fee::text, refunded::text, status, failure, business_date::text, created_at
+         FROM cp_payments WHERE status IN ('authorizing', 'capturing', 'reversing') AND created_at <= $1 ORDER BY created_at`,
       [new Date(now.getTime() - olderThanMs).toISOString()],
     );
     for (const row of rows) {
       const wallet = (await this.wallets.getWallet(row.wallet_id))!;
       const merchant = (await this.getMerchant(row.merchant_id))!;
       if (row.status === 'authorizing') await this.abandon(row, wallet, merchant, 'not completed', context, now);
-      else await this.captureAll(row, wallet, merchant, context, now);
+      else if (row.status === 'capturing') await this.captureAll(row, wallet, merchant, context, now);
+      else await this.reverseAll(row, wallet, merchant, row.failure ?? 'cancelled', context, now);
     }
     return rows.length;
   }
@@ -518,6 +521,80 @@ export class PaymentService {
       transferId,
       replayed: decided.replayed,
     };
+  }
+
+  /** The payment an order of a merchant made, if any (POS reversals find the sale by terminal, batch and trace). */
+  async findPayment(merchantId: string, orderId: string): Promise<PaymentView | undefined> {
+    return this.getPayment(paymentIdOf(merchantId, orderId));
+  }
+
+  /**
+   * Cancels a whole payment (a POS void or reversal, 撤销/冲正): every captured tender and the fee are reversed in the
+   * ledger, so the customer and the merchant are where they were. Before the commit point the holds are voided
+   * instead. Refused once anything was refunded or the payment is settled. Idempotent: cancelling again answers the
+   * same.
+   */
+  async cancel(paymentId: string, reason: string, context: CommandContext, now: Date): Promise<PaymentView> {
+    const row = await this.database.transaction(async (tx) => {
+      const current = await this.paymentRow(tx, paymentId, true);
+      if (!current) throw new ServiceRefusal('not_found', `payment ${paymentId} does not exist`);
+      if (current.status === 'reversed' || current.status === 'failed' || current.status === 'reversing')
+        return current;
+      if (!new Money(current.refunded).eq(0))
+        throw new ServiceRefusal('invalid_transfer_state', `payment ${paymentId} has refunds; refund the rest instead`);
+      if (current.status === 'authorizing') return current;
+      const merchant = (await this.merchantIn(tx, current.merchant_id))!;
+      const pending = await this.ledger.getAccount(merchant.pendingAccount);
+      const net = new Money(current.gross).minus(current.fee);
+      if (!pending || pending.posted.minus(pending.pendingDebits).lt(net))
+        throw new ServiceRefusal('insufficient_funds', `the merchant no longer holds payment ${paymentId}'s funds`);
+      await tx.query(`UPDATE cp_payments SET status = 'reversing', failure = $2 WHERE payment_id = $1`, [
+        paymentId,
+        reason.slice(0, 256),
+      ]);
+      return { ...current, status: 'reversing' as const };
+    });
+    const wallet = (await this.wallets.getWallet(row.wallet_id))!;
+    const merchant = (await this.getMerchant(row.merchant_id))!;
+    if (row.status === 'authorizing') {
+      await this.abandon(row, wallet, merchant, reason, context, now);
+    } else if (row.status === 'reversing') {
+      await this.reverseAll(row, wallet, merchant, reason, context, now);
+    }
+    return (await this.getPayment(paymentId))!;
+  }
+
+  private async reverseAll(
+    row: PaymentRow,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    reason: string,
+    context: CommandContext,
+    now: Date,
+  ): Promise<void> {
+    // The fee first: it gives the merchant back what the tenders' reversals then take.
+    const transfers = new Money(row.fee).gt(0) ? [uuidV5(`payment-fee|${row.payment_id}`)] : [];
+    transfers.push(...this.legsOf(row, wallet, merchant).map((leg) => legTransferId(row.payment_id, leg.name)));
+    for (const transferId of transfers) {
+      const outcome = await this.ledger.execute(
+        {
+          type: 'ReverseTransfer',
+          transferId,
+          reversalTransferId: uuidV5(`payment-reversal|${transferId}`),
+          idempotencyKey: `reversal:${transferId}`,
+          reason: reason.slice(0, 256),
+          businessDate: businessDateOf(now, this.policy.cutoffHourLocal),
+          at: now.toISOString(),
+        },
+        context,
+      );
+      if (outcome.status === 'refused' && outcome.refusal.code !== 'already_reversed')
+        throw new ServiceRefusal(
+          outcome.refusal.code,
+          `payment ${row.payment_id} cannot be cancelled: ${outcome.refusal.message}`,
+        );
+    }
+    await this.database.query(`UPDATE cp_payments SET status = 'reversed' WHERE payment_id = $1`, [row.payment_id]);
   }
 
   // ---- top-ups through the bank channel, and coupons ----
@@ -875,6 +952,10 @@ export class PaymentService {
       qrCode: `carbonpay://pay?merchant=${encodeURIComponent(r.merchant_id)}`,
     };
   }
+}
+
+function paymentIdOf(merchantId: string, orderId: string): string {
+  return uuidV5(`payment|${merchantId}|${orderId}`);
 }
 
 function legTransferId(paymentId: string, leg: string): string {

@@ -66,6 +66,7 @@ export const WALLETS_SQL = `
 CREATE TABLE IF NOT EXISTS cp_wallets (
   wallet_id text PRIMARY KEY,
   account_number_index text NOT NULL UNIQUE,
+  card_number_index text NOT NULL UNIQUE,
   account_number text NOT NULL,
   name text NOT NULL,
   card_number text NOT NULL,
@@ -166,10 +167,10 @@ export class WalletService {
         ) as Record<SubAccountRole, string>;
         const cardNumber = makeCardNumber({ areaCode: input.areaCode, sequence: cardSequence });
         await tx.query(
-          `INSERT INTO cp_wallets (wallet_id, account_number_index, account_number, name, card_number, customer_class, area,
-             accounts, points_account, purpose, allowed_categories, password_free_per_payment, password_free_per_day,
-             status, opened_at)
-           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'opening', $14)`,
+          `INSERT INTO cp_wallets (wallet_id, account_number_index, card_number_index, account_number, name, card_number,
+             customer_class, area, accounts, points_account, purpose, allowed_categories, password_free_per_payment,
+             password_free_per_day, status, opened_at)
+           VALUES ($1, $2, $15, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 'opening', $14)`,
           [
             accounts.main,
             index,
@@ -185,6 +186,7 @@ export class WalletService {
             WALLET_POLICY.defaultPasswordFreePerPayment,
             WALLET_POLICY.defaultPasswordFreePerDay,
             at.toISOString(),
+            this.cardNumberIndex(cardNumber),
           ],
         );
         return (await this.byIndex(tx, index))!;
@@ -214,6 +216,18 @@ export class WalletService {
       wallet.walletId,
     ]);
     return { ...wallet, status: 'open' };
+  }
+
+  /** The blind index of a T6 card number (the PAN a POS terminal reads), under the same key. */
+  cardNumberIndex(cardNumber: string): string {
+    return createHmac('sm3', this.indexKey).update(`card|${cardNumber}`, 'utf8').digest('hex');
+  }
+
+  async findByCardNumber(cardNumber: string): Promise<WalletRecord | undefined> {
+    const rows = await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE card_number_index = $1', [
+      this.cardNumberIndex(cardNumber),
+    ]);
+    return rows[0] ? this.recordOf(rows[0]) : undefined;
   }
 
   async findByAccountNumber(accountNumber: string): Promise<WalletRecord | undefined> {

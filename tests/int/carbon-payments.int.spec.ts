@@ -448,6 +448,38 @@ describe('mall payments with mixed tender', () => {
     expect(await sumOfBalances('CNY')).toBe('0.00');
   });
 
+  test('cancelling a payment (POS void or reversal) reverses every tender and the fee; again answers the same', async () => {
+    const merchantId = await activeMerchant();
+    const wallet = await fundedWallet();
+    const before = {
+      cny: (await account(wallet.accounts.main)).posted.toFixed(2),
+      ccr: (await account(wallet.accounts.points)).posted.toFixed(2),
+    };
+    const payment = await payments.pay(
+      {
+        merchantId,
+        orderId: 'o-cancel',
+        walletId: wallet.walletId,
+        amount: '30.00',
+        tenders: { wallet: '29.00', credits: '100.00' },
+      },
+      CONTEXT,
+      NOW,
+    );
+    const merchant = (await payments.getMerchant(merchantId))!;
+    expect((await account(merchant.pendingAccount)).posted.toFixed(2)).toBe('29.82');
+    const cancelled = await payments.cancel(payment.paymentId, 'void at the terminal', CONTEXT, NOW);
+    expect(cancelled.status).toBe('reversed');
+    expect((await payments.cancel(payment.paymentId, 'void at the terminal', CONTEXT, NOW)).status).toBe('reversed');
+    expect((await account(wallet.accounts.main)).posted.toFixed(2)).toBe(before.cny);
+    expect((await account(wallet.accounts.points)).posted.toFixed(2)).toBe(before.ccr);
+    expect((await account(merchant.pendingAccount)).posted.toFixed(2)).toBe('0.00');
+    await expect(
+      payments.refund({ paymentId: payment.paymentId, refundId: 'after-cancel', amount: '1.00' }, CONTEXT, NOW),
+    ).rejects.toMatchObject({ code: 'invalid_transfer_state' });
+    expect(await sumOfBalances('CNY')).toBe('0.00');
+  });
+
   test('earmarked funds are refused at a merchant outside the allowed categories', async () => {
     const grocery = await activeMerchant('grocery');
     const wallet = await newWallet('earmarked', ['public_transport']);
