@@ -1,6 +1,15 @@
 import type { BehaviourRecordInput } from '../core-ledger';
 import { INGESTION_LIMITS, METHODOLOGIES } from '../core-ledger';
-import type { CarbonService, OpenWalletInput, PaymentService, WalletService } from '../services';
+import type {
+  BankCardView,
+  CarbonService,
+  MerchantRecord,
+  OpenWalletInput,
+  PaymentService,
+  WalletRecord,
+  WalletService,
+} from '../services';
+import { mask, maskAccountNumber } from '../security';
 import { ServiceRefusal, WALLET_POLICY } from '../services';
 import { ApiError } from './errors';
 import type { Handler, OperationInput, OperationResult } from './handlers';
@@ -101,6 +110,45 @@ export const SERVICE_PATHS = {
       responses: { '200': 'GroupRegistrationResult' },
     },
   },
+  '/v1/wallets/{walletId}': {
+    get: {
+      operationId: 'getWallet',
+      summary: 'A wallet: sub-accounts, purpose, limits, bound cards (personal data masked)',
+      tags: ['wallets'],
+      parameters: [path('walletId')],
+      responses: { '200': 'Wallet' },
+    },
+  },
+  '/v1/wallets/{walletId}/bank-cards': {
+    post: {
+      operationId: 'bindBankCard',
+      summary: 'Bind a bank card for top-ups and pay-outs (kept sealed, answered masked)',
+      tags: ['wallets'],
+      parameters: [path('walletId')],
+      requestBody: 'BindBankCardRequest',
+      responses: { '201': 'BankCard' },
+    },
+  },
+  '/v1/wallets/{walletId}/bank-cards/{cardId}/unbind': {
+    post: {
+      operationId: 'unbindBankCard',
+      summary: 'Unbind a bank card',
+      tags: ['wallets'],
+      parameters: [path('walletId'), path('cardId')],
+      requestBody: 'UnbindBankCardRequest',
+      responses: { '200': 'BankCard' },
+    },
+  },
+  '/v1/wallets/{walletId}/close': {
+    post: {
+      operationId: 'closeWallet',
+      summary: 'Close a wallet: pay the cash out to a bound card first, then close every sub-account',
+      tags: ['wallets'],
+      parameters: [path('walletId')],
+      requestBody: 'CloseWalletRequest',
+      responses: { '200': 'CloseWalletResult' },
+    },
+  },
   '/v1/wallets/{walletId}/payment-password': {
     post: {
       operationId: 'setPaymentPassword',
@@ -158,6 +206,19 @@ export const SERVICE_PATHS = {
       parameters: [path('merchantId')],
       requestBody: 'ReviewMerchantRequest',
       responses: { '200': 'Merchant' },
+    },
+  },
+  '/v1/merchants/{merchantId}/flows': {
+    get: {
+      operationId: 'getMerchantFlows',
+      summary: "A merchant's receipts and fund flows over business dates, with totals (C8)",
+      tags: ['merchants'],
+      parameters: [
+        path('merchantId'),
+        { name: 'from', in: 'query', required: true, schema: DATE },
+        { name: 'to', in: 'query', required: true, schema: DATE },
+      ],
+      responses: { '200': 'MerchantFlows' },
     },
   },
   '/v1/payments': {
@@ -242,6 +303,11 @@ const RECORD_RESULT = {
     ]),
   ],
 };
+
+const BANK_CARD = object(
+  { cardId: KEY, bankCode: str(12), cardNumber: str(24), status: { enum: ['bound', 'unbound'] } },
+  ['cardId', 'bankCode', 'cardNumber', 'status'],
+);
 
 const STRING_MAP = { type: 'object', additionalProperties: { type: 'string' } };
 
@@ -334,6 +400,7 @@ export const SERVICE_SCHEMAS = {
       passwordFreePerPayment: CNY,
       passwordFreePerDay: CNY,
       status: { enum: ['opening', 'open', 'closed'] },
+      bankCards: { type: 'array', items: BANK_CARD },
     },
     [
       'walletId',
@@ -346,7 +413,56 @@ export const SERVICE_SCHEMAS = {
       'passwordFreePerPayment',
       'passwordFreePerDay',
       'status',
+      'bankCards',
     ],
+  ),
+  BindBankCardRequest: object(
+    { bankCode: str(12, '^[A-Z0-9]{2,12}$'), cardNumber: { type: 'string', pattern: '^[0-9]{12,19}$' } },
+    ['bankCode', 'cardNumber'],
+  ),
+  UnbindBankCardRequest: object({ reason: str(256) }, ['reason']),
+  BankCard: BANK_CARD,
+  CloseWalletRequest: object({ cardId: KEY }, ['cardId']),
+  CloseWalletResult: object({ walletId: KEY, status: { const: 'closed' }, paidOut: CNY }, [
+    'walletId',
+    'status',
+    'paidOut',
+  ]),
+  MerchantFlows: object(
+    {
+      merchantId: KEY,
+      from: DATE,
+      to: DATE,
+      totals: object(
+        {
+          payments: { type: 'integer' },
+          gross: CNY,
+          fees: CNY,
+          refunds: { type: 'integer' },
+          refunded: CNY,
+          net: { type: 'string', pattern: '^-?(0|[1-9][0-9]{0,14})\\.[0-9]{2}$' },
+        },
+        ['payments', 'gross', 'fees', 'refunds', 'refunded', 'net'],
+      ),
+      entries: {
+        type: 'array',
+        items: object(
+          {
+            kind: { enum: ['payment', 'refund'] },
+            id: KEY,
+            paymentId: KEY,
+            orderId: KEY,
+            amount: CNY,
+            fee: CNY,
+            status: str(16),
+            businessDate: DATE,
+            at: INSTANT,
+          },
+          ['kind', 'id', 'paymentId', 'orderId', 'amount', 'fee', 'status', 'businessDate', 'at'],
+        ),
+      },
+    },
+    ['merchantId', 'from', 'to', 'totals', 'entries'],
   ),
   SetPaymentPasswordRequest: object({ password: { type: 'string', pattern: '^[0-9]{6}$' } }, ['password']),
   StatusResult: object({ status: str(32) }, ['status']),
@@ -503,8 +619,33 @@ export function createServiceHandlers(services: ServiceDependencies, stored: Sto
     listMethodologies: query(async () => ({ status: 200, body: { methodologies: METHODOLOGIES } })),
     openWallet: command('openWallet', async ({ body, context, now }) => {
       const wallet = await wallets.openWallet(body as unknown as OpenWalletInput, context, now);
-      return { status: 201, body: walletBody(wallet) };
+      return { status: 201, body: walletBody(wallet, await wallets.bankCards(wallet.walletId)) };
     }),
+    getWallet: query(async ({ parameters }) => {
+      const wallet = await wallets.getWallet(parameters['walletId']!);
+      if (!wallet) throw new ApiError('not_found', `wallet ${parameters['walletId']!} does not exist`);
+      return { status: 200, body: walletBody(wallet, await wallets.bankCards(wallet.walletId)) };
+    }),
+    bindBankCard: command('bindBankCard', async ({ parameters, body, now }) => ({
+      status: 201,
+      body: await wallets.bindBankCard(
+        parameters['walletId']!,
+        { bankCode: body['bankCode'] as string, cardNumber: body['cardNumber'] as string },
+        now,
+      ),
+    })),
+    unbindBankCard: command('unbindBankCard', async ({ parameters, now }) => ({
+      status: 200,
+      body: await wallets.unbindBankCard(parameters['walletId']!, parameters['cardId']!, now),
+    })),
+    closeWallet: command('closeWallet', async ({ parameters, body, context, now }) => {
+      const closed = await wallets.closeWallet(parameters['walletId']!, body['cardId'] as string, context, now);
+      return { status: 200, body: { walletId: parameters['walletId']!, status: 'closed', paidOut: closed.paidOut } };
+    }),
+    getMerchantFlows: query(async ({ parameters }) => ({
+      status: 200,
+      body: await payments.merchantFlows(parameters['merchantId']!, parameters['from']!, parameters['to']!),
+    })),
     registerGroupCustomers: command('registerGroupCustomers', async ({ body, context, now }) => ({
       status: 200,
       body: { results: await wallets.registerGroup(body['customers'] as OpenWalletInput[], context, now) },
@@ -547,16 +688,20 @@ export function createServiceHandlers(services: ServiceDependencies, stored: Sto
     })),
     applyMerchant: command('applyMerchant', async ({ body, now }) => ({
       status: 201,
-      body: await payments.applyMerchant(body as unknown as Parameters<PaymentService['applyMerchant']>[0], now),
+      body: merchantBody(
+        await payments.applyMerchant(body as unknown as Parameters<PaymentService['applyMerchant']>[0], now),
+      ),
     })),
     reviewMerchant: command('reviewMerchant', async ({ parameters, body, context, now }) => ({
       status: 200,
-      body: await payments.reviewMerchant(
-        parameters['merchantId']!,
-        body['decision'] as 'approve' | 'reject',
-        body['reason'] as string,
-        context,
-        now,
+      body: merchantBody(
+        await payments.reviewMerchant(
+          parameters['merchantId']!,
+          body['decision'] as 'approve' | 'reject',
+          body['reason'] as string,
+          context,
+          now,
+        ),
       ),
     })),
     pay: command('pay', async ({ body, context, now }) => ({
@@ -579,11 +724,12 @@ export function createServiceHandlers(services: ServiceDependencies, stored: Sto
   };
 }
 
-function walletBody(wallet: Awaited<ReturnType<WalletService['openWallet']>>): Record<string, unknown> {
+/** Personal data leaves masked (App. B): the wallet operations are for services, not for roles that may unmask. */
+function walletBody(wallet: WalletRecord, bankCards: readonly BankCardView[]): Record<string, unknown> {
   return {
     walletId: wallet.walletId,
-    accountNumber: wallet.accountNumber,
-    cardNumber: wallet.cardNumber,
+    accountNumber: maskAccountNumber(wallet.accountNumber),
+    cardNumber: mask('bank_card', wallet.cardNumber),
     accounts: wallet.accounts,
     purpose: wallet.purpose,
     allowedCategories: wallet.allowedCategories,
@@ -591,7 +737,12 @@ function walletBody(wallet: Awaited<ReturnType<WalletService['openWallet']>>): R
     passwordFreePerPayment: wallet.passwordFreePerPayment,
     passwordFreePerDay: wallet.passwordFreePerDay,
     status: wallet.status,
+    bankCards,
   };
+}
+
+function merchantBody(merchant: MerchantRecord): MerchantRecord {
+  return { ...merchant, settlementBankAccount: mask('bank_card', merchant.settlementBankAccount) };
 }
 
 async function refusalsAsErrors(run: () => Promise<OperationResult>): Promise<OperationResult> {

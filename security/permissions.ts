@@ -55,6 +55,11 @@ export const OPERATION_STEPS = {
   getPayment: 'query',
   applyMerchant: 'add',
   reviewMerchant: 'modify',
+  getWallet: 'query',
+  bindBankCard: 'add',
+  unbindBankCard: 'delete',
+  closeWallet: 'delete',
+  getMerchantFlows: 'query',
 } as const satisfies Record<string, BusinessStep>;
 
 export type ProtectedOperation = keyof typeof OPERATION_STEPS;
@@ -83,6 +88,11 @@ const WALLET_SERVICE: readonly ProtectedOperation[] = [
   'refund',
   'getPayment',
   'applyMerchant',
+  'getWallet',
+  'bindBankCard',
+  'unbindBankCard',
+  'closeWallet',
+  'getMerchantFlows',
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation[]>> = {
@@ -111,8 +121,25 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     ...CARBON_QUERIES,
     'logout',
   ],
-  auditor: [...ACCOUNT_QUERIES, ...REPORTS, 'getAuditTrail', 'getPayment', ...CARBON_QUERIES, 'logout'],
-  merchant: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'getPayment', 'refund', 'logout'],
+  auditor: [
+    ...ACCOUNT_QUERIES,
+    ...REPORTS,
+    'getAuditTrail',
+    'getPayment',
+    'getMerchantFlows',
+    ...CARBON_QUERIES,
+    'logout',
+  ],
+  merchant: [
+    'getAccount',
+    'getBalance',
+    'getStatement',
+    'getTransfer',
+    'getPayment',
+    'refund',
+    'getMerchantFlows',
+    'logout',
+  ],
   customer_service: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'freezeAccount', 'logout'],
   clearing_operator: [...ACCOUNT_QUERIES, ...REPORTS, 'reverseTransfer', 'logout'],
   // Partner platforms push behaviour data (C2) and read what it earned.

@@ -108,6 +108,31 @@ export interface MerchantRecord {
   readonly qrCode: string;
 }
 
+export interface MerchantFlows {
+  readonly merchantId: string;
+  readonly from: string;
+  readonly to: string;
+  readonly totals: {
+    readonly payments: number;
+    readonly gross: string;
+    readonly fees: string;
+    readonly refunds: number;
+    readonly refunded: string;
+    readonly net: string;
+  };
+  readonly entries: readonly {
+    readonly kind: 'payment' | 'refund';
+    readonly id: string;
+    readonly paymentId: string;
+    readonly orderId: string;
+    readonly amount: string;
+    readonly fee: string;
+    readonly status: string;
+    readonly businessDate: string;
+    readonly at: string;
+  }[];
+}
+
 export interface PayInput {
   readonly merchantId: string;
   readonly orderId: string;
@@ -520,6 +545,83 @@ export class PaymentService {
       credits: formatAmount('CCR', split.credits),
       transferId,
       replayed: decided.replayed,
+    };
+  }
+
+  /**
+   * A merchant's receipts and fund flows (C8) over business dates: each captured or reversed payment and each refund,
+   * with the totals a merchant reconciles against (gross − fees − refunds = net). At most `limit` entries, newest last.
+   */
+  async merchantFlows(merchantId: string, from: string, to: string, limit = 1_000): Promise<MerchantFlows> {
+    const merchant = await this.getMerchant(merchantId);
+    if (!merchant) throw new ServiceRefusal('not_found', `merchant ${merchantId} does not exist`);
+    const entries = await this.database.query<{
+      kind: 'payment' | 'refund';
+      id: string;
+      payment_id: string;
+      order_id: string;
+      amount: string;
+      fee: string;
+      status: string;
+      business_date: string;
+      at: Date | string;
+    }>(
+      `SELECT * FROM (
+         SELECT 'payment' AS kind, p.payment_id AS id, p.payment_id, p.order_id, p.gross::text AS amount, p.fee::text AS fee,
+                p.status, p.business_date::text, p.created_at AS at
+           FROM cp_payments p WHERE p.merchant_id = $1 AND p.business_date BETWEEN $2 AND $3
+                AND p.status IN ('captured', 'reversing', 'reversed')
+         UNION ALL
+         SELECT 'refund', r.refund_id, r.payment_id, p.order_id, r.amount::text, '0', r.status, r.business_date::text, r.created_at
+           FROM cp_refunds r JOIN cp_payments p ON p.payment_id = r.payment_id
+          WHERE p.merchant_id = $1 AND r.business_date BETWEEN $2 AND $3 AND r.status = 'done'
+       ) flows ORDER BY at, kind, id LIMIT $4`,
+      [merchantId, from, to, limit],
+    );
+    const totals = (
+      await this.database.query<{
+        payments: string;
+        gross: string | null;
+        fees: string | null;
+        refunds: string | null;
+        refunded: string | null;
+      }>(
+        `SELECT (SELECT count(*) FROM cp_payments WHERE merchant_id = $1 AND business_date BETWEEN $2 AND $3 AND status = 'captured')::text AS payments,
+                (SELECT sum(gross) FROM cp_payments WHERE merchant_id = $1 AND business_date BETWEEN $2 AND $3 AND status = 'captured')::text AS gross,
+                (SELECT sum(fee) FROM cp_payments WHERE merchant_id = $1 AND business_date BETWEEN $2 AND $3 AND status = 'captured')::text AS fees,
+                (SELECT count(*) FROM cp_refunds r JOIN cp_payments p USING (payment_id)
+                  WHERE p.merchant_id = $1 AND r.business_date BETWEEN $2 AND $3 AND r.status = 'done')::text AS refunds,
+                (SELECT sum(r.amount) FROM cp_refunds r JOIN cp_payments p USING (payment_id)
+                  WHERE p.merchant_id = $1 AND r.business_date BETWEEN $2 AND $3 AND r.status = 'done')::text AS refunded`,
+        [merchantId, from, to],
+      )
+    )[0]!;
+    const gross = new Money(totals.gross ?? '0');
+    const fees = new Money(totals.fees ?? '0');
+    const refunded = new Money(totals.refunded ?? '0');
+    return {
+      merchantId,
+      from,
+      to,
+      totals: {
+        payments: Number(totals.payments),
+        gross: formatAmount('CNY', gross),
+        fees: formatAmount('CNY', fees),
+        refunds: Number(totals.refunds),
+        refunded: formatAmount('CNY', refunded),
+        net: formatAmount('CNY', gross.minus(fees).minus(refunded)),
+      },
+      entries: entries.map((e) => ({
+        kind: e.kind,
+        id: e.id,
+        paymentId: e.payment_id,
+        orderId: e.order_id,
+        amount: new Money(e.amount).toFixed(2),
+        fee: new Money(e.fee).toFixed(2),
+        status: e.status,
+        businessDate: e.business_date,
+        at: new Date(e.at).toISOString(),
+      })),
     };
   }
 

@@ -1,7 +1,17 @@
 import { createHmac } from 'node:crypto';
 import type { AccountKind, Amount, CommandContext, CustomerClass, Ledger } from '../core-ledger';
-import { formatAmount, makeAccountId, makeCardNumber, Money, parseAmount } from '../core-ledger';
-import { hashPassword, verifyPassword } from '../security';
+import {
+  formatAmount,
+  luhnCheckDigit,
+  makeAccountId,
+  makeCardNumber,
+  Money,
+  parseAmount,
+  uuidV5,
+} from '../core-ledger';
+import { hashPassword, mask, verifyPassword } from '../security';
+
+const maskCard = (cardNumber: string): string => mask('bank_card', cardNumber);
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
 
@@ -84,6 +94,19 @@ CREATE TABLE IF NOT EXISTS cp_wallets (
   status text NOT NULL,
   opened_at timestamptz NOT NULL
 );
+CREATE TABLE IF NOT EXISTS cp_bank_cards (
+  wallet_id text NOT NULL REFERENCES cp_wallets (wallet_id),
+  card_id text NOT NULL,
+  bank_code text NOT NULL,
+  card_number text NOT NULL,
+  card_number_index text NOT NULL,
+  masked text NOT NULL,
+  status text NOT NULL CHECK (status IN ('bound', 'unbound')),
+  bound_at timestamptz NOT NULL,
+  unbound_at timestamptz,
+  PRIMARY KEY (wallet_id, card_id)
+);
+CREATE UNIQUE INDEX IF NOT EXISTS cp_bank_cards_bound ON cp_bank_cards (wallet_id, card_number_index) WHERE status = 'bound';
 CREATE TABLE IF NOT EXISTS cp_code_sequences (scope text PRIMARY KEY, last_value bigint NOT NULL);
 CREATE TABLE IF NOT EXISTS cp_password_free_usage (
   wallet_id text NOT NULL,
@@ -331,6 +354,120 @@ export class WalletService {
     );
   }
 
+  /**
+   * Binds a bank card (C7) for top-ups and pay-outs: kept sealed, answered masked (App. B: first 6, last 4). The same
+   * card bound twice to one wallet is the same binding.
+   */
+  async bindBankCard(
+    walletId: string,
+    input: { bankCode: string; cardNumber: string },
+    at: Date,
+  ): Promise<BankCardView> {
+    if (!/^\d{12,19}$/.test(input.cardNumber) || !luhnValid(input.cardNumber))
+      throw new ServiceRefusal(
+        'validation_failed',
+        'a bank card number has 12..19 digits and a valid Luhn check digit',
+      );
+    if (!/^[A-Z0-9]{2,12}$/.test(input.bankCode))
+      throw new ServiceRefusal('validation_failed', 'bank code is 2..12 capital letters or digits');
+    const wallet = await this.getWallet(walletId);
+    if (!wallet || wallet.status !== 'open')
+      throw new ServiceRefusal('wallet_not_open', `wallet ${walletId} is not open`);
+    const index = createHmac('sm3', this.indexKey).update(`bank-card|${input.cardNumber}`, 'utf8').digest('hex');
+    const cardId = index.slice(0, 16);
+    const masked = maskCard(input.cardNumber);
+    await this.database.query(
+      `INSERT INTO cp_bank_cards (wallet_id, card_id, bank_code, card_number, card_number_index, masked, status, bound_at)
+       VALUES ($1, $2, $3, $4, $5, $6, 'bound', $7)
+       ON CONFLICT (wallet_id, card_id) DO UPDATE SET status = 'bound', unbound_at = NULL, bound_at = EXCLUDED.bound_at
+         WHERE cp_bank_cards.status = 'unbound'`,
+      [
+        walletId,
+        cardId,
+        input.bankCode,
+        this.cipher.seal('bankCard', input.cardNumber),
+        index,
+        masked,
+        at.toISOString(),
+      ],
+    );
+    return (await this.bankCards(walletId)).find((c) => c.cardId === cardId)!;
+  }
+
+  async unbindBankCard(walletId: string, cardId: string, at: Date): Promise<BankCardView> {
+    const rows = await this.database.query<{ card_id: string }>(
+      `UPDATE cp_bank_cards SET status = 'unbound', unbound_at = coalesce(unbound_at, $3)
+        WHERE wallet_id = $1 AND card_id = $2 RETURNING card_id`,
+      [walletId, cardId, at.toISOString()],
+    );
+    if (rows.length === 0) throw new ServiceRefusal('not_found', `card ${cardId} is not bound to wallet ${walletId}`);
+    return (await this.bankCards(walletId)).find((c) => c.cardId === cardId)!;
+  }
+
+  async bankCards(walletId: string): Promise<BankCardView[]> {
+    const rows = await this.database.query<{
+      card_id: string;
+      bank_code: string;
+      masked: string;
+      status: 'bound' | 'unbound';
+    }>('SELECT card_id, bank_code, masked, status FROM cp_bank_cards WHERE wallet_id = $1 ORDER BY bound_at, card_id', [
+      walletId,
+    ]);
+    return rows.map((r) => ({ cardId: r.card_id, bankCode: r.bank_code, cardNumber: r.masked, status: r.status }));
+  }
+
+  /**
+   * Closes a wallet (C7): the cash sub-accounts are paid out to a bound bank card first (a `withdrawal` through the
+   * bank channel), coupons go back to marketing and credits to the expiry account; then every sub-account is closed.
+   * Refused while anything is held. Idempotent: each step has a deterministic transfer id.
+   */
+  async closeWallet(walletId: string, cardId: string, context: CommandContext, at: Date): Promise<{ paidOut: string }> {
+    const wallet = await this.getWallet(walletId);
+    if (!wallet) throw new ServiceRefusal('not_found', `wallet ${walletId} does not exist`);
+    if (wallet.status === 'closed') return { paidOut: '0.00' };
+    const card = (await this.bankCards(walletId)).find((c) => c.cardId === cardId && c.status === 'bound');
+    if (!card) throw new ServiceRefusal('not_found', `card ${cardId} is not bound to wallet ${walletId}`);
+    let paidOut = new Money(0);
+    const businessDate = at.toISOString().slice(0, 10);
+    for (const sub of SUB_ACCOUNTS) {
+      const accountId = wallet.accounts[sub.role];
+      const state = await this.ledger.getAccount(accountId);
+      if (!state || state.status === 'closed') continue;
+      if (!state.pendingDebits.isZero() || !state.pendingCredits.isZero())
+        throw new ServiceRefusal('balance_not_zero', `sub-account ${accountId} has holds; close it when they end`);
+      if (state.posted.gt(0)) {
+        const sink = CLOSING_SINKS[sub.role];
+        const amount = formatAmount(state.asset, state.posted);
+        await executeOrRefuse(
+          this.ledger,
+          {
+            type: 'PostTransfer',
+            transferId: uuidV5(`wallet-close|${accountId}|${state.revision}`),
+            idempotencyKey: `wallet-close:${accountId}:${state.revision}`,
+            transferType: sink.transferType,
+            postings: [
+              { accountId, direction: 'debit', amount },
+              { accountId: sink.accountId, direction: 'credit', amount },
+            ],
+            reason: `wallet closed${sink.transferType === 'withdrawal' ? `; paid out to ${card.cardNumber}` : ''}`,
+            reference: cardId,
+            businessDate,
+            at: at.toISOString(),
+          },
+          context,
+        );
+        if (sink.transferType === 'withdrawal') paidOut = paidOut.plus(state.posted);
+      }
+      await executeOrRefuse(
+        this.ledger,
+        { type: 'CloseAccount', accountId, reason: 'wallet closed', at: at.toISOString() },
+        context,
+      );
+    }
+    await this.database.query(`UPDATE cp_wallets SET status = 'closed' WHERE wallet_id = $1`, [walletId]);
+    return { paidOut: formatAmount('CNY', paidOut) };
+  }
+
   /** Group customers (T2) registered in one batch: each wallet opened on its own, each answered. */
   async registerGroup(
     inputs: readonly OpenWalletInput[],
@@ -378,6 +515,32 @@ export class WalletService {
       openedAt: new Date(row.opened_at).toISOString(),
     };
   }
+}
+
+export interface BankCardView {
+  readonly cardId: string;
+  readonly bankCode: string;
+  /** Always masked (App. B). */
+  readonly cardNumber: string;
+  readonly status: 'bound' | 'unbound';
+}
+
+/** Where a closing wallet's balances go: cash out through the bank channel, gifts back to where they came from. */
+const CLOSING_SINKS: Readonly<
+  Record<
+    SubAccountRole,
+    { readonly accountId: string; readonly transferType: 'withdrawal' | 'internal' | 'credit_expiry' }
+  >
+> = {
+  main: { accountId: 'PLATFORM-BANK-CLEARING-CNY', transferType: 'withdrawal' },
+  online: { accountId: 'PLATFORM-BANK-CLEARING-CNY', transferType: 'withdrawal' },
+  offline: { accountId: 'PLATFORM-BANK-CLEARING-CNY', transferType: 'withdrawal' },
+  voucher: { accountId: 'PLATFORM-MARKETING-CNY', transferType: 'internal' },
+  points: { accountId: 'PLATFORM-CREDIT-EXPIRY-CCR', transferType: 'credit_expiry' },
+};
+
+function luhnValid(digits: string): boolean {
+  return luhnCheckDigit(digits.slice(0, -1)) === Number(digits.slice(-1));
 }
 
 function checkOpenInput(input: OpenWalletInput): void {

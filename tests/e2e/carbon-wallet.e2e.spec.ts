@@ -203,3 +203,64 @@ test('refusals at the door: earmarked category, password lock-out, bad tenders, 
   );
   expect((group.body['results'] as { status: string }[]).map((r) => r.status)).toEqual(['opened', 'refused']);
 });
+
+test('bank cards bind masked, merchant flows add up, a closing wallet pays out first', async () => {
+  const merchantId = await activeMerchant('green_mall');
+  const wallet = await openWallet('13907940020');
+  const walletId = wallet['walletId'] as string;
+  expect(wallet['accountNumber']).toBe('1*****20');
+  expect(wallet['cardNumber']).toMatch(/^860079\*{5}\d{4}$/);
+
+  const bound = await t.post(
+    `/v1/wallets/${walletId}/bank-cards`,
+    { bankCode: 'ICBC', cardNumber: '6222020200112233446' },
+    key(),
+  );
+  expect(bound.status).toBe(201);
+  expect(bound.body).toMatchObject({ bankCode: 'ICBC', cardNumber: '622202*****3446', status: 'bound' });
+  expectError(
+    await t.post(`/v1/wallets/${walletId}/bank-cards`, { bankCode: 'ICBC', cardNumber: '6222020200112233447' }, key()),
+    'validation_failed',
+  );
+  const shown = await t.get(`/v1/wallets/${walletId}`);
+  expect(JSON.stringify(shown.body)).not.toContain('6222020200112233446');
+  expect(JSON.stringify(shown.body)).not.toContain('13907940020');
+
+  const topUp = await t.post(`/v1/wallets/${walletId}/top-ups`, { amount: '50.00', channel: 'bank_sim' }, key());
+  await t.post(
+    `/v1/top-ups/${topUp.body['topUpId'] as string}/callback`,
+    { result: 'success', channelTradeNo: 'BANKSIM-9' },
+    key(),
+  );
+  const paid = await t.post(
+    '/v1/payments',
+    { merchantId, orderId: 'flow-1', walletId, amount: '20.00', tenders: { wallet: '20.00' } },
+    key(),
+  );
+  await t.post(`/v1/payments/${paid.body['paymentId'] as string}/refunds`, { refundId: 'f1', amount: '5.00' }, key());
+  const flows = await t.get(`/v1/merchants/${merchantId}/flows?from=2026-11-01&to=2026-11-30`);
+  expect(flows.status).toBe(200);
+  expect(flows.body['totals']).toEqual({
+    payments: 1,
+    gross: '20.00',
+    fees: '0.12',
+    refunds: 1,
+    refunded: '5.00',
+    net: '14.88',
+  });
+  expect((flows.body['entries'] as { kind: string }[]).map((e) => e.kind)).toEqual(['payment', 'refund']);
+
+  const cardId = bound.body['cardId'] as string;
+  const closed = await t.post(`/v1/wallets/${walletId}/close`, { cardId }, key());
+  expect(closed.body).toEqual({ walletId, status: 'closed', paidOut: '35.00' });
+  const accounts = wallet['accounts'] as Record<string, string>;
+  expect((await t.get(`/v1/accounts/${accounts['main']!}`)).body).toMatchObject({ status: 'closed' });
+  expectError(
+    await t.post(
+      '/v1/payments',
+      { merchantId, orderId: 'flow-2', walletId, amount: '1.00', tenders: { wallet: '1.00' } },
+      key(),
+    ),
+    'wallet_not_open',
+  );
+});

@@ -550,3 +550,88 @@ describe('mall payments with mixed tender', () => {
       if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'password_free_limit_exceeded' });
   });
 });
+
+/** A count of fen as a yuan decimal string, by string arithmetic only. */
+function fenText(fen: bigint): string {
+  const digits = fen.toString().padStart(3, '0');
+  return `${digits.slice(0, -2)}.${digits.slice(-2)}`;
+}
+
+describe('fees', () => {
+  test('property: for every payment, merchant net + fee = gross, the fee half-up to the fen', async () => {
+    const fc = (await import('fast-check')).default;
+    const wallet = await newWallet();
+    const topUp = await payments.requestTopUp(wallet.walletId, '2000000.00', 'bank_sim', NOW);
+    await payments.confirmTopUp(
+      { topUpId: topUp.topUpId, result: 'success', channelTradeNo: 'FEE-PROP' },
+      CONTEXT,
+      NOW,
+    );
+    await wallets.setPaymentPassword(wallet.walletId, '112233');
+    const merchants = new Map<number, string>();
+    let order = 0;
+    await fc.assert(
+      fc.asyncProperty(
+        fc.integer({ min: 1, max: 5_000_000 }),
+        fc.integer({ min: 0, max: 10_000 }),
+        async (grossFen, bps) => {
+          if (!merchants.has(bps)) {
+            const applied = await payments.applyMerchant(
+              {
+                name: `Fee ${bps}`,
+                category: 'green_mall',
+                feeRateBps: bps,
+                settlementBankAccount: '6222020200112233445',
+                areaCode: '0791',
+              },
+              NOW,
+            );
+            await payments.reviewMerchant(applied.merchantId, 'approve', 'ok', CONTEXT, NOW);
+            merchants.set(bps, applied.merchantId);
+          }
+          const merchantId = merchants.get(bps)!;
+          const pendingAccount = (await payments.getMerchant(merchantId))!.pendingAccount;
+          const before = (await account(pendingAccount)).posted;
+          const gross = fenText(BigInt(grossFen));
+          const paid = await payments
+            .pay(
+              {
+                merchantId,
+                orderId: `fee-${++order}`,
+                walletId: wallet.walletId,
+                amount: gross,
+                tenders: { wallet: gross },
+                paymentPassword: undefined,
+              },
+              CONTEXT,
+              NOW,
+            )
+            .catch(async (error: unknown) => {
+              // Password-free limits are not what this property is about: pay with the password instead.
+              if ((error as { code?: string }).code !== 'password_free_limit_exceeded') throw error;
+              return payments.pay(
+                {
+                  merchantId,
+                  orderId: `fee-${order}-pw`,
+                  walletId: wallet.walletId,
+                  amount: gross,
+                  tenders: { wallet: gross },
+                  paymentPassword: '112233',
+                },
+                CONTEXT,
+                NOW,
+              );
+            });
+          // The model: integer fen, half-up, independent of decimal.js.
+          const feeFen = (BigInt(grossFen) * BigInt(bps) + 5_000n) / 10_000n;
+          const fee = fenText(feeFen);
+          expect(paid.fee).toBe(fee);
+          const credited = (await account(pendingAccount)).posted.minus(before);
+          expect(credited.plus(paid.fee).toFixed(2)).toBe(paid.amount);
+          expect(new Money(paid.merchantNet).plus(paid.fee).toFixed(2)).toBe(gross);
+        },
+      ),
+      { numRuns: 40 },
+    );
+  }, 120_000);
+});
