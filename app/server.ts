@@ -20,8 +20,10 @@ import {
 } from '../security';
 import type { PersonalDataCipher } from '../services';
 import {
+  BankChannelSimulator,
   CarbonService,
   DEFAULT_CARBON_POLICY,
+  DEFAULT_SIMULATOR_OPTIONS,
   DEFAULT_PAYMENT_POLICY,
   PaymentService,
   PLAINTEXT,
@@ -152,6 +154,12 @@ async function startServices(
   await wallets.install();
   await carbon.install();
   await payments.install();
+  const bankSimulator = new BankChannelSimulator(
+    (callback) => payments.confirmTopUp(callback, { actor: 'bank_sim', channel: 'bank' }, now()),
+    DEFAULT_SIMULATOR_OPTIONS,
+    (error) => logger.warn({ err: error }, 'bank simulator callback failed'),
+  );
+  payments.attachChannel(bankSimulator);
   let running: Promise<void> | undefined;
   const runJobs = async (): Promise<void> => {
     if (running) return running;
@@ -176,7 +184,16 @@ async function startServices(
         )
       : undefined;
   timer?.unref();
-  return { wallets, carbon, payments, runJobs, stopJobs: () => clearInterval(timer) };
+  return {
+    wallets,
+    carbon,
+    payments,
+    runJobs,
+    stopJobs: () => {
+      clearInterval(timer);
+      bankSimulator.close();
+    },
+  };
 }
 
 /** Without a master key the blind index is keyed by this public label: fine for development, named in operations.md. */

@@ -3,3 +3,4 @@ export * from './database';
 export * from './wallets';
 export * from './carbon';
 export * from './payments';
+export * from './bank-channel';

@@ -1,5 +1,7 @@
+import { randomUUID } from 'node:crypto';
 import type { Amount, CommandContext, Ledger } from '../core-ledger';
 import { businessDateOf, feeFor, formatAmount, makeAccountId, Money, parseAmount, uuidV5, ZERO } from '../core-ledger';
+import type { BankChannel } from './bank-channel';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
@@ -195,6 +197,7 @@ export type PaymentFaultPoint = 'after_first_hold' | 'after_holds' | 'after_firs
 export class PaymentService {
   /** Set by tests to inject a failure at a step of {@link pay}. */
   faultAt: ((point: PaymentFaultPoint) => void) | undefined;
+  private readonly channels = new Map<string, BankChannel>();
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -210,6 +213,11 @@ export class PaymentService {
 
   async install(): Promise<void> {
     await this.database.exec(PAYMENTS_SQL);
+  }
+
+  /** Registers a bank channel top-ups may be asked of, under its name. */
+  attachChannel(channel: BankChannel): void {
+    this.channels.set(channel.name, channel);
   }
 
   // ---- merchants (C6) ----
@@ -712,7 +720,9 @@ export class PaymentService {
     const wallet = await this.wallets.getWallet(walletId);
     if (!wallet || wallet.status !== 'open')
       throw new ServiceRefusal('wallet_not_open', `wallet ${walletId} is not open`);
-    const topUpId = uuidV5(`top-up|${walletId}|${now.toISOString()}|${amountText}|${Math.random()}`);
+    const bank = this.channels.get(channel);
+    if (!bank) throw new ServiceRefusal('validation_failed', `unknown bank channel ${channel}`);
+    const topUpId = randomUUID();
     await this.database.query(
       `INSERT INTO cp_top_ups (top_up_id, wallet_id, amount, channel, status, transfer_id, created_at)
        VALUES ($1, $2, $3, $4, 'pending', $5, $6)`,
@@ -724,6 +734,13 @@ export class PaymentService {
         uuidV5(`top-up-transfer|${topUpId}`),
         now.toISOString(),
       ],
+    );
+    // The channel answers later through its callback; a channel that refuses the hand-over leaves it pending, and the
+    // channel's reconciliation (#10) settles it.
+    const submitted = await bank.submitTopUp({ topUpId, amount });
+    await this.database.query(
+      'UPDATE cp_top_ups SET channel_trade_no = coalesce(channel_trade_no, $2) WHERE top_up_id = $1',
+      [topUpId, submitted.channelTradeNo],
     );
     return { topUpId, status: 'pending' };
   }

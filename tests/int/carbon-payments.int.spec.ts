@@ -3,6 +3,7 @@ import { Ledger, Money, openPostgresEventStore } from '../../core-ledger';
 import { PostgresReadModels } from '../../projections';
 import type { WalletRecord } from '../../services';
 import {
+  BankChannelSimulator,
   CarbonService,
   DEFAULT_CARBON_POLICY,
   PaymentService,
@@ -26,6 +27,7 @@ let ledger: Ledger;
 let wallets: WalletService;
 let carbon: CarbonService;
 let payments: PaymentService;
+let simulator: BankChannelSimulator;
 
 beforeAll(async () => {
   const db = await createTestDatabase('carbon');
@@ -40,9 +42,17 @@ beforeAll(async () => {
   await wallets.install();
   await carbon.install();
   await payments.install();
+  // The callbacks of these tests are delivered by hand; the simulator's own come too late to matter.
+  simulator = new BankChannelSimulator(async () => undefined, {
+    delayMs: 600_000,
+    deliveries: 1,
+    declineAbove: '1000000000.00',
+  });
+  payments.attachChannel(simulator);
 });
 
 afterAll(async () => {
+  simulator.close();
   await ledger.close();
   await database.close();
   await store.close();
@@ -490,6 +500,37 @@ describe('mall payments with mixed tender', () => {
         NOW,
       ),
     ).rejects.toMatchObject({ code: 'category_not_allowed' });
+  });
+
+  test('the bank-channel simulator calls back at least once: success credits once, above the limit fails', async () => {
+    const delivered: string[] = [];
+    const channel = new BankChannelSimulator(
+      async (callback) => {
+        delivered.push(callback.result);
+        return payments.confirmTopUp(callback, CONTEXT, NOW);
+      },
+      { delayMs: 5, deliveries: 3, declineAbove: '500.00' },
+    );
+    const service = new PaymentService(database, ledger, wallets, PLAINTEXT);
+    service.attachChannel(channel);
+    const wallet = await newWallet();
+    const ok = await service.requestTopUp(wallet.walletId, '120.00', 'bank_sim', NOW);
+    const declined = await service.requestTopUp(wallet.walletId, '600.00', 'bank_sim', NOW);
+    await expect(service.requestTopUp(wallet.walletId, '1.00', 'no_such_bank', NOW)).rejects.toMatchObject({
+      code: 'validation_failed',
+    });
+    for (let i = 0; i < 200 && channel.pendingCallbacks > 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(delivered.sort()).toEqual(['failed', 'failed', 'failed', 'success', 'success', 'success']);
+    const rows = await database.query<{ top_up_id: string; status: string; callbacks: number }>(
+      'SELECT top_up_id, status, callbacks FROM cp_top_ups WHERE top_up_id = ANY($1::text[]) ORDER BY status',
+      [[ok.topUpId, declined.topUpId]],
+    );
+    expect(rows.map((r) => [r.top_up_id, r.status, r.callbacks])).toEqual([
+      [ok.topUpId, 'confirmed', 3],
+      [declined.topUpId, 'failed', 3],
+    ]);
+    expect((await account(wallet.accounts.main)).posted.toFixed(2)).toBe('120.00');
   });
 
   test('a top-up callback delivered 100 times credits once', async () => {
