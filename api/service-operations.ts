@@ -5,6 +5,7 @@ import type {
   CarbonService,
   MerchantRecord,
   OpenWalletInput,
+  Outbox,
   PaymentService,
   WalletRecord,
   WalletService,
@@ -219,6 +220,35 @@ export const SERVICE_PATHS = {
         { name: 'to', in: 'query', required: true, schema: DATE },
       ],
       responses: { '200': 'MerchantFlows' },
+    },
+  },
+  '/v1/merchants/{merchantId}/webhook': {
+    post: {
+      operationId: 'setMerchantWebhook',
+      summary: "Where the merchant's payment, refund and settlement events go (HMAC-SM3 signed, at least once)",
+      tags: ['merchants'],
+      parameters: [path('merchantId')],
+      requestBody: 'SetWebhookRequest',
+      responses: { '200': 'StatusResult' },
+    },
+  },
+  '/v1/merchants/{merchantId}/webhook/deliveries': {
+    get: {
+      operationId: 'listWebhookDeliveries',
+      summary: "The merchant's webhook messages in order, with their delivery state",
+      tags: ['merchants'],
+      parameters: [path('merchantId')],
+      responses: { '200': 'WebhookDeliveries' },
+    },
+  },
+  '/v1/merchants/{merchantId}/webhook/replay': {
+    post: {
+      operationId: 'replayWebhooks',
+      summary: 'Send the merchant its webhook messages again from a sequence number on (same message ids)',
+      tags: ['merchants'],
+      parameters: [path('merchantId')],
+      requestBody: 'ReplayWebhooksRequest',
+      responses: { '200': 'ReplayResult' },
     },
   },
   '/v1/payments': {
@@ -464,6 +494,34 @@ export const SERVICE_SCHEMAS = {
     },
     ['merchantId', 'from', 'to', 'totals', 'entries'],
   ),
+  SetWebhookRequest: object(
+    {
+      url: { type: 'string', maxLength: 512, pattern: '^https?://[^\\s]+$' },
+      secret: str(128, '^[\\x21-\\x7e]{16,128}$'),
+    },
+    ['url', 'secret'],
+  ),
+  ReplayWebhooksRequest: object({ fromSeq: { type: 'integer', minimum: 1 } }, ['fromSeq']),
+  ReplayResult: object({ replayed: { type: 'integer' } }, ['replayed']),
+  WebhookDeliveries: object(
+    {
+      deliveries: {
+        type: 'array',
+        items: object(
+          {
+            seq: { type: 'integer' },
+            messageId: str(200),
+            kind: str(64),
+            status: { enum: ['pending', 'delivered', 'dead'] },
+            attempts: { type: 'integer' },
+            lastError: nullable(str(500)),
+          },
+          ['seq', 'messageId', 'kind', 'status', 'attempts', 'lastError'],
+        ),
+      },
+    },
+    ['deliveries'],
+  ),
   SetPaymentPasswordRequest: object({ password: { type: 'string', pattern: '^[0-9]{6}$' } }, ['password']),
   StatusResult: object({ status: str(32) }, ['status']),
   TopUpRequest: object({ amount: CNY, channel: str(32, '^[a-z_]+$') }, ['amount', 'channel']),
@@ -578,13 +636,14 @@ export interface ServiceDependencies {
   readonly wallets: WalletService;
   readonly carbon: CarbonService;
   readonly payments: PaymentService;
+  readonly outbox: Outbox;
 }
 
 type Stored = (input: OperationInput, tag: string, run: () => Promise<OperationResult>) => Promise<OperationResult>;
 
 /** Handlers of the operations above; `stored` gives commands the Idempotency-Key replay of the rest of the API. */
 export function createServiceHandlers(services: ServiceDependencies, stored: Stored): Record<string, Handler> {
-  const { wallets, carbon, payments } = services;
+  const { wallets, carbon, payments, outbox } = services;
   const command =
     (tag: string, run: (input: OperationInput) => Promise<OperationResult>): Handler =>
     (input) =>
@@ -642,6 +701,29 @@ export function createServiceHandlers(services: ServiceDependencies, stored: Sto
       const closed = await wallets.closeWallet(parameters['walletId']!, body['cardId'] as string, context, now);
       return { status: 200, body: { walletId: parameters['walletId']!, status: 'closed', paidOut: closed.paidOut } };
     }),
+    setMerchantWebhook: command('setMerchantWebhook', async ({ parameters, body, now }) => {
+      const merchant = await payments.getMerchant(parameters['merchantId']!);
+      if (!merchant) throw new ApiError('not_found', `merchant ${parameters['merchantId']!} does not exist`);
+      await outbox.setWebhook(merchant.merchantId, body['url'] as string, body['secret'] as string, now);
+      return { status: 200, body: { status: 'set' } };
+    }),
+    listWebhookDeliveries: query(async ({ parameters }) => ({
+      status: 200,
+      body: {
+        deliveries: (await outbox.list(`webhook:${parameters['merchantId']!}`, 1_000)).map((e) => ({
+          seq: e.seq,
+          messageId: e.messageId,
+          kind: e.kind,
+          status: e.status,
+          attempts: e.attempts,
+          lastError: e.lastError,
+        })),
+      },
+    })),
+    replayWebhooks: command('replayWebhooks', async ({ parameters, body, now }) => ({
+      status: 200,
+      body: { replayed: await outbox.replay(`webhook:${parameters['merchantId']!}`, body['fromSeq'] as number, now) },
+    })),
     getMerchantFlows: query(async ({ parameters }) => ({
       status: 200,
       body: await payments.merchantFlows(parameters['merchantId']!, parameters['from']!, parameters['to']!),

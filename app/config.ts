@@ -30,6 +30,8 @@ export interface Config {
   readonly creditLifetimeDays: number;
   /** Milliseconds between runs of the idempotent jobs (credit expiry, unfinished issuances and payments); 0: never. */
   readonly jobIntervalMs: number;
+  /** Milliseconds between rounds of the outbox dispatcher (webhooks, notifications). */
+  readonly outboxIntervalMs: number;
   /** Milliseconds a shutdown waits for requests in flight. */
   readonly shutdownGraceMs: number;
   /** `required`: sessions or signed requests on every protected operation; `off`: loopback development only. */
@@ -157,6 +159,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     creditsPerGram: decimalText(env, 'CARBONPAY_CREDITS_PER_GRAM', '1'),
     creditLifetimeDays: integer(env, 'CARBONPAY_CREDIT_LIFETIME_DAYS', 365, 1, 3_650),
     jobIntervalMs: integer(env, 'CARBONPAY_JOB_INTERVAL_MS', 3_600_000, 0, 86_400_000),
+    outboxIntervalMs: integer(env, 'CARBONPAY_OUTBOX_INTERVAL_MS', 1_000, 50, 3_600_000),
     auth,
     clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),
     redisUrl,

@@ -24,6 +24,11 @@ import {
   CarbonService,
   DEFAULT_CARBON_POLICY,
   DEFAULT_SIMULATOR_OPTIONS,
+  Outbox,
+  OutboxDispatcher,
+  SmsSimulator,
+  smsTransport,
+  webhookTransport,
   DEFAULT_PAYMENT_POLICY,
   PaymentService,
   PLAINTEXT,
@@ -37,7 +42,17 @@ export type PlatformApiConfig = Pick<
   Config,
   'cutoffHourLocal' | 'auth' | 'clientsFile' | 'redisUrl' | 'platformKeyFile'
 > &
-  Partial<Pick<Config, 'roleAllowedIps' | 'masterKeyFile' | 'creditsPerGram' | 'creditLifetimeDays' | 'jobIntervalMs'>>;
+  Partial<
+    Pick<
+      Config,
+      | 'roleAllowedIps'
+      | 'masterKeyFile'
+      | 'creditsPerGram'
+      | 'creditLifetimeDays'
+      | 'jobIntervalMs'
+      | 'outboxIntervalMs'
+    >
+  >;
 
 export interface PlatformApi {
   readonly api: Api;
@@ -105,7 +120,7 @@ export async function createPlatformApi(
     audit,
     services,
     close: async () => {
-      services.stopJobs();
+      await services.stopJobs();
       await nonces.close();
     },
   };
@@ -115,9 +130,12 @@ export interface PlatformServices {
   readonly wallets: WalletService;
   readonly carbon: CarbonService;
   readonly payments: PaymentService;
+  readonly outbox: Outbox;
+  readonly dispatcher: OutboxDispatcher;
+  readonly sms: SmsSimulator;
   /** Runs the idempotent jobs once: issuances and payments a crash left unfinished, then credit expiry. */
   runJobs(): Promise<void>;
-  stopJobs(): void;
+  stopJobs(): Promise<void>;
 }
 
 const JOB_CONTEXT = { actor: 'scheduler', channel: 'system' } as const;
@@ -160,6 +178,19 @@ async function startServices(
     (error) => logger.warn({ err: error }, 'bank simulator callback failed'),
   );
   payments.attachChannel(bankSimulator);
+  const outbox = new Outbox(readModels.database, cipher);
+  await outbox.install();
+  wallets.attachOutbox(outbox);
+  payments.attachOutbox(outbox);
+  // No SMS provider is configured here: messages go to the simulator, which keeps the latest for demos and tests.
+  const sms = new SmsSimulator();
+  const dispatcher = new OutboxDispatcher(
+    readModels.database,
+    cipher,
+    { webhook: webhookTransport(readModels.database, cipher, now), sms: smsTransport(wallets, sms) },
+    now,
+  );
+  dispatcher.start(config.outboxIntervalMs ?? 1_000, (error) => logger.error({ err: error }, 'outbox round failed'));
   let running: Promise<void> | undefined;
   const runJobs = async (): Promise<void> => {
     if (running) return running;
@@ -188,10 +219,14 @@ async function startServices(
     wallets,
     carbon,
     payments,
+    outbox,
+    dispatcher,
+    sms,
     runJobs,
-    stopJobs: () => {
+    stopJobs: async () => {
       clearInterval(timer);
       bankSimulator.close();
+      await dispatcher.stop();
     },
   };
 }

@@ -60,6 +60,9 @@ export const OPERATION_STEPS = {
   unbindBankCard: 'delete',
   closeWallet: 'delete',
   getMerchantFlows: 'query',
+  setMerchantWebhook: 'modify',
+  listWebhookDeliveries: 'query',
+  replayWebhooks: 'modify',
 } as const satisfies Record<string, BusinessStep>;
 
 export type ProtectedOperation = keyof typeof OPERATION_STEPS;
@@ -93,6 +96,8 @@ const WALLET_SERVICE: readonly ProtectedOperation[] = [
   'unbindBankCard',
   'closeWallet',
   'getMerchantFlows',
+  'setMerchantWebhook',
+  'listWebhookDeliveries',
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation[]>> = {
@@ -117,6 +122,9 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     'listTransfers',
     'reviewMerchant',
     'issueCoupon',
+    'setMerchantWebhook',
+    'listWebhookDeliveries',
+    'replayWebhooks',
     'getPayment',
     ...CARBON_QUERIES,
     'logout',
@@ -138,6 +146,9 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     'getPayment',
     'refund',
     'getMerchantFlows',
+    'setMerchantWebhook',
+    'listWebhookDeliveries',
+    'replayWebhooks',
     'logout',
   ],
   customer_service: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'freezeAccount', 'logout'],

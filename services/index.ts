@@ -4,3 +4,5 @@ export * from './wallets';
 export * from './carbon';
 export * from './payments';
 export * from './bank-channel';
+export * from './outbox';
+export * from './notifications';

@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { Amount, CommandContext, Ledger } from '../core-ledger';
 import { businessDateOf, feeFor, formatAmount, makeAccountId, Money, parseAmount, uuidV5, ZERO } from '../core-ledger';
 import type { BankChannel } from './bank-channel';
+import type { Outbox } from './outbox';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
@@ -198,6 +199,7 @@ export class PaymentService {
   /** Set by tests to inject a failure at a step of {@link pay}. */
   faultAt: ((point: PaymentFaultPoint) => void) | undefined;
   private readonly channels = new Map<string, BankChannel>();
+  private outbox: Outbox | undefined;
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -213,6 +215,11 @@ export class PaymentService {
 
   async install(): Promise<void> {
     await this.database.exec(PAYMENTS_SQL);
+  }
+
+  /** Where payment, refund and top-up messages go (webhooks to merchants, notifications to payers). */
+  attachOutbox(outbox: Outbox): void {
+    this.outbox = outbox;
   }
 
   /** Registers a bank channel top-ups may be asked of, under its name. */
@@ -541,10 +548,28 @@ export class PaymentService {
       });
       throw new ServiceRefusal(outcome.refusal.code, outcome.refusal.message, outcome.refusal.details);
     }
-    await this.database.query(`UPDATE cp_refunds SET status = 'done' WHERE payment_id = $1 AND refund_id = $2`, [
-      input.paymentId,
-      input.refundId,
-    ]);
+    await this.database.transaction(async (tx) => {
+      const changed = await tx.query(
+        `UPDATE cp_refunds SET status = 'done' WHERE payment_id = $1 AND refund_id = $2 AND status = 'pending' RETURNING refund_id`,
+        [input.paymentId, input.refundId],
+      );
+      if (changed.length === 0) return;
+      await this.announce(
+        tx,
+        merchant.merchantId,
+        wallet.walletId,
+        `refund.succeeded:${input.paymentId}:${input.refundId}`,
+        'refund.succeeded',
+        {
+          paymentId: input.paymentId,
+          refundId: input.refundId,
+          orderId: row.order_id,
+          amount: formatAmount('CNY', amount),
+        },
+        { template: 'refund_succeeded', amount: formatAmount('CNY', amount), orderId: row.order_id },
+        now,
+      );
+    });
     return {
       refundId: input.refundId,
       amount: formatAmount('CNY', amount),
@@ -796,6 +821,17 @@ export class PaymentService {
       },
       context,
     );
+    if (this.outbox)
+      await this.outbox.enqueue(
+        this.database,
+        {
+          messageId: `top-up.confirmed:${input.topUpId}`,
+          receiver: `sms:${wallet.walletId}`,
+          kind: 'top_up.confirmed',
+          payload: { template: 'top_up_confirmed', amount: row.amount },
+        },
+        now,
+      );
     return { topUpId: input.topUpId, status: 'confirmed', transferId: row.transfer_id };
   }
 
@@ -831,6 +867,31 @@ export class PaymentService {
   }
 
   // ---- the steps of a payment ----
+
+  /** In the caller's transaction: the merchant's webhook (when it has one) and the payer's notification. */
+  private async announce(
+    tx: SqlQueryable,
+    merchantId: string,
+    walletId: string,
+    messageId: string,
+    kind: string,
+    webhookPayload: Record<string, unknown>,
+    notification: Record<string, string>,
+    at: Date,
+  ): Promise<void> {
+    if (!this.outbox) return;
+    if (await this.outbox.hasWebhook(tx, merchantId))
+      await this.outbox.enqueue(
+        tx,
+        { messageId, receiver: `webhook:${merchantId}`, kind, payload: webhookPayload },
+        at,
+      );
+    await this.outbox.enqueue(
+      tx,
+      { messageId: `${messageId}:sms`, receiver: `sms:${walletId}`, kind, payload: notification },
+      at,
+    );
+  }
 
   private async drive(
     row: PaymentRow,
@@ -916,7 +977,32 @@ export class PaymentService {
         context,
       );
     }
-    await this.database.query(`UPDATE cp_payments SET status = 'captured' WHERE payment_id = $1`, [row.payment_id]);
+    await this.database.transaction(async (tx) => {
+      const changed = await tx.query(
+        `UPDATE cp_payments SET status = 'captured' WHERE payment_id = $1 AND status = 'capturing' RETURNING payment_id`,
+        [row.payment_id],
+      );
+      if (changed.length === 0) return;
+      const view = viewOf({ ...row, status: 'captured' });
+      await this.announce(
+        tx,
+        merchant.merchantId,
+        wallet.walletId,
+        `payment.succeeded:${row.payment_id}`,
+        'payment.succeeded',
+        {
+          paymentId: view.paymentId,
+          orderId: view.orderId,
+          amount: view.amount,
+          fee: view.fee,
+          merchantNet: view.merchantNet,
+          tenders: view.tenders,
+          businessDate: view.businessDate,
+        },
+        { template: 'payment_succeeded', amount: view.amount, orderId: view.orderId },
+        now,
+      );
+    });
     return (await this.getPayment(row.payment_id))!;
   }
 

@@ -1,4 +1,4 @@
-import { createHmac } from 'node:crypto';
+import { createHmac, randomInt } from 'node:crypto';
 import type { AccountKind, Amount, CommandContext, CustomerClass, Ledger } from '../core-ledger';
 import {
   formatAmount,
@@ -14,6 +14,7 @@ import { hashPassword, mask, verifyPassword } from '../security';
 const maskCard = (cardNumber: string): string => mask('bank_card', cardNumber);
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
+import type { Outbox } from './outbox';
 
 /**
  * E-wallets (C7, T2–T7): a customer's five sub-accounts with their T7 ids, the T6 card number, the T5 account number
@@ -144,6 +145,8 @@ export class WalletService {
     private readonly indexKey: Buffer,
   ) {}
 
+  private outbox: Outbox | undefined;
+
   async install(): Promise<void> {
     await this.database.exec(WALLETS_SQL);
   }
@@ -212,6 +215,7 @@ export class WalletService {
             this.cardNumberIndex(cardNumber),
           ],
         );
+        if (this.outbox) await this.sendInitialPassword(tx, accounts.main, at);
         return (await this.byIndex(tx, index))!;
       });
     }
@@ -251,6 +255,30 @@ export class WalletService {
       this.cardNumberIndex(cardNumber),
     ]);
     return rows[0] ? this.recordOf(rows[0]) : undefined;
+  }
+
+  /** With an outbox, a new wallet gets a random initial payment password, delivered by SMS only (T4). */
+  attachOutbox(outbox: Outbox): void {
+    this.outbox = outbox;
+  }
+
+  private async sendInitialPassword(tx: SqlQueryable, walletId: string, at: Date): Promise<void> {
+    const password = String(randomInt(0, 1_000_000)).padStart(6, '0');
+    await tx.query('UPDATE cp_wallets SET payment_password_hash = $2 WHERE wallet_id = $1', [
+      walletId,
+      await hashPassword(password),
+    ]);
+    await this.outbox!.enqueue(
+      tx,
+      {
+        messageId: `wallet.initial-password:${walletId}`,
+        receiver: `sms:${walletId}`,
+        kind: 'wallet.opened',
+        payload: { template: 'initial_password' },
+        secret: password,
+      },
+      at,
+    );
   }
 
   async findByAccountNumber(accountNumber: string): Promise<WalletRecord | undefined> {
