@@ -3,6 +3,7 @@ import { INGESTION_LIMITS, METHODOLOGIES } from '../core-ledger';
 import type {
   BankCardView,
   CarbonService,
+  CrmSyncService,
   MerchantRecord,
   OpenWalletInput,
   Outbox,
@@ -11,7 +12,7 @@ import type {
   WalletService,
 } from '../services';
 import { mask, maskAccountNumber } from '../security';
-import { ServiceRefusal, WALLET_POLICY } from '../services';
+import { CRM_LIMITS, ServiceRefusal, WALLET_POLICY } from '../services';
 import { ApiError } from './errors';
 import type { Handler, OperationInput, OperationResult } from './handlers';
 
@@ -251,6 +252,15 @@ export const SERVICE_PATHS = {
       responses: { '200': 'ReplayResult' },
     },
   },
+  '/v1/crm/records': {
+    post: {
+      operationId: 'syncCrm',
+      summary: 'Account lifecycle from the CRM (T13), one or many records; each answered on its own',
+      tags: ['wallets'],
+      requestBody: 'CrmSyncRequest',
+      responses: { '200': 'CrmSyncResult' },
+    },
+  },
   '/v1/payments': {
     post: {
       operationId: 'pay',
@@ -303,7 +313,7 @@ const OPEN_WALLET = object(
   {
     accountNumber: ACCOUNT_NUMBER,
     name: str(64),
-    areaCode: { type: 'string', pattern: '^0?[0-9]{2,3}$' },
+    areaCode: { type: 'string', pattern: '^0[1-9][0-9]{1,2}$' },
     customerClass: { enum: ['1', '2', '6'] },
     purpose: { enum: ['general', 'earmarked'] },
     allowedCategories: { type: 'array', maxItems: 32, items: str(32, '^[a-z_]+$') },
@@ -522,6 +532,38 @@ export const SERVICE_SCHEMAS = {
     },
     ['deliveries'],
   ),
+  CrmSyncRequest: object(
+    {
+      records: {
+        type: 'array',
+        minItems: 1,
+        maxItems: CRM_LIMITS.maxRecordsPerBatch,
+        description: 'Each record is checked on its own: a malformed one is answered rejected, the rest still apply',
+        items: {},
+      },
+    },
+    ['records'],
+  ),
+  CrmSyncResult: object(
+    {
+      results: {
+        type: 'array',
+        items: object(
+          {
+            recordId: str(64),
+            status: { enum: ['applied', 'duplicate', 'rejected'] },
+            walletId: KEY,
+            detail: str(256),
+            original: { enum: ['applied', 'rejected'] },
+            code: str(64),
+            message: str(512),
+          },
+          ['recordId', 'status'],
+        ),
+      },
+    },
+    ['results'],
+  ),
   SetPaymentPasswordRequest: object({ password: { type: 'string', pattern: '^[0-9]{6}$' } }, ['password']),
   StatusResult: object({ status: str(32) }, ['status']),
   TopUpRequest: object({ amount: CNY, channel: str(32, '^[a-z_]+$') }, ['amount', 'channel']),
@@ -541,7 +583,7 @@ export const SERVICE_SCHEMAS = {
       category: str(32, '^[a-z_]+$'),
       feeRateBps: { type: 'integer', minimum: 0, maximum: 10_000 },
       settlementBankAccount: { type: 'string', pattern: '^[0-9]{8,30}$' },
-      areaCode: { type: 'string', pattern: '^0?[0-9]{2,3}$' },
+      areaCode: { type: 'string', pattern: '^0[1-9][0-9]{1,2}$' },
     },
     ['name', 'category', 'feeRateBps', 'settlementBankAccount', 'areaCode'],
   ),
@@ -637,13 +679,14 @@ export interface ServiceDependencies {
   readonly carbon: CarbonService;
   readonly payments: PaymentService;
   readonly outbox: Outbox;
+  readonly crm: CrmSyncService;
 }
 
 type Stored = (input: OperationInput, tag: string, run: () => Promise<OperationResult>) => Promise<OperationResult>;
 
 /** Handlers of the operations above; `stored` gives commands the Idempotency-Key replay of the rest of the API. */
 export function createServiceHandlers(services: ServiceDependencies, stored: Stored): Record<string, Handler> {
-  const { wallets, carbon, payments, outbox } = services;
+  const { wallets, carbon, payments, outbox, crm } = services;
   const command =
     (tag: string, run: (input: OperationInput) => Promise<OperationResult>): Handler =>
     (input) =>
@@ -701,6 +744,10 @@ export function createServiceHandlers(services: ServiceDependencies, stored: Sto
       const closed = await wallets.closeWallet(parameters['walletId']!, body['cardId'] as string, context, now);
       return { status: 200, body: { walletId: parameters['walletId']!, status: 'closed', paidOut: closed.paidOut } };
     }),
+    syncCrm: command('syncCrm', async ({ body, principal, context, now }) => ({
+      status: 200,
+      body: { results: await crm.sync(principal.id, body['records'] as unknown[], context, now) },
+    })),
     setMerchantWebhook: command('setMerchantWebhook', async ({ parameters, body, now }) => {
       const merchant = await payments.getMerchant(parameters['merchantId']!);
       if (!merchant) throw new ApiError('not_found', `merchant ${parameters['merchantId']!} does not exist`);

@@ -22,6 +22,7 @@ import type { PersonalDataCipher } from '../services';
 import {
   BankChannelSimulator,
   CarbonService,
+  CrmSyncService,
   DEFAULT_CARBON_POLICY,
   DEFAULT_SIMULATOR_OPTIONS,
   Outbox,
@@ -131,6 +132,7 @@ export interface PlatformServices {
   readonly carbon: CarbonService;
   readonly payments: PaymentService;
   readonly outbox: Outbox;
+  readonly crm: CrmSyncService;
   readonly dispatcher: OutboxDispatcher;
   readonly sms: SmsSimulator;
   /** Runs the idempotent jobs once: issuances and payments a crash left unfinished, then credit expiry. */
@@ -178,6 +180,8 @@ async function startServices(
     (error) => logger.warn({ err: error }, 'bank simulator callback failed'),
   );
   payments.attachChannel(bankSimulator);
+  const crm = new CrmSyncService(readModels.database, ledger, wallets);
+  await crm.install();
   const outbox = new Outbox(readModels.database, cipher);
   await outbox.install();
   wallets.attachOutbox(outbox);
@@ -222,6 +226,7 @@ async function startServices(
     outbox,
     dispatcher,
     sms,
+    crm,
     runJobs,
     stopJobs: async () => {
       clearInterval(timer);

@@ -63,6 +63,7 @@ export const OPERATION_STEPS = {
   setMerchantWebhook: 'modify',
   listWebhookDeliveries: 'query',
   replayWebhooks: 'modify',
+  syncCrm: 'modify',
 } as const satisfies Record<string, BusinessStep>;
 
 export type ProtectedOperation = keyof typeof OPERATION_STEPS;
@@ -98,6 +99,7 @@ const WALLET_SERVICE: readonly ProtectedOperation[] = [
   'getMerchantFlows',
   'setMerchantWebhook',
   'listWebhookDeliveries',
+  'syncCrm',
 ];
 
 export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation[]>> = {

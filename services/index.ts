@@ -6,3 +6,4 @@ export * from './payments';
 export * from './bank-channel';
 export * from './outbox';
 export * from './notifications';
+export * from './crm';

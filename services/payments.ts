@@ -1,6 +1,16 @@
 import { randomUUID } from 'node:crypto';
 import type { Amount, CommandContext, Ledger } from '../core-ledger';
-import { businessDateOf, feeFor, formatAmount, makeAccountId, Money, parseAmount, uuidV5, ZERO } from '../core-ledger';
+import {
+  businessDateOf,
+  codedArea,
+  feeFor,
+  formatAmount,
+  makeAccountId,
+  Money,
+  parseAmount,
+  uuidV5,
+  ZERO,
+} from '../core-ledger';
 import type { BankChannel } from './bank-channel';
 import type { Outbox } from './outbox';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
@@ -235,10 +245,12 @@ export class PaymentService {
   ): Promise<MerchantRecord> {
     if (!Number.isInteger(input.feeRateBps) || input.feeRateBps < 0 || input.feeRateBps > 10_000)
       throw new ServiceRefusal('validation_failed', 'fee rate is an integer number of basis points 0..10000');
+    if (!/^0[1-9]\d{1,2}$/.test(input.areaCode))
+      throw new ServiceRefusal('validation_failed', 'area code is 0 and 2 or 3 digits (e.g. 010, 0794)');
     if (!/^\d{8,30}$/.test(input.settlementBankAccount))
       throw new ServiceRefusal('validation_failed', 'settlement bank account is 8..30 digits');
     return this.database.transaction(async (tx) => {
-      const area = input.areaCode.replace(/^0(?=\d{3}$)/, '').padStart(3, '0');
+      const area = codedArea(input.areaCode);
       await tx.query('INSERT INTO cp_code_sequences (scope, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
         `account|${area}`,
       ]);
@@ -815,7 +827,8 @@ export class PaymentService {
           { accountId: BANK_CLEARING_ACCOUNT, direction: 'debit', amount: row.amount },
           { accountId: wallet.accounts.main, direction: 'credit', amount: row.amount },
         ],
-        reference: input.channelTradeNo.slice(0, 64),
+        // Our own id: the transfer must not depend on which of the channel's repeated callbacks came first.
+        reference: input.topUpId.slice(0, 64),
         businessDate: businessDateOf(now, this.policy.cutoffHourLocal),
         at: now.toISOString(),
       },

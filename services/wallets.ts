@@ -1,6 +1,7 @@
 import { createHmac, randomInt } from 'node:crypto';
 import type { AccountKind, Amount, CommandContext, CustomerClass, Ledger } from '../core-ledger';
 import {
+  codedArea,
   formatAmount,
   luhnCheckDigit,
   makeAccountId,
@@ -169,7 +170,7 @@ export class WalletService {
       if (
         existing.name !== input.name ||
         existing.purpose !== input.purpose ||
-        existing.area !== codedAreaOf(input.areaCode)
+        existing.area !== codedArea(input.areaCode)
       )
         throw new ServiceRefusal('wallet_exists', 'a wallet with this account number exists with other details');
       wallet = existing;
@@ -177,7 +178,7 @@ export class WalletService {
       wallet = await this.database.transaction(async (tx) => {
         const again = await this.byIndex(tx, index, true);
         if (again) return again;
-        const area = codedAreaOf(input.areaCode);
+        const area = codedArea(input.areaCode);
         const accountSequence = await nextSequence(tx, `account|${area}`);
         const cardSequence = await nextSequence(tx, `card|${area}`);
         const accounts = Object.fromEntries(
@@ -255,6 +256,24 @@ export class WalletService {
       this.cardNumberIndex(cardNumber),
     ]);
     return rows[0] ? this.recordOf(rows[0]) : undefined;
+  }
+
+  /** A new T6 card number for a wallet whose card was lost (补卡): the ledger's ReplaceCard follows with it. */
+  async replaceCard(wallet: WalletRecord): Promise<string> {
+    return this.database.transaction(async (tx) => {
+      const sequence = await nextSequence(tx, `card|${wallet.area}`);
+      const cardNumber = makeCardNumber({ areaCode: areaCodeOf(wallet.area), sequence });
+      await tx.query('UPDATE cp_wallets SET card_number = $2, card_number_index = $3 WHERE wallet_id = $1', [
+        wallet.walletId,
+        this.cipher.seal('cardNumber', cardNumber),
+        this.cardNumberIndex(cardNumber),
+      ]);
+      return cardNumber;
+    });
+  }
+
+  async markClosed(walletId: string): Promise<void> {
+    await this.database.query(`UPDATE cp_wallets SET status = 'closed' WHERE wallet_id = $1`, [walletId]);
   }
 
   /** With an outbox, a new wallet gets a random initial payment password, delivered by SMS only (T4). */
@@ -574,8 +593,8 @@ function luhnValid(digits: string): boolean {
 function checkOpenInput(input: OpenWalletInput): void {
   if (!/^\d{11,12}$/.test(input.accountNumber))
     throw new ServiceRefusal('validation_failed', 'account number must be 11 or 12 digits (T5)');
-  if (!/^0?\d{2,3}$/.test(input.areaCode))
-    throw new ServiceRefusal('validation_failed', 'area code is 3 or 4 digits with its leading 0 (e.g. 0794)');
+  if (!/^0[1-9]\d{1,2}$/.test(input.areaCode))
+    throw new ServiceRefusal('validation_failed', 'area code is 0 and 2 or 3 digits (e.g. 010, 0794)');
   if (input.name.trim().length === 0 || input.name.length > 64)
     throw new ServiceRefusal('validation_failed', 'name has 1..64 characters');
   if (input.purpose === 'earmarked' && (input.allowedCategories ?? []).length === 0)
@@ -587,9 +606,9 @@ function checkOpenInput(input: OpenWalletInput): void {
   if (!amount.ok) throw new Error('assertion: default password-free limit is a CNY amount');
 }
 
-/** T6/T7 area: the area code without its leading 0, left-padded to 3 digits (0794 → 794, 010 → 010). */
-function codedAreaOf(areaCode: string): string {
-  return areaCode.replace(/^0(?=\d{3}$)/, '').padStart(3, '0');
+/** The area code (with its leading 0) of a coded 3-digit area: 794 → 0794, 010 → 010. */
+function areaCodeOf(area: string): string {
+  return area.startsWith('0') ? area : `0${area}`;
 }
 
 async function nextSequence(tx: SqlQueryable, scope: string): Promise<number> {

@@ -136,7 +136,8 @@ export async function runClearing(
     'jobs enqueue settle': { required: ['--date'], optional: [], flags: [] },
   };
   const shape = allowed[command];
-  if (!shape) return usage(command === '' ? 'a subcommand is required' : `unknown subcommand ${JSON.stringify(command)}`);
+  if (!shape)
+    return usage(command === '' ? 'a subcommand is required' : `unknown subcommand ${JSON.stringify(command)}`);
   for (const name of shape.required) if (!options.has(name)) return usage(`${command} needs ${name}`);
   for (const name of options.keys())
     if (!shape.required.includes(name) && !shape.optional.includes(name)) return usage(`${command} takes no ${name}`);

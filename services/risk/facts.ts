@@ -73,7 +73,8 @@ export type FactsParse = { ok: true; facts: NormalizedFacts } | { ok: false; err
 
 const IDENTIFIER = /^[A-Za-z0-9._:@|+-]{1,128}$/;
 const SUBJECT = /^[A-Za-z0-9._:@|+/-]{1,200}$/;
-const LABEL = /^[A-Za-z0-9._-]{1,64}$/;
+// Labels (merchant categories, behaviours, channels) are matched against rule scopes as they are: any printable text.
+const LABEL = /^\P{Cc}{1,64}$/u;
 const DATE = /^\d{4}-\d{2}-\d{2}$/;
 const QUANTITY = /^\d{1,15}(\.\d{1,6})?$/;
 
@@ -93,7 +94,7 @@ export function normalizeFacts(kind: RiskKind, input: unknown, nowMs: number): F
   for (const field of ['customerClass', 'walletPurpose', 'merchantCategory', 'channel', 'behaviour', 'unit']) {
     const value = f[field];
     if (value !== undefined && (typeof value !== 'string' || !LABEL.test(value)))
-      return fail(`${field}: 1..64 letters, digits or . _ -`);
+      return fail(`${field}: 1..64 printable characters`);
   }
   if (f['ip'] !== undefined && (typeof f['ip'] !== 'string' || isIP(f['ip']) === 0)) return fail('ip: an IP address');
   if (typeof f['accountId'] !== 'string') return fail('accountId: required');

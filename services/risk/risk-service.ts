@@ -30,6 +30,10 @@ export interface RiskOptions {
 export const DEFAULT_RISK_OPTIONS: RiskOptions = { dryRun: false, ruleSetRefreshMs: 5_000 };
 
 export const RISK_LIMITS = {
+  /** Decisions per database call; what arrives while batches commit waits for the next one. */
+  maxBatchDecisions: 256,
+  /** Batches committing at once per process (one deciding while the other commits). */
+  maxBatchesInFlight: 2,
   maxReviewPage: 500,
   maxReasonLength: 500,
   maxActorLength: 100,
@@ -70,7 +74,8 @@ export interface DecisionRecord {
   readonly isoResponseCode: string | null;
   readonly primaryRule: string | null;
   readonly reviewOverride: 'approved' | 'rejected' | 'open' | null;
-  readonly facts: PaymentFacts | CarbonRecordFacts;
+  /** Null for a plain allow (nothing fired): such a decision keeps only its digest, version and reservations. */
+  readonly facts: PaymentFacts | CarbonRecordFacts | null;
   /** Rules fired on the event alone. */
   readonly staticFired: readonly FiredRule[];
   readonly checks: readonly CounterCheck[];
@@ -131,6 +136,7 @@ export interface AuditEntry {
 }
 
 interface AssessRow {
+  request: number;
   outcome: RiskOutcome;
   iso_response_code: string | null;
   primary_rule: string | null;
@@ -152,7 +158,7 @@ interface DecisionRow {
   iso_response_code: string | null;
   primary_rule: string | null;
   review_override: DecisionRecord['reviewOverride'];
-  facts: PaymentFacts | CarbonRecordFacts;
+  facts: PaymentFacts | CarbonRecordFacts | null;
   fired: FiredRule[];
   checks: CounterCheck[];
   observed_counts: string[] | null;
@@ -163,17 +169,23 @@ interface DecisionRow {
   released_at: Date | string | null;
 }
 
-const ASSESS_SQL = `SELECT outcome, iso_response_code, primary_rule, observed_counts::text[] AS observed_counts,
-  observed_amounts::text[] AS observed_amounts, review_id, review_override FROM cp_risk_assess($1::text, $2::text, $3::text, $4::text, $5::integer, $6::boolean,
-  $7::timestamptz, $8::jsonb, $9::jsonb, $10::jsonb, $11::jsonb, $12::integer[], $13::text[], $14::text[], $15::text[],
-  $16::text[], $17::bigint[], $18::bigint[], $19::bigint[], $20::numeric[], $21::numeric, $22::boolean[],
-  $23::integer[], $24::text[], $25::text[], $26::text[], $27::text[], $28::bigint[], $29::bigint[], $30::numeric[])`;
+const ASSESS_SQL = `SELECT request, outcome, iso_response_code, primary_rule, observed_counts::text[] AS observed_counts,
+  observed_amounts::text[] AS observed_amounts, review_id, review_override FROM cp_risk_assess($1::jsonb)`;
+
+/** One decision waiting for the next batch. */
+interface PendingDecision {
+  readonly request: Readonly<Record<string, unknown>>;
+  readonly resolve: (row: AssessRow) => void;
+  readonly reject: (error: unknown) => void;
+}
 
 export class RiskService {
   private active: CompiledRuleSet = compileRuleSet(EMPTY_RULE_SET, 0);
   private loadedAtMs = Number.NEGATIVE_INFINITY;
   private loading: Promise<CompiledRuleSet> | undefined;
   private readonly versions = new Map<number, CompiledRuleSet>([[0, this.active]]);
+  private readonly queue: PendingDecision[] = [];
+  private batchesInFlight = 0;
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -311,43 +323,19 @@ export class RiskService {
     const set = await this.current();
     const evaluation = evaluate(set, normalized.facts, now.getTime(), this.options.dryRun);
     const decisionId = randomUUID();
-    const enforcedStatic = evaluation.fired.filter((f) => f.enforced);
-    const checks = evaluation.checks;
-    const incs = evaluation.increments;
-    const rows = await this.database.query<AssessRow>(ASSESS_SQL, [
+    const row = await this.decide({
       decisionId,
       kind,
-      normalized.facts.subjectRef,
-      digestOf(facts),
-      set.version,
-      this.options.dryRun,
-      now.toISOString(),
-      canonicalJson(facts),
-      JSON.stringify(evaluation.fired),
-      JSON.stringify(checks),
-      JSON.stringify(incs),
-      enforcedStatic.map((f) => f.ruleIndex),
-      enforcedStatic.map((f) => f.action),
-      enforcedStatic.map((f) => f.isoResponseCode),
-      enforcedStatic.map((f) => f.ruleId),
-      checks.map((c) => c.key),
-      checks.map((c) => c.since),
-      checks.map((c) => c.until),
-      checks.map((c) => c.maxCount),
-      checks.map((c) => c.maxAmount),
-      normalized.facts.amount.toString(),
-      checks.map((c) => c.enforced),
-      checks.map((c) => c.ruleIndex),
-      checks.map((c) => c.action),
-      checks.map((c) => c.isoResponseCode),
-      checks.map((c) => c.ruleId),
-      incs.map((i) => i.key),
-      incs.map((i) => i.bucket),
-      incs.map((i) => i.count),
-      incs.map((i) => i.amount),
-    ]);
-    const row = rows[0];
-    if (!row) throw new Error('assertion: cp_risk_assess answers one row');
+      subjectRef: normalized.facts.subjectRef,
+      factsDigest: digestOf(facts),
+      ruleSetVersion: set.version,
+      dryRun: this.options.dryRun,
+      at: now.toISOString(),
+      facts,
+      fired: evaluation.fired,
+      checks: evaluation.checks,
+      increments: evaluation.increments,
+    });
     const observed = observedOf(row.observed_counts, row.observed_amounts);
     const settled = settle(evaluation, observed);
     // Assert twice: what PostgreSQL decided under the lock is what the rules decide on the totals it saw.
@@ -407,6 +395,8 @@ export class RiskService {
   async explain(decisionId: string): Promise<Explanation> {
     const record = await this.decision(decisionId);
     if (!record) throw new ServiceRefusal('not_found', `risk decision ${decisionId} does not exist`);
+    if (record.facts === null)
+      throw new ServiceRefusal('not_found', `risk decision ${decisionId} was a plain allow: nothing fired to explain`);
     const set = await this.compiled(record.ruleSetVersion);
     const decidedAtMs = Date.parse(record.decidedAt);
     const normalized = normalizeFacts(record.kind, record.facts, decidedAtMs);
@@ -513,6 +503,35 @@ export class RiskService {
   }
 
   // ---- helpers ----
+
+  /** Queues one decision for the next batch (TigerBeetle style: take what has arrived, commit it together). */
+  private decide(request: Readonly<Record<string, unknown>>): Promise<AssessRow> {
+    return new Promise<AssessRow>((resolve, reject) => {
+      this.queue.push({ request, resolve, reject });
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    while (this.queue.length > 0 && this.batchesInFlight < RISK_LIMITS.maxBatchesInFlight) {
+      const batch = this.queue.splice(0, RISK_LIMITS.maxBatchDecisions);
+      this.batchesInFlight += 1;
+      void this.runBatch(batch).finally(() => {
+        this.batchesInFlight -= 1;
+        this.pump();
+      });
+    }
+  }
+
+  private async runBatch(batch: readonly PendingDecision[]): Promise<void> {
+    try {
+      const rows = await this.database.query<AssessRow>(ASSESS_SQL, [JSON.stringify(batch.map((p) => p.request))]);
+      if (rows.length !== batch.length) throw new Error('assertion: cp_risk_assess answers one row per request');
+      for (const row of rows) batch[row.request - 1]!.resolve(row);
+    } catch (error) {
+      for (const pending of batch) pending.reject(error);
+    }
+  }
 
   private async current(): Promise<CompiledRuleSet> {
     if (Date.now() - this.loadedAtMs < this.options.ruleSetRefreshMs) return this.active;

@@ -264,3 +264,46 @@ test('bank cards bind masked, merchant flows add up, a closing wallet pays out f
     'wallet_not_open',
   );
 });
+
+test('CRM batch: good, duplicate and malformed records each answered on their own; nothing half-applied', async () => {
+  const wallet = await openWallet('13907940030');
+  const accounts = wallet['accounts'] as Record<string, string>;
+  const batch = {
+    records: [
+      { recordId: 'crm-1', action: 'suspend', accountNumber: '13907940030', reason: 'customer request' },
+      {
+        recordId: 'crm-2',
+        action: 'open',
+        accountNumber: '13907940031',
+        name: '钱七',
+        areaCode: '0794',
+        customerClass: '2',
+      },
+      { recordId: 'crm-1', action: 'suspend', accountNumber: '13907940030', reason: 'customer request' },
+      { recordId: 'crm-3', action: 'teleport', accountNumber: '13907940030' },
+      { recordId: 'crm-4', action: 'report_loss', accountNumber: '13907940030' },
+      'not a record',
+      { recordId: 'crm-5', action: 'resume', accountNumber: '13900000000', reason: 'unknown customer' },
+      { recordId: 'crm-1', action: 'resume', accountNumber: '13907940030', reason: 'same id, other content' },
+    ],
+  };
+  const answer = await t.post('/v1/crm/records', batch, key());
+  expect(answer.status).toBe(200);
+  const results = answer.body['results'] as { recordId: string; status: string; code?: string }[];
+  expect(results.map((r) => [r.recordId, r.status, r.code ?? null])).toEqual([
+    ['crm-1', 'applied', null],
+    ['crm-2', 'applied', null],
+    ['crm-1', 'duplicate', null],
+    ['crm-3', 'rejected', 'validation_failed'],
+    ['crm-4', 'rejected', 'validation_failed'],
+    ['#5', 'rejected', 'validation_failed'],
+    ['crm-5', 'rejected', 'not_found'],
+    ['crm-1', 'rejected', 'idempotency_conflict'],
+  ]);
+  // The suspension applied to every sub-account, not some.
+  for (const id of Object.values(accounts))
+    expect((await t.get(`/v1/accounts/${id}`)).body).toMatchObject({ status: 'frozen' });
+  // The whole batch again: every record answered as before, nothing applied twice.
+  const again = await t.post('/v1/crm/records', { records: batch.records.slice(0, 2) }, key());
+  expect((again.body['results'] as { status: string }[]).map((r) => r.status)).toEqual(['duplicate', 'duplicate']);
+});
