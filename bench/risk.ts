@@ -1,0 +1,194 @@
+/**
+ * node -r ts-node/register/transpile-only bench/risk.ts [--seconds N] [--clients N] [--rounds N] [--json]
+ *
+ * What the risk engine (#14) costs, on the real PostgreSQL, in one run:
+ *  1. assess() alone, with no rules (version 0) and with the 20 rules of the starter set;
+ *  2. the payment path: a ledger payment (the bench's `payment` command) without the engine, and assess() with the
+ *     20 rules followed by the same payment — the ratio #14 asks for (target ≥ 0.9×);
+ *  3. the pure evaluator in process (no I/O): µs of CPU per decision with 20 rules.
+ * Configurations alternate over `rounds` so drift of the machine hits both alike. Σ balances = 0 is checked at the end.
+ */
+import type { PaymentFacts } from '../services/risk';
+import { compileRuleSet, evaluate, normalizeFacts, RiskService, settle } from '../services/risk';
+import { STARTER_RULE_SET } from '../services/risk/starter-rule-set';
+import { Ledger, openPostgresEventStore } from '../core-ledger';
+import { PostgresReadModels } from '../projections';
+import { allZero, freshDatabase, payment, populate, sumOfBalancesByAsset } from './scenarios';
+import type { LoopResult } from './stats';
+import { runClosedLoop } from './stats';
+
+interface Options {
+  seconds: number;
+  clients: number;
+  rounds: number;
+  json: boolean;
+  serverUrl: string;
+}
+
+const WALLETS = 2_000;
+/** Identities the risk facts are drawn from: many, as in production, so ordinary bench traffic passes the rules. */
+const RISK_ACCOUNTS = 200_000;
+const TERMINALS = 20_000;
+const MERCHANTS = 50;
+const CATEGORIES = ['food', 'grocery', 'transport', 'clothing', 'electronics'];
+
+function parseOptions(argv: readonly string[]): Options {
+  const options: Options = {
+    seconds: 8,
+    clients: 32,
+    rounds: 2,
+    json: false,
+    serverUrl: process.env['BENCH_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+  };
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    const value = (): number => {
+      const n = Number(argv[++i]);
+      if (!Number.isInteger(n) || n <= 0) throw new Error(`${arg} needs a positive integer`);
+      return n;
+    };
+    if (arg === '--json') options.json = true;
+    else if (arg === '--seconds') options.seconds = value();
+    else if (arg === '--clients') options.clients = value();
+    else if (arg === '--rounds') options.rounds = value();
+    else throw new Error(`unknown option ${arg}`);
+  }
+  return options;
+}
+
+let subject = 0;
+function factsFor(rng: () => number): PaymentFacts {
+  const n = Math.floor(rng() * RISK_ACCOUNTS);
+  const m = Math.floor(rng() * MERCHANTS);
+  const t = Math.floor(rng() * TERMINALS);
+  const fen = 100 + Math.floor(rng() * 9_900);
+  subject += 1;
+  return {
+    subjectRef: `payment:bench-${process.pid}-${subject}`,
+    amount: `${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, '0')}`,
+    accountId: `W${n}`,
+    customerClass: '2',
+    walletPurpose: 'general',
+    merchantId: `M${m}`,
+    merchantCategory: CATEGORIES[m % CATEGORIES.length]!,
+    channel: rng() < 0.5 ? 'pos' : 'api',
+    cardRef: `card-${n}`,
+    ...(rng() < 0.5
+      ? { terminalId: `T${t}` }
+      : { deviceId: `dev-${n}`, ip: `10.${n >> 16}.${(n >> 8) & 255}.${n & 255}` }),
+  };
+}
+
+function mean(values: readonly number[]): number {
+  return values.reduce((a, b) => a + b, 0) / values.length;
+}
+
+async function main(): Promise<void> {
+  const options = parseOptions(process.argv.slice(2));
+  // A database of its own, so this bench never drops the main bench's.
+  const url = await freshDatabase(options.serverUrl, 'carbonpay_bench_risk');
+  const store = await openPostgresEventStore({ connectionString: url, maxConnections: 8 });
+  const bench = { ledger: new Ledger(store), url };
+  await populate(bench.ledger, { wallets: WALLETS, merchants: MERCHANTS, points: 0, walletFunds: '1000000.00' });
+  const database = new PostgresReadModels(bench.url, Math.min(64, options.clients + 4));
+  // Two engines on one database: one that never sees a rule set (version 0), one with the starter set published.
+  const none = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 3_600_000 });
+  await none.install();
+  const rules = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 3_600_000 });
+  await rules.publishRuleSet(STARTER_RULE_SET, 'bench');
+  if (none.activeVersion !== 0 || rules.activeVersion !== 1) throw new Error('assertion: engines on versions 0 and 1');
+
+  const rng = (): number => Math.random();
+  const loop = (operation: () => Promise<boolean>): Promise<LoopResult> =>
+    runClosedLoop({ clients: options.clients, seconds: options.seconds, warmupSeconds: 1, operation });
+  const cpu = async (run: () => Promise<LoopResult>): Promise<LoopResult & { cpuUsPerOp: number }> => {
+    const before = process.cpuUsage();
+    const result = await run();
+    const used = process.cpuUsage(before);
+    return { ...result, cpuUsPerOp: (used.user + used.system) / (result.completed + result.refused) };
+  };
+  const assessWith = (engine: RiskService) => async (): Promise<boolean> =>
+    (await engine.assess('payment', factsFor(rng))).outcome === 'allow';
+  const pay = async (): Promise<boolean> =>
+    (await bench.ledger.execute(payment(rng, WALLETS, Math.floor(rng() * MERCHANTS)))).status === 'accepted';
+  const payWithRisk = async (): Promise<boolean> => {
+    const facts = factsFor(rng);
+    const decision = await rules.assess('payment', facts);
+    if (decision.outcome !== 'allow') return false;
+    const outcome = await bench.ledger.execute(payment(rng, WALLETS, Math.floor(rng() * MERCHANTS)));
+    if (outcome.status === 'refused') await rules.release(decision.decisionId);
+    return outcome.status === 'accepted';
+  };
+
+  const runs: Record<string, (LoopResult & { cpuUsPerOp: number })[]> = {
+    assessNoRules: [],
+    assess20Rules: [],
+    payment: [],
+    paymentWith20Rules: [],
+  };
+  for (let round = 0; round < options.rounds; round++) {
+    runs['assessNoRules']!.push(await cpu(() => loop(assessWith(none))));
+    runs['assess20Rules']!.push(await cpu(() => loop(assessWith(rules))));
+    runs['payment']!.push(await cpu(() => loop(pay)));
+    runs['paymentWith20Rules']!.push(await cpu(() => loop(payWithRisk)));
+  }
+
+  // The pure evaluator alone, in process: what 20 rules cost in CPU per decision.
+  const compiled = compileRuleSet(STARTER_RULE_SET, 1);
+  const samples = Array.from({ length: 100_000 }, () => factsFor(rng));
+  const nowMs = Date.now();
+  const started = process.hrtime.bigint();
+  let allowed = 0;
+  for (const facts of samples) {
+    const normalized = normalizeFacts('payment', facts, nowMs);
+    if (!normalized.ok) throw new Error(normalized.error);
+    const evaluation = evaluate(compiled, normalized.facts, nowMs, false);
+    const settled = settle(
+      evaluation,
+      evaluation.checks.map(() => ({ count: 0, amount: '0' })),
+    );
+    if (settled.outcome === 'allow') allowed += 1;
+  }
+  const evaluatorUs = Number(process.hrtime.bigint() - started) / 1e3 / samples.length;
+  if (allowed !== samples.length) throw new Error('assertion: ordinary bench traffic passes the starter rules');
+
+  const summary = Object.fromEntries(
+    Object.entries(runs).map(([name, rs]) => [
+      name,
+      {
+        tps: Math.round(mean(rs.map((r) => r.tps))),
+        p50Ms: Number(mean(rs.map((r) => r.latency.p50Ms)).toFixed(2)),
+        p99Ms: Number(mean(rs.map((r) => r.latency.p99Ms)).toFixed(2)),
+        cpuUsPerOp: Number(mean(rs.map((r) => r.cpuUsPerOp)).toFixed(1)),
+        refused: rs.reduce((a, r) => a + r.refused, 0),
+      },
+    ]),
+  ) as Record<string, { tps: number; p50Ms: number; p99Ms: number; cpuUsPerOp: number; refused: number }>;
+  const s = (name: string): { tps: number; p50Ms: number; p99Ms: number; cpuUsPerOp: number; refused: number } =>
+    summary[name]!;
+  const sums = await sumOfBalancesByAsset(bench.url);
+  const report = {
+    clients: options.clients,
+    seconds: options.seconds,
+    rounds: options.rounds,
+    ...summary,
+    assessRatio20RulesToNone: Number((s('assess20Rules').tps / s('assessNoRules').tps).toFixed(3)),
+    assessCpuUsPerDecision20Rules: s('assess20Rules').cpuUsPerOp,
+    assessCpuUsPerDecisionNoRules: s('assessNoRules').cpuUsPerOp,
+    assessLatencyAddedMsP50: Number((s('assess20Rules').p50Ms - s('assessNoRules').p50Ms).toFixed(2)),
+    paymentRatioWith20RulesToWithout: Number((s('paymentWith20Rules').tps / s('payment').tps).toFixed(3)),
+    pureEvaluatorUsPerDecision20Rules: Number(evaluatorUs.toFixed(1)),
+    sumBalancesZero: allZero(sums),
+  };
+  await database.close();
+  await bench.ledger.close();
+  await store.close();
+  if (options.json) console.log(JSON.stringify(report));
+  else console.table(Object.entries(report).map(([k, v]) => ({ measure: k, value: JSON.stringify(v) })));
+  if (!report.sumBalancesZero) throw new Error('Σ balances ≠ 0');
+}
+
+main().catch((error: unknown) => {
+  console.error(error);
+  process.exit(1);
+});
