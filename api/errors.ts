@@ -45,6 +45,8 @@ export const ERROR_STATUS = {
   merchant_not_active: 422,
   refund_exceeds_paid: 422,
   payment_failed: 422,
+  risk_refused: 422,
+  risk_review: 422,
   unsupported_media_type: 415,
   insufficient_funds: 422,
   account_frozen: 422,

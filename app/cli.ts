@@ -9,6 +9,7 @@ import { runAudit } from './commands/audit';
 import { runCrypto } from './commands/crypto';
 import { runKeys } from './commands/keys';
 import { runOperators } from './commands/operators';
+import { openClearing, runClearing } from './commands/clearing';
 
 /** Configuration refused: its line is already on stderr. */
 class UsageError extends Error {}
@@ -24,6 +25,7 @@ const USAGE = [
   '  keys new-master|new-platform-sm2 --to <file> | rotate-data-key | new-client-secret  keys (docs/operations.md)',
   '  audit verify [--json]         check the SM3 hash chain of the audit log (exit 1: tampered)',
   '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
+  '  clearing run|settle|reconcile|discrepancies list|discrepancies resolve|jobs …  the daily batch (exit 0/1/2/3/4/5)',
   '  help                          this text and the configuration variables',
 ];
 
@@ -55,6 +57,14 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
           const directory = new OperatorDirectory(database);
           await directory.install();
           return { directory, close };
+        }),
+      );
+    case 'clearing':
+      return orUsage(
+        runClearing(rest, io, process.env, async () => {
+          const config = configOrExit(io);
+          if (!config) throw new UsageError();
+          return openClearing(config, process.env);
         }),
       );
     case 'help':

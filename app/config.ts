@@ -30,6 +30,8 @@ export interface Config {
   readonly creditLifetimeDays: number;
   /** Milliseconds between runs of the idempotent jobs (credit expiry, unfinished issuances and payments); 0: never. */
   readonly jobIntervalMs: number;
+  /** Risk control on payments and carbon records (#14). */
+  readonly risk: 'on' | 'off';
   /** Milliseconds between rounds of the outbox dispatcher (webhooks, notifications). */
   readonly outboxIntervalMs: number;
   /** Milliseconds a shutdown waits for requests in flight. */
@@ -61,6 +63,16 @@ export class ConfigError extends Error {
 
 /** Every variable carbonpay reads, with its rule; README.md documents the same list. */
 export const CONFIG_VARIABLES = {
+  CARBONPAY_CREDITS_PER_GRAM: 'carbon credits per gram CO2e, a decimal; default 1',
+  CARBONPAY_CREDIT_LIFETIME_DAYS: 'days a carbon credit stays valid before the expiry job takes it; default 365',
+  CARBONPAY_JOB_INTERVAL_MS:
+    'interval of the idempotent jobs (credit expiry, unfinished issuances and payments); 0 never; default 3600000',
+  CARBONPAY_OUTBOX_INTERVAL_MS: 'interval of the outbox dispatcher (webhooks, notifications); default 1000',
+  CARBONPAY_RISK: 'on | off: risk control on payments and carbon records; default on',
+  CARBONPAY_CLEARING_DIR:
+    'folder of clearing reports, bank payment files and their SM3 manifests; default ./clearing-output',
+  CARBONPAY_CLEARING_PAYER_ACCOUNT: 'the platform bank account named as payer in bank payment files',
+  CARBONPAY_CLEARING_BANK_CODE: 'the 12-digit CNAPS code of the payees’ bank in bank payment files',
   CARBONPAY_EVENT_STORE:
     'pglite | postgres | memory | kurrentdb; default postgres when DATABASE_URL is set, else pglite',
   DATABASE_URL: 'postgresql://user@host:port/database for the postgres event store',
@@ -160,6 +172,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     creditLifetimeDays: integer(env, 'CARBONPAY_CREDIT_LIFETIME_DAYS', 365, 1, 3_650),
     jobIntervalMs: integer(env, 'CARBONPAY_JOB_INTERVAL_MS', 3_600_000, 0, 86_400_000),
     outboxIntervalMs: integer(env, 'CARBONPAY_OUTBOX_INTERVAL_MS', 1_000, 50, 3_600_000),
+    risk: onOff(env, 'CARBONPAY_RISK', 'on'),
     auth,
     clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),
     redisUrl,
@@ -167,6 +180,12 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     masterKeyFile: optional(env, 'CARBONPAY_MASTER_KEY_FILE'),
     roleAllowedIps: roleAllowedIpsOf(optional(env, 'CARBONPAY_ROLE_ALLOWED_IPS')),
   };
+}
+
+function onOff(env: NodeJS.ProcessEnv, name: string, fallback: 'on' | 'off'): 'on' | 'off' {
+  const value = env[name] ?? fallback;
+  if (value !== 'on' && value !== 'off') throw new ConfigError(name, 'must be on or off', value);
+  return value;
 }
 
 function decimalText(env: NodeJS.ProcessEnv, name: string, fallback: string): string {

@@ -5,6 +5,7 @@ export { runCrypto } from './commands/crypto';
 export { runKeys } from './commands/keys';
 export { runOperators } from './commands/operators';
 export { runDecode } from './commands/decode';
+export { runClearing, openClearing, CLEARING_EXIT } from './commands/clearing';
 export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 export type { Config, EventStoreKind } from './config';
 export { openEventStore, startLedger, startReadModels } from './platform';

@@ -27,7 +27,9 @@ import {
   DEFAULT_SIMULATOR_OPTIONS,
   Outbox,
   OutboxDispatcher,
+  RiskService,
   SmsSimulator,
+  STARTER_RULE_SET,
   smsTransport,
   webhookTransport,
   DEFAULT_PAYMENT_POLICY,
@@ -52,6 +54,7 @@ export type PlatformApiConfig = Pick<
       | 'creditLifetimeDays'
       | 'jobIntervalMs'
       | 'outboxIntervalMs'
+      | 'risk'
     >
   >;
 
@@ -180,6 +183,14 @@ async function startServices(
     (error) => logger.warn({ err: error }, 'bank simulator callback failed'),
   );
   payments.attachChannel(bankSimulator);
+  if ((config.risk ?? 'on') === 'on') {
+    const risk = new RiskService(readModels.database);
+    await risk.install();
+    // A platform starts with the starter rule set (services/risk/starter-rule-set.ts); operators publish their own.
+    if ((await risk.listRuleSets()).length === 0) await risk.publishRuleSet(STARTER_RULE_SET, 'system', now());
+    payments.attachRisk(risk);
+    carbon.attachRisk(risk);
+  }
   const crm = new CrmSyncService(readModels.database, ledger, wallets);
   await crm.install();
   const outbox = new Outbox(readModels.database, cipher);

@@ -15,3 +15,17 @@ export * from './files/bank-payment-file';
 export * from './files/clearing-report';
 export * from './files/sm3-manifest';
 export { splitCsvLine, csvField } from './files/csv';
+
+// The runs (#10): clearing, settlement, reconciliation and discrepancy cases, gated by run rows and advisory locks.
+export * from './schema';
+export * from './context';
+export * from './discrepancy-classes';
+export * from './run-gate';
+export * from './output-files';
+export * from './clearing-step';
+export * from './settlement-step';
+export * from './reconciliation-step';
+export * from './suspense';
+export * from './resolutions';
+export * from './clearing-service';
+export * from './jobs';

@@ -123,3 +123,39 @@ export {
   DEFAULT_HEADER,
   PosTerminalClient,
 } from './terminal-client';
+
+// ---- the ledger wiring (issue #9): terminals and their keys, the journal, the handler, the simulator ----
+export { AMOUNT_FEN_DIGITS, fenToYuan, yuanToFen, isZeroFen } from './amount-fen';
+export { LEDGER_RESPONSE_CODES, REFUSAL_RESPONSE_CODES, responseCodeOfRefusal } from './refusal-codes';
+export {
+  type TerminalKeyScheme,
+  type TerminalRegistration,
+  type TerminalState,
+  TERMINAL_KEY_SCHEMES,
+  TERMINALS_SQL,
+  KEY_FIELDS,
+  FIRST_BATCH,
+  TerminalRegistry,
+  generateMasterKey,
+  layoutOf,
+  nextBatch,
+} from './terminals';
+export {
+  type JournalEntry,
+  type JournalKind,
+  type BatchTotals,
+  type UploadFinding,
+  POS_JOURNAL_SQL,
+  PosJournal,
+} from './pos-journal';
+export {
+  type PosServiceOptions,
+  type PosServiceDependencies,
+  PosLedgerService,
+  orderIdOf,
+  idempotencyKeyOf,
+  retrievalReferenceOf,
+  authorizationCodeOf,
+} from './pos-service';
+export { type TerminalSimulatorOptions, type SimulatorReply, type TerminalSale, TerminalSimulator } from './simulator';
+export { type FuzzKind, type FuzzFrame, type FuzzRunResult, FrameFuzzer, runFuzz, seededRandom } from './frame-fuzzer';

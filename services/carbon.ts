@@ -21,6 +21,7 @@ import {
 } from '../core-ledger';
 import type { ServiceDatabase, SqlQueryable } from './database';
 import { ServiceRefusal } from './database';
+import type { RiskService } from './risk';
 import type { WalletService } from './wallets';
 
 /**
@@ -123,6 +124,7 @@ interface AcceptedRow {
 
 export class CarbonService {
   private readonly buckets = new Map<string, { tokens: number; refilledAtMs: number }>();
+  private risk: RiskService | undefined;
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -164,21 +166,21 @@ export class CarbonService {
       else results[index] = { externalId: input.externalId, status: 'rejected', reason: q.reason };
     }
 
-    const accepted = await this.database.transaction(async (tx) => {
-      const users = [...new Set(quantified.map((r) => r.accountId))].sort();
-      await lockUsers(tx, users);
-      const seen = await this.seenExternalIds(tx, partnerId, quantified);
-      const facts = await factsOf(tx, quantified);
-      const decisions = decideRecords(quantified, facts, seen, this.policy.creditsPerGram);
-      const rows: AcceptedRow[] = [];
-      for (const [i, decision] of decisions.entries()) {
-        const record = quantified[i]!;
-        const row = await this.recordDecision(tx, partnerId, batchId, inputs[record.index]!, record, decision, now);
-        results[record.index] = row.result;
-        if (row.accepted) rows.push(row.accepted);
-      }
-      return rows;
-    });
+    const riskDecisions = await this.assessRisk(partnerId, inputs, quantified, results, context, now);
+    const counted = quantified.filter((r) => results[r.index] === undefined);
+    let accepted: AcceptedRow[];
+    try {
+      accepted = await this.decideAndRecord(partnerId, batchId, inputs, counted, results, now);
+    } catch (error) {
+      await Promise.all([...riskDecisions.values()].map((id) => this.risk!.release(id, now)));
+      throw error;
+    }
+    // Records that did not count (duplicates, caps) give their risk reservations back.
+    await Promise.all(
+      [...riskDecisions]
+        .filter(([index]) => results[index]?.status !== 'accepted')
+        .map(([, id]) => this.risk!.release(id, now)),
+    );
 
     const statuses = await Promise.all(accepted.map((row) => this.issue(row, context, now)));
     const statusOf = new Map(accepted.map((row, i) => [row.transferId, statuses[i]!]));
@@ -197,6 +199,75 @@ export class CarbonService {
       rejected: done.filter((r) => r.status === 'rejected').length,
       records: done,
     };
+  }
+
+  /** Risk control on carbon data (#14): records it refuses or holds are rejected with its code; the rest go on. */
+  private async assessRisk(
+    partnerId: string,
+    inputs: readonly BehaviourRecordInput[],
+    quantified: readonly QuantifiedRecord[],
+    results: (RecordResult | undefined)[],
+    context: CommandContext,
+    now: Date,
+  ): Promise<Map<number, string>> {
+    const allowed = new Map<number, string>();
+    if (!this.risk) return allowed;
+    const decisions = await Promise.all(
+      quantified.map((record) => {
+        const input = inputs[record.index]!;
+        return this.risk!.assess(
+          'carbon_record',
+          {
+            subjectRef: `carbon:${uuidV5(`credit-issuance|${partnerId}|${input.externalId}`)}`,
+            partnerId,
+            accountId: record.accountId,
+            behaviour: input.behaviour,
+            quantity: input.quantity,
+            unit: input.unit,
+            startAt: input.startAt,
+            endAt: input.endAt,
+            channel: context.channel,
+          },
+          now,
+        );
+      }),
+    );
+    decisions.forEach((decision, i) => {
+      const record = quantified[i]!;
+      if (decision.outcome === 'allow') allowed.set(record.index, decision.decisionId);
+      else results[record.index] = { externalId: record.externalId, status: 'rejected', reason: decision.code! };
+    });
+    return allowed;
+  }
+
+  /** The batch's one transaction: lock its users, decide against what they have counted, record the outcome. */
+  private decideAndRecord(
+    partnerId: string,
+    batchId: string,
+    inputs: readonly BehaviourRecordInput[],
+    quantified: readonly QuantifiedRecord[],
+    results: (RecordResult | undefined)[],
+    now: Date,
+  ): Promise<AcceptedRow[]> {
+    return this.database.transaction(async (tx) => {
+      const users = [...new Set(quantified.map((r) => r.accountId))].sort();
+      await lockUsers(tx, users);
+      const seen = await this.seenExternalIds(tx, partnerId, quantified);
+      const facts = await factsOf(tx, quantified);
+      const decisions = decideRecords(quantified, facts, seen, this.policy.creditsPerGram);
+      const rows: AcceptedRow[] = [];
+      for (const [i, decision] of decisions.entries()) {
+        const record = quantified[i]!;
+        const row = await this.recordDecision(tx, partnerId, batchId, inputs[record.index]!, record, decision, now);
+        results[record.index] = row.result;
+        if (row.accepted) rows.push(row.accepted);
+      }
+      return rows;
+    });
+  }
+
+  attachRisk(risk: RiskService): void {
+    this.risk = risk;
   }
 
   /** Issues the credits of records a crash left pending (run at start-up and on a schedule). */

@@ -40,7 +40,9 @@ export type ServiceRefusalCode =
   | 'merchant_not_active'
   | 'invalid_merchant_state'
   | 'refund_exceeds_paid'
-  | 'payment_failed';
+  | 'payment_failed'
+  | 'risk_refused'
+  | 'risk_review';
 
 /** A service's expected refusal: the API maps `code` to its HTTP status. Never used for bugs. */
 export class ServiceRefusal extends Error {

@@ -7,3 +7,4 @@ export * from './bank-channel';
 export * from './outbox';
 export * from './notifications';
 export * from './crm';
+export * from './risk';

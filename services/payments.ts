@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { isIP } from 'node:net';
 import type { Amount, CommandContext, Ledger } from '../core-ledger';
 import {
   businessDateOf,
@@ -13,6 +14,7 @@ import {
 } from '../core-ledger';
 import type { BankChannel } from './bank-channel';
 import type { Outbox } from './outbox';
+import type { RiskService } from './risk';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
@@ -154,6 +156,9 @@ export interface PayInput {
   readonly tenders: { readonly wallet?: string; readonly coupon?: string; readonly credits?: string };
   /** The 6-digit payment password; without it the payment is password-free (免密) within the wallet's limits. */
   readonly paymentPassword?: string;
+  /** For risk control: the POS terminal or the customer's device, when known. */
+  readonly terminalId?: string;
+  readonly deviceId?: string;
 }
 
 export interface PaymentView {
@@ -210,6 +215,7 @@ export class PaymentService {
   faultAt: ((point: PaymentFaultPoint) => void) | undefined;
   private readonly channels = new Map<string, BankChannel>();
   private outbox: Outbox | undefined;
+  private risk: RiskService | undefined;
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -225,6 +231,11 @@ export class PaymentService {
 
   async install(): Promise<void> {
     await this.database.exec(PAYMENTS_SQL);
+  }
+
+  /** Risk control on every payment (#14). */
+  attachRisk(risk: RiskService): void {
+    this.risk = risk;
   }
 
   /** Where payment, refund and top-up messages go (webhooks to merchants, notifications to payers). */
@@ -357,6 +368,12 @@ export class PaymentService {
     const passwordFree = input.paymentPassword === undefined;
     if (passwordFree) await this.wallets.reservePasswordFree(wallet, gross, businessDate);
     else await this.wallets.verifyPaymentPassword(wallet.walletId, input.paymentPassword!, now);
+    // After the password: wrong guesses do not count towards velocity.
+    const risk = await this.assessRisk(paymentId, input, gross, wallet, merchant, businessDate, context, now);
+    const releaseReservations = async (): Promise<void> => {
+      if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+      if (risk) await this.risk!.release(risk, now);
+    };
 
     const fee = feeFor('CNY', gross, merchant.feeRateBps);
     const inserted = await this.database.query<{ payment_id: string }>(
@@ -380,7 +397,7 @@ export class PaymentService {
       ],
     );
     if (inserted.length === 0) {
-      if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+      await releaseReservations();
       return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
     }
     const row = (await this.paymentRow(this.database, paymentId))!;
@@ -391,8 +408,7 @@ export class PaymentService {
       const current = await this.paymentRow(this.database, paymentId);
       if (current?.status === 'authorizing') await this.abandon(current, wallet, merchant, 'failed', context, now);
       const view = await this.getPayment(paymentId);
-      if (passwordFree && view?.status === 'failed')
-        await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+      if (view?.status === 'failed') await releaseReservations();
       throw error;
     }
   }
@@ -880,6 +896,50 @@ export class PaymentService {
   }
 
   // ---- the steps of a payment ----
+
+  /**
+   * Risk control (#14) on the payment: allowed → the decision's id (released if the payment then fails); refused or
+   * held → a refusal naming the decision, after the password-free reservation is given back.
+   */
+  private async assessRisk(
+    paymentId: string,
+    input: PayInput,
+    gross: Amount,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    businessDate: string,
+    context: CommandContext,
+    now: Date,
+  ): Promise<string | undefined> {
+    if (!this.risk) return undefined;
+    const decision = await this.risk.assess(
+      'payment',
+      {
+        subjectRef: `payment:${paymentId}`,
+        amount: formatAmount('CNY', gross),
+        accountId: wallet.walletId,
+        customerClass: wallet.customerClass,
+        walletPurpose: wallet.purpose,
+        merchantId: merchant.merchantId,
+        merchantCategory: merchant.category,
+        channel: context.channel,
+        businessDate,
+        cardRef: this.wallets.cardNumberIndex(wallet.cardNumber),
+        ...(input.terminalId !== undefined ? { terminalId: input.terminalId } : {}),
+        ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : {}),
+        ...(context.source !== undefined && isIP(context.source) !== 0 ? { ip: context.source } : {}),
+      },
+      now,
+    );
+    if (decision.outcome === 'allow') return decision.decisionId;
+    if (input.paymentPassword === undefined)
+      await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+    throw new ServiceRefusal(decision.code!, 'payment refused by risk control', {
+      decisionId: decision.decisionId,
+      isoResponseCode: decision.isoResponseCode ?? null,
+      reviewId: decision.reviewId ?? null,
+    });
+  }
 
   /** In the caller's transaction: the merchant's webhook (when it has one) and the payer's notification. */
   private async announce(

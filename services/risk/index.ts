@@ -6,3 +6,4 @@ export * from './evaluate';
 export * from './risk-service';
 export * from './memory-engine';
 export { RISK_SQL } from './schema';
+export { STARTER_RULE_SET } from './starter-rule-set';
