@@ -4,6 +4,8 @@ import type {
   BankCardView,
   CarbonService,
   CrmSyncService,
+  ExchangeBatch,
+  ExchangeReceiver,
   MerchantRecord,
   OpenWalletInput,
   Outbox,
@@ -12,7 +14,7 @@ import type {
   WalletService,
 } from '../services';
 import { mask, maskAccountNumber } from '../security';
-import { CRM_LIMITS, ServiceRefusal, WALLET_POLICY } from '../services';
+import { CRM_LIMITS, EXCHANGE_LIMITS, ServiceRefusal, WALLET_POLICY } from '../services';
 import { ApiError } from './errors';
 import type { Handler, OperationInput, OperationResult } from './handlers';
 
@@ -261,6 +263,43 @@ export const SERVICE_PATHS = {
       responses: { '200': 'CrmSyncResult' },
     },
   },
+  '/v1/exchange/batches': {
+    post: {
+      operationId: 'receiveExchangeBatch',
+      summary:
+        "A city platform's day, SM2-signed with sealed account numbers (C10); once per (platform, date, sequence)",
+      tags: ['exchange'],
+      requestBody: 'ExchangeBatch',
+      responses: { '200': 'ExchangeAck' },
+    },
+  },
+  '/v1/exchange/resends': {
+    get: {
+      operationId: 'listExchangeResends',
+      summary: 'The dates the province asks this city to send again, with the next sequence to use',
+      tags: ['exchange'],
+      responses: { '200': 'ExchangeResends' },
+    },
+    post: {
+      operationId: 'requestExchangeResend',
+      summary: 'Ask a city platform to send a date again',
+      tags: ['exchange'],
+      requestBody: 'ExchangeResendRequest',
+      responses: { '200': 'StatusResult' },
+    },
+  },
+  '/v1/exchange/stats': {
+    get: {
+      operationId: 'getExchangeStats',
+      summary: "Per city and date, the totals of its latest batch (the province's statistics)",
+      tags: ['exchange'],
+      parameters: [
+        { name: 'from', in: 'query', required: true, schema: DATE },
+        { name: 'to', in: 'query', required: true, schema: DATE },
+      ],
+      responses: { '200': 'ExchangeStats' },
+    },
+  },
   '/v1/payments': {
     post: {
       operationId: 'pay',
@@ -347,6 +386,11 @@ const RECORD_RESULT = {
 const BANK_CARD = object(
   { cardId: KEY, bankCode: str(12), cardNumber: str(24), status: { enum: ['bound', 'unbound'] } },
   ['cardId', 'bankCode', 'cardNumber', 'status'],
+);
+
+const EXCHANGE_TOTALS = object(
+  { records: { type: 'integer', minimum: 0 }, grams: DECIMAL, creditsIssued: CCR, creditsRedeemed: CCR },
+  ['records', 'grams', 'creditsIssued', 'creditsRedeemed'],
 );
 
 const STRING_MAP = { type: 'object', additionalProperties: { type: 'string' } };
@@ -564,6 +608,88 @@ export const SERVICE_SCHEMAS = {
     },
     ['results'],
   ),
+  ExchangeBatch: object(
+    {
+      platformId: KEY,
+      date: DATE,
+      sequence: { type: 'integer', minimum: 1, maximum: 1_000_000 },
+      totals: EXCHANGE_TOTALS,
+      behaviours: {
+        type: 'array',
+        maxItems: 64,
+        items: object({ behaviour: str(32), records: { type: 'integer', minimum: 0 }, grams: DECIMAL, credits: CCR }, [
+          'behaviour',
+          'records',
+          'grams',
+          'credits',
+        ]),
+      },
+      details: {
+        type: 'array',
+        maxItems: EXCHANGE_LIMITS.maxDetailsPerBatch,
+        items: object(
+          {
+            partnerId: KEY,
+            externalId: KEY,
+            accountNumber: str(256, '^[A-Za-z0-9_-]+$'),
+            behaviour: str(32),
+            methodologyVersion: str(64),
+            grams: DECIMAL,
+            credits: CCR,
+          },
+          ['partnerId', 'externalId', 'accountNumber', 'behaviour', 'methodologyVersion', 'grams', 'credits'],
+        ),
+      },
+      signature: { type: 'string', pattern: '^[0-9a-f]{128}$' },
+    },
+    ['platformId', 'date', 'sequence', 'totals', 'behaviours', 'details', 'signature'],
+  ),
+  ExchangeAck: object(
+    {
+      platformId: KEY,
+      date: DATE,
+      sequence: { type: 'integer' },
+      status: { enum: ['accepted', 'duplicate'] },
+      totals: EXCHANGE_TOTALS,
+    },
+    ['platformId', 'date', 'sequence', 'status', 'totals'],
+  ),
+  ExchangeResendRequest: object({ platformId: KEY, date: DATE, reason: str(256) }, ['platformId', 'date', 'reason']),
+  ExchangeResends: object(
+    {
+      resends: {
+        type: 'array',
+        items: object({ date: DATE, nextSequence: { type: 'integer' }, reason: str(256) }, [
+          'date',
+          'nextSequence',
+          'reason',
+        ]),
+      },
+    },
+    ['resends'],
+  ),
+  ExchangeStats: object(
+    {
+      from: DATE,
+      to: DATE,
+      rows: {
+        type: 'array',
+        items: object(
+          {
+            platformId: KEY,
+            date: DATE,
+            sequence: { type: 'integer' },
+            records: { type: 'integer' },
+            grams: DECIMAL,
+            creditsIssued: CCR,
+            creditsRedeemed: CCR,
+          },
+          ['platformId', 'date', 'sequence', 'records', 'grams', 'creditsIssued', 'creditsRedeemed'],
+        ),
+      },
+    },
+    ['from', 'to', 'rows'],
+  ),
   SetPaymentPasswordRequest: object({ password: { type: 'string', pattern: '^[0-9]{6}$' } }, ['password']),
   StatusResult: object({ status: str(32) }, ['status']),
   TopUpRequest: object({ amount: CNY, channel: str(32, '^[a-z_]+$') }, ['amount', 'channel']),
@@ -680,13 +806,14 @@ export interface ServiceDependencies {
   readonly payments: PaymentService;
   readonly outbox: Outbox;
   readonly crm: CrmSyncService;
+  readonly exchange: ExchangeReceiver;
 }
 
 type Stored = (input: OperationInput, tag: string, run: () => Promise<OperationResult>) => Promise<OperationResult>;
 
 /** Handlers of the operations above; `stored` gives commands the Idempotency-Key replay of the rest of the API. */
 export function createServiceHandlers(services: ServiceDependencies, stored: Stored): Record<string, Handler> {
-  const { wallets, carbon, payments, outbox, crm } = services;
+  const { wallets, carbon, payments, outbox, crm, exchange } = services;
   const command =
     (tag: string, run: (input: OperationInput) => Promise<OperationResult>): Handler =>
     (input) =>
@@ -744,6 +871,35 @@ export function createServiceHandlers(services: ServiceDependencies, stored: Sto
       const closed = await wallets.closeWallet(parameters['walletId']!, body['cardId'] as string, context, now);
       return { status: 200, body: { walletId: parameters['walletId']!, status: 'closed', paidOut: closed.paidOut } };
     }),
+    receiveExchangeBatch: command('receiveExchangeBatch', async ({ body, principal, now }) => {
+      const credential = principal.signedBy?.credential;
+      if (!credential?.publicKey)
+        throw new ApiError('forbidden', 'a batch comes as a request signed with the city platform’s SM2 key');
+      return {
+        status: 200,
+        body: await exchange.receive(
+          { clientId: credential.clientId, publicKey: credential.publicKey, fieldKey: credential.fieldKey },
+          body as unknown as ExchangeBatch,
+          now,
+        ),
+      };
+    }),
+    listExchangeResends: query(async ({ principal }) => ({
+      status: 200,
+      body: { resends: await exchange.openResends(principal.id) },
+    })),
+    requestExchangeResend: command('requestExchangeResend', async ({ body, now }) => {
+      await exchange.requestResend(body['platformId'] as string, body['date'] as string, body['reason'] as string, now);
+      return { status: 200, body: { status: 'requested' } };
+    }),
+    getExchangeStats: query(async ({ parameters }) => ({
+      status: 200,
+      body: {
+        from: parameters['from']!,
+        to: parameters['to']!,
+        rows: await exchange.cityStats(parameters['from']!, parameters['to']!),
+      },
+    })),
     syncCrm: command('syncCrm', async ({ body, principal, context, now }) => ({
       status: 200,
       body: { results: await crm.sync(principal.id, body['records'] as unknown[], context, now) },

@@ -11,3 +11,4 @@ export type { Config, EventStoreKind } from './config';
 export { openEventStore, startLedger, startReadModels } from './platform';
 export type { ReadModels } from './platform';
 export { createPlatformApi, listenPlatform, protectPersonalData } from './server';
+export type { PlatformServices } from './server';

@@ -24,6 +24,7 @@ import {
   CarbonService,
   CrmSyncService,
   DEFAULT_CARBON_POLICY,
+  ExchangeReceiver,
   DEFAULT_SIMULATOR_OPTIONS,
   Outbox,
   OutboxDispatcher,
@@ -136,6 +137,7 @@ export interface PlatformServices {
   readonly payments: PaymentService;
   readonly outbox: Outbox;
   readonly crm: CrmSyncService;
+  readonly exchange: ExchangeReceiver;
   readonly dispatcher: OutboxDispatcher;
   readonly sms: SmsSimulator;
   /** Runs the idempotent jobs once: issuances and payments a crash left unfinished, then credit expiry. */
@@ -193,6 +195,8 @@ async function startServices(
   }
   const crm = new CrmSyncService(readModels.database, ledger, wallets);
   await crm.install();
+  const exchange = new ExchangeReceiver(readModels.database);
+  await exchange.install();
   const outbox = new Outbox(readModels.database, cipher);
   await outbox.install();
   wallets.attachOutbox(outbox);
@@ -238,6 +242,7 @@ async function startServices(
     dispatcher,
     sms,
     crm,
+    exchange,
     runJobs,
     stopJobs: async () => {
       clearInterval(timer);

@@ -100,6 +100,8 @@ export const REFUSAL_RESPONSE_CODES = {
   // Risk control answers the code of the rule that fired (details.isoResponseCode); these rows are the fallback.
   risk_refused: { responseCode: LEDGER_RESPONSE_CODES.suspectedFraud, why: 'refused by risk control' },
   risk_review: { responseCode: LEDGER_RESPONSE_CODES.suspectedFraud, why: 'held for review by risk control' },
+  forbidden: { responseCode: RESPONSE_CODES.systemMalfunction, why: 'not a POS outcome' },
+  bad_signature: { responseCode: RESPONSE_CODES.systemMalfunction, why: 'not a POS outcome' },
   wallet_exists: { responseCode: RESPONSE_CODES.systemMalfunction, why: 'not a POS outcome' },
   account_exists: { responseCode: RESPONSE_CODES.systemMalfunction, why: 'not a POS outcome' },
   asset_mismatch: { responseCode: RESPONSE_CODES.systemMalfunction, why: 'not a POS outcome' },

@@ -12,6 +12,7 @@ export const ROLES = [
   'clearing_operator',
   'partner',
   'payment_service',
+  'platform_peer',
 ] as const;
 
 export type Role = (typeof ROLES)[number];
@@ -64,6 +65,10 @@ export const OPERATION_STEPS = {
   listWebhookDeliveries: 'query',
   replayWebhooks: 'modify',
   syncCrm: 'modify',
+  receiveExchangeBatch: 'add',
+  listExchangeResends: 'query',
+  requestExchangeResend: 'modify',
+  getExchangeStats: 'query',
 } as const satisfies Record<string, BusinessStep>;
 
 export type ProtectedOperation = keyof typeof OPERATION_STEPS;
@@ -113,6 +118,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     ...REPORTS,
     'getAuditTrail',
     ...CARBON_QUERIES,
+    'requestExchangeResend',
+    'getExchangeStats',
     'logout',
   ],
   // Operators review merchants (C6) and issue marketing coupons.
@@ -135,6 +142,7 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     ...ACCOUNT_QUERIES,
     ...REPORTS,
     'getAuditTrail',
+    'getExchangeStats',
     'getPayment',
     'getMerchantFlows',
     ...CARBON_QUERIES,
@@ -157,6 +165,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
   clearing_operator: [...ACCOUNT_QUERIES, ...REPORTS, 'reverseTransfer', 'logout'],
   // Partner platforms push behaviour data (C2) and read what it earned.
   partner: ['getAccount', 'getBalance', 'getTransfer', 'submitBehaviours', 'getCarbonAccount', 'listMethodologies'],
+  // Another level's platform (a city sending to this province, C10).
+  platform_peer: ['receiveExchangeBatch', 'listExchangeResends'],
   payment_service: ['openAccount', ...PAYMENTS, ...ACCOUNT_QUERIES, ...WALLET_SERVICE, ...CARBON_QUERIES],
 };
 

@@ -42,7 +42,9 @@ export type ServiceRefusalCode =
   | 'refund_exceeds_paid'
   | 'payment_failed'
   | 'risk_refused'
-  | 'risk_review';
+  | 'risk_review'
+  | 'forbidden'
+  | 'bad_signature';
 
 /** A service's expected refusal: the API maps `code` to its HTTP status. Never used for bugs. */
 export class ServiceRefusal extends Error {

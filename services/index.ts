@@ -8,3 +8,4 @@ export * from './outbox';
 export * from './notifications';
 export * from './crm';
 export * from './risk';
+export * from './exchange';

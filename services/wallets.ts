@@ -315,6 +315,15 @@ export class WalletService {
     return new Map(rows.map((r) => [byIndex.get(r.account_number_index)!, r.points_account]));
   }
 
+  /** The account number of the wallet a points account belongs to (data exchange details). */
+  async accountNumberOfPoints(pointsAccountId: string): Promise<string> {
+    const rows = await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE points_account = $1', [
+      pointsAccountId,
+    ]);
+    if (!rows[0]) throw new Error(`assertion: points account ${pointsAccountId} belongs to no wallet`);
+    return this.recordOf(rows[0]).accountNumber;
+  }
+
   async getWallet(walletId: string): Promise<WalletRecord | undefined> {
     const rows = await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE wallet_id = $1', [walletId]);
     return rows[0] ? this.recordOf(rows[0]) : undefined;

@@ -2,7 +2,7 @@ import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Api } from '../../api';
 import { createLogger, drainAndClose } from '../../api';
-import type { ReadModels } from '../../app';
+import type { PlatformServices, ReadModels } from '../../app';
 import { createPlatformApi, listenPlatform, startLedger, startReadModels } from '../../app';
 import type { EventStore, Ledger } from '../../core-ledger';
 import { InMemoryEventStore, openPostgresEventStore } from '../../core-ledger';
@@ -24,6 +24,7 @@ export interface TestApi {
   readonly api: Api;
   readonly operators: OperatorDirectory;
   readonly audit: AuditChain;
+  readonly services: PlatformServices;
   /** The instant the API stamps on commands; tests move it. */
   clock: Date;
   post(path: string, body: unknown, idempotencyKey?: string, headers?: Record<string, string>): Promise<HttpAnswer>;
@@ -92,6 +93,7 @@ export async function startTestApi(kind: 'postgres' | 'memory', options: TestApi
     api,
     operators: platform.operators,
     audit: platform.audit,
+    services: platform.services,
     post: async (path: string, body: unknown, idempotencyKey?: string, headers: Record<string, string> = {}) =>
       answer(
         await fetch(`${base}${path}`, {
