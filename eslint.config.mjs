@@ -6,6 +6,23 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
+    // The console (#12): plain browser scripts, with Vue and Chart.js loaded as globals by console/index.html.
+    files: ['console/**/*.js'],
+    languageOptions: {
+      sourceType: 'script',
+      globals: {
+        Vue: 'readonly',
+        Chart: 'readonly',
+        window: 'readonly',
+        document: 'readonly',
+        fetch: 'readonly',
+        crypto: 'readonly',
+        URL: 'readonly',
+        URLSearchParams: 'readonly',
+      },
+    },
+  },
+  {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       'no-restricted-imports': [

@@ -1,5 +1,6 @@
 import { ACCOUNT_KINDS, COMMAND_LIMITS, TRANSFER_TYPES } from '../core-ledger';
 import { SERVICE_PATHS, SERVICE_SCHEMAS } from './service-operations';
+import { CONSOLE_PATHS, CONSOLE_SCHEMAS } from './console-operations';
 import { ERROR_CODES } from './errors';
 
 /**
@@ -105,10 +106,12 @@ function operation(spec: OperationSpec): Record<string, unknown> {
   };
 }
 
-/** The carbon, wallet and mall operations (api/service-operations.ts) in this document's operation shape. */
-function servicePaths(): Record<string, Record<string, unknown>> {
+/** The carbon, wallet and mall operations (api/service-operations.ts), or the console's, in this document's shape. */
+function servicePaths(
+  paths: Record<string, Record<string, unknown>> = SERVICE_PATHS,
+): Record<string, Record<string, unknown>> {
   return Object.fromEntries(
-    Object.entries(SERVICE_PATHS).map(([path, methods]) => [
+    Object.entries(paths).map(([path, methods]) => [
       path,
       Object.fromEntries(
         Object.entries(methods).map(([method, spec]) => [method, operation(spec as unknown as OperationSpec)]),
@@ -337,10 +340,12 @@ export const OPENAPI_DOCUMENT = {
       }),
     },
     ...servicePaths(),
+    ...servicePaths(CONSOLE_PATHS),
   },
   components: {
     schemas: {
       ...SERVICE_SCHEMAS,
+      ...CONSOLE_SCHEMAS,
       Error: object(
         {
           code: { type: 'string', enum: [...ERROR_CODES] },

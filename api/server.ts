@@ -12,6 +12,8 @@ import type { Handler, HandlerDependencies, OperationResult } from './handlers';
 import { createHandlers, REPLAY_HEADER, withStoredResponse } from './handlers';
 import type { ServiceDependencies } from './service-operations';
 import { createServiceHandlers, SERVICE_OPERATION_IDS } from './service-operations';
+import type { ConsoleDependencies } from './console-operations';
+import { CONSOLE_OPERATION_IDS, createConsoleHandlers, mountConsole } from './console-operations';
 import type { IdempotencyRecords } from './idempotency';
 import { parseJsonBody, readRawBody } from './json-body';
 import type { AuthDependencies } from './auth';
@@ -69,6 +71,8 @@ export interface ApiDependencies {
   readonly now?: () => Date;
   /** Wallets, merchants, mall payments and carbon inclusion; their operations answer 404 without them. */
   readonly services?: ServiceDependencies;
+  /** The console's reads and the discrepancy resolutions (#12); their operations answer 503 without them. */
+  readonly console?: ConsoleDependencies;
 }
 
 /** The app and what shutting it down needs: whether it drains, and how many requests are still being answered. */
@@ -111,6 +115,13 @@ export function createApi(deps: ApiDependencies): Api {
     ...(deps.services
       ? createServiceHandlers(deps.services, (input, tag, run) => withStoredResponse(handlerDeps, input, tag, run))
       : {}),
+    ...(deps.console
+      ? createConsoleHandlers(
+          deps.console,
+          { clients: deps.auth.clients, platformSigningKey: deps.auth.platformKey !== undefined },
+          (input, tag, run) => withStoredResponse(handlerDeps, input, tag, run),
+        )
+      : {}),
     health: async () => health(deps),
   };
   let draining = false;
@@ -137,12 +148,15 @@ export function createApi(deps: ApiDependencies): Api {
   app.get('/metrics', async (_request, response) => {
     response.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
   });
+  mountConsole(app);
 
   const paths = new Set<string>();
   for (const operation of operations.values()) {
     const handler =
       handlers[operation.operationId] ??
-      (SERVICE_OPERATION_IDS.has(operation.operationId) ? servicesAbsent : undefined);
+      (SERVICE_OPERATION_IDS.has(operation.operationId) || CONSOLE_OPERATION_IDS.has(operation.operationId)
+        ? servicesAbsent
+        : undefined);
     if (!handler) throw new Error(`no handler for operation ${operation.operationId}`);
     const expressPath = operation.path.replace(/\{(\w+)\}/g, ':$1');
     paths.add(expressPath);

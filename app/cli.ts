@@ -10,6 +10,8 @@ import { runCrypto } from './commands/crypto';
 import { runKeys } from './commands/keys';
 import { runOperators } from './commands/operators';
 import { openClearing, runClearing } from './commands/clearing';
+import { runBackup, runRestore } from './commands/backup';
+import { runArchive } from './commands/archive';
 
 /** Configuration refused: its line is already on stderr. */
 class UsageError extends Error {}
@@ -26,6 +28,9 @@ const USAGE = [
   '  audit verify [--json]         check the SM3 hash chain of the audit log (exit 1: tampered)',
   '  operators add --username <name> --role <role>  create a console operator (password from CARBONPAY_OPERATOR_PASSWORD)',
   '  clearing run|settle|reconcile|discrepancies list|discrepancies resolve|jobs …  the daily batch (exit 0/1/2/3/4/5)',
+  '  backup full|incremental --to <set> | verify --from <dir> | checksums  SM3-manifested backups (docs/operations.md)',
+  '  restore --from <set or backup>…  restore into an empty database, then rebuild the read models',
+  '  archive --before YYYY-MM --to <dir> [--detach] | read --from <dir> … | verify --from <dir>  archive closed months (T18)',
   '  help                          this text and the configuration variables',
 ];
 
@@ -59,6 +64,12 @@ export async function main(args: readonly string[], io: Io = processIo): Promise
           return { directory, close };
         }),
       );
+    case 'backup':
+      return runBackup(rest, io, process.env);
+    case 'restore':
+      return runRestore(rest, io, process.env);
+    case 'archive':
+      return runArchive(rest, io, process.env);
     case 'clearing':
       return orUsage(
         runClearing(rest, io, process.env, async () => {

@@ -15,6 +15,8 @@ export interface Config {
   readonly batchMaxCommands: number;
   readonly snapshotEveryEvents: number;
   readonly databasePoolSize: number;
+  /** Connections to the read-model database, which the services (wallets, payments, carbon, outbox) share. */
+  readonly readPoolSize: number;
   /** Where the read models live; undefined: beside the event store (its PostgreSQL, or its PGlite). */
   readonly readModelUrl: string | undefined;
   /** Whether this process runs the projection runners (one leads across processes; others stand by). */
@@ -63,6 +65,7 @@ export class ConfigError extends Error {
 
 /** Every variable carbonpay reads, with its rule; README.md documents the same list. */
 export const CONFIG_VARIABLES = {
+  CARBONPAY_READ_POOL_SIZE: 'connections to the read-model database, shared with the services; default 20',
   CARBONPAY_CREDITS_PER_GRAM: 'carbon credits per gram CO2e, a decimal; default 1',
   CARBONPAY_CREDIT_LIFETIME_DAYS: 'days a carbon credit stays valid before the expiry job takes it; default 365',
   CARBONPAY_JOB_INTERVAL_MS:
@@ -162,6 +165,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     batchMaxCommands: integer(env, 'CARBONPAY_BATCH_MAX_COMMANDS', 1_000, 1, 1_000),
     snapshotEveryEvents: integer(env, 'CARBONPAY_SNAPSHOT_EVERY', 1_000, 10, 1_000_000),
     databasePoolSize: integer(env, 'CARBONPAY_DB_POOL_SIZE', 10, 2, 100),
+    readPoolSize: integer(env, 'CARBONPAY_READ_POOL_SIZE', 20, 2, 200),
     readModelUrl,
     runProjections: projections === 'on',
     tlsCertFile,

@@ -6,6 +6,25 @@ export { runKeys } from './commands/keys';
 export { runOperators } from './commands/operators';
 export { runDecode } from './commands/decode';
 export { runClearing, openClearing, CLEARING_EXIT } from './commands/clearing';
+export {
+  runBackup,
+  runRestore,
+  takeBackup,
+  restoreBackups,
+  verifyBackupFolder,
+  ledgerChecksums,
+  serviceTableChecksums,
+  BackupError,
+} from './commands/backup';
+export {
+  runArchive,
+  archiveMonths,
+  readArchivedStatement,
+  readArchivedJournal,
+  statementFromArchivedEvents,
+  monthFolders,
+  verifyMonthFolder,
+} from './commands/archive';
 export { ConfigError, CONFIG_VARIABLES, loadConfig } from './config';
 export type { Config, EventStoreKind } from './config';
 export { openEventStore, startLedger, startReadModels } from './platform';

@@ -62,19 +62,23 @@ export interface ReadModels {
   close(): Promise<void>;
 }
 
+const DEFAULT_READ_POOL_SIZE = 20;
+
 /**
  * The read models: in their own PostgreSQL when configured, else beside the event store (its PostgreSQL, or the
  * same PGlite); an in-memory event store gets an in-memory PGlite. The runner starts unless turned off.
  */
 export async function startReadModels(
-  config: Pick<Config, 'eventStore' | 'databaseUrl' | 'readModelUrl' | 'runProjections'>,
+  config: Pick<Config, 'eventStore' | 'databaseUrl' | 'readModelUrl' | 'runProjections'> &
+    Partial<Pick<Config, 'readPoolSize'>>,
   store: EventStore,
 ): Promise<ReadModels> {
   let database: ReadModelDatabase;
   let ownsDatabase: { close(): Promise<void> } | undefined;
   const url = config.readModelUrl ?? (config.eventStore === 'postgres' ? config.databaseUrl : undefined);
   if (url !== undefined) {
-    database = new PostgresReadModels(url);
+    // The services (wallets, payments, carbon, outbox) work in this database too: size its pool for them.
+    database = new PostgresReadModels(url, config.readPoolSize ?? DEFAULT_READ_POOL_SIZE);
     ownsDatabase = database;
   } else if (store instanceof SqlEventStore) {
     database = pgliteReadModelsOf(store);

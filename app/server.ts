@@ -1,8 +1,10 @@
 import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import type { Server } from 'node:http';
+import { resolve } from 'node:path';
 import type { Api, Logger } from '../api';
 import { createApi, createLogger, createMetrics, IdempotencyRecords, listenHttp } from '../api';
+import { ClearingService } from '../clearing';
 import type { EventStore, Ledger } from '../core-ledger';
 import { ReadModelQueries } from '../projections';
 import type { ClientCredential, ClientRegistration, NonceStore, Role } from '../security';
@@ -85,6 +87,13 @@ export async function createPlatformApi(
   await audit.install();
   const services = await startServices(ledger, readModels, config, logger, now);
   const nonces: NonceStore = config.redisUrl ? new RedisNonceStore(config.redisUrl) : new MemoryNonceStore();
+  // The console resolves discrepancy cases through the same service as the CLI (the folder it writes reports to is
+  // the CLI's; resolving writes none).
+  const clearing = new ClearingService(readModels.database, ledger, services.payments, services.wallets, {
+    outputDir: resolve(process.env['CARBONPAY_CLEARING_DIR'] ?? 'clearing-output'),
+    cutoffHourLocal: config.cutoffHourLocal,
+  });
+  await clearing.install();
   const api = createApi({
     ledger,
     store,
@@ -118,6 +127,7 @@ export async function createPlatformApi(
     },
     now,
     services,
+    console: { database: readModels.database, payments: services.payments, clearing },
   });
   return {
     api,

@@ -1,5 +1,6 @@
 import type { PostTransfer } from '../core-ledger';
 import { Money, uuidV5 } from '../core-ledger';
+import { paymentTransferIds } from '../services';
 import type { ClearingDeps } from './context';
 import { addDays, inParallel } from './context';
 import type { BankPaymentLine } from './files/bank-payment-file';
@@ -159,16 +160,13 @@ async function settleLine(
 }
 
 /**
- * The ledger transfers the date's clearing counted, per merchant. Payment transfer ids follow services/payments.ts
- * (`payment-leg|<payment>|<leg>` per tender with an amount, `payment-fee|<payment>` when there is a fee); refunds and
- * adjustments keep theirs in their rows.
+ * The ledger transfers the date's clearing counted, per merchant: a payment's from services' `paymentTransferIds`;
+ * refunds and adjustments keep theirs in their rows.
  */
 async function transfersOfDate(deps: ClearingDeps, businessDate: string): Promise<Map<string, string[]>> {
   const rows = await deps.db.query<{ merchant_id: string; kind: string; id: string; legs: string[] | null }>(
     `SELECT merchant_id, 'payment' AS kind, payment_id AS id,
-            array_remove(ARRAY[CASE WHEN wallet_amount > 0 THEN 'wallet' END, CASE WHEN coupon_amount > 0 THEN 'coupon' END,
-                  CASE WHEN credits > 0 THEN 'credits' END, CASE WHEN credits_value > 0 THEN 'credits_value' END,
-                  CASE WHEN fee > 0 THEN 'fee' END], NULL) AS legs
+            ARRAY[wallet_amount::text, coupon_amount::text, credits::text, credits_value::text, fee::text] AS legs
        FROM cp_payments WHERE business_date = $1 AND status = 'captured'
      UNION ALL
      SELECT p.merchant_id, 'transfer', r.transfer_id, NULL FROM cp_refunds r JOIN cp_payments p USING (payment_id)
@@ -182,8 +180,14 @@ async function transfersOfDate(deps: ClearingDeps, businessDate: string): Promis
   for (const row of rows) {
     const ids = byMerchant.get(row.merchant_id) ?? [];
     if (row.kind === 'payment') {
-      for (const leg of row.legs ?? [])
-        ids.push(leg === 'fee' ? uuidV5(`payment-fee|${row.id}`) : uuidV5(`payment-leg|${row.id}|${leg}`));
+      const [wallet, coupon, credits, creditsValue, fee] = row.legs!;
+      ids.push(
+        ...paymentTransferIds({
+          paymentId: row.id,
+          tenders: { wallet: wallet!, coupon: coupon!, credits: credits!, creditsValue: creditsValue! },
+          fee: fee!,
+        }),
+      );
     } else ids.push(row.id);
     byMerchant.set(row.merchant_id, ids);
   }

@@ -69,6 +69,16 @@ export const OPERATION_STEPS = {
   listExchangeResends: 'query',
   requestExchangeResend: 'modify',
   getExchangeStats: 'query',
+  // Operator and auditor console (#12)
+  getConsoleProfile: 'query',
+  getDashboardSeries: 'query',
+  searchAccounts: 'query',
+  listMerchants: 'query',
+  getClearingDay: 'query',
+  listDiscrepancyCases: 'query',
+  resolveDiscrepancyCase: 'modify',
+  listAuditLog: 'query',
+  listKeys: 'query',
 } as const satisfies Record<string, BusinessStep>;
 
 export type ProtectedOperation = keyof typeof OPERATION_STEPS;
@@ -85,6 +95,9 @@ const PAYMENTS: readonly ProtectedOperation[] = [
   'voidTransfer',
   'reverseTransfer',
 ];
+
+/** What every console user reads: who they are, the dashboard, the account search (no personal data in it). */
+const CONSOLE_READS: readonly ProtectedOperation[] = ['getConsoleProfile', 'getDashboardSeries', 'searchAccounts'];
 
 const CARBON_QUERIES: readonly ProtectedOperation[] = ['getCarbonAccount', 'getCarbonStats', 'listMethodologies'];
 const WALLET_SERVICE: readonly ProtectedOperation[] = [
@@ -120,6 +133,12 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     ...CARBON_QUERIES,
     'requestExchangeResend',
     'getExchangeStats',
+    ...CONSOLE_READS,
+    'listMerchants',
+    'getClearingDay',
+    'listDiscrepancyCases',
+    'listAuditLog',
+    'listKeys',
     'logout',
   ],
   // Operators review merchants (C6) and issue marketing coupons.
@@ -136,6 +155,8 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     'replayWebhooks',
     'getPayment',
     ...CARBON_QUERIES,
+    ...CONSOLE_READS,
+    'listMerchants',
     'logout',
   ],
   auditor: [
@@ -146,6 +167,11 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     'getPayment',
     'getMerchantFlows',
     ...CARBON_QUERIES,
+    ...CONSOLE_READS,
+    'listMerchants',
+    'getClearingDay',
+    'listDiscrepancyCases',
+    'listAuditLog',
     'logout',
   ],
   merchant: [
@@ -161,14 +187,54 @@ export const ROLE_PERMISSIONS: Readonly<Record<Role, readonly ProtectedOperation
     'replayWebhooks',
     'logout',
   ],
-  customer_service: ['getAccount', 'getBalance', 'getStatement', 'getTransfer', 'freezeAccount', 'logout'],
-  clearing_operator: [...ACCOUNT_QUERIES, ...REPORTS, 'reverseTransfer', 'logout'],
+  customer_service: [
+    'getAccount',
+    'getBalance',
+    'getStatement',
+    'getTransfer',
+    'freezeAccount',
+    'getConsoleProfile',
+    'searchAccounts',
+    'logout',
+  ],
+  clearing_operator: [
+    ...ACCOUNT_QUERIES,
+    ...REPORTS,
+    'reverseTransfer',
+    ...CONSOLE_READS,
+    'getClearingDay',
+    'listDiscrepancyCases',
+    'resolveDiscrepancyCase',
+    'logout',
+  ],
   // Partner platforms push behaviour data (C2) and read what it earned.
   partner: ['getAccount', 'getBalance', 'getTransfer', 'submitBehaviours', 'getCarbonAccount', 'listMethodologies'],
   // Another level's platform (a city sending to this province, C10).
   platform_peer: ['receiveExchangeBatch', 'listExchangeResends'],
   payment_service: ['openAccount', ...PAYMENTS, ...ACCOUNT_QUERIES, ...WALLET_SERVICE, ...CARBON_QUERIES],
 };
+
+/**
+ * The console (#12): each screen and the operation it opens with. A role sees a screen when it holds that operation;
+ * what the screen then does is each time the API's decision (a button the role lacks is hidden, and refused if sent).
+ * Key management reads key metadata only and is granted to administrators alone.
+ */
+export const CONSOLE_SCREENS = {
+  dashboard: 'getDashboardSeries',
+  accounts: 'searchAccounts',
+  merchants: 'listMerchants',
+  clearing: 'listDiscrepancyCases',
+  audit: 'listAuditLog',
+  keys: 'listKeys',
+} as const satisfies Record<string, ProtectedOperation>;
+
+export type ConsoleScreen = keyof typeof CONSOLE_SCREENS;
+
+export function consoleScreensOf(role: Role): ConsoleScreen[] {
+  return (Object.keys(CONSOLE_SCREENS) as ConsoleScreen[]).filter((screen) =>
+    ROLE_PERMISSIONS[role].includes(CONSOLE_SCREENS[screen]),
+  );
+}
 
 /** Roles that see personal data unmasked (C17, App. B); each use is recorded. Everyone else sees it masked. */
 export const UNMASK_ROLES: readonly Role[] = ['customer_service'];

@@ -735,9 +735,7 @@ export class PaymentService {
     context: CommandContext,
     now: Date,
   ): Promise<void> {
-    // The fee first: it gives the merchant back what the tenders' reversals then take.
-    const transfers = new Money(row.fee).gt(0) ? [uuidV5(`payment-fee|${row.payment_id}`)] : [];
-    transfers.push(...this.legsOf(row, wallet, merchant).map((leg) => legTransferId(row.payment_id, leg.name)));
+    const transfers = paymentTransferIds(viewOf(row));
     for (const transferId of transfers) {
       const outcome = await this.ledger.execute(
         {
@@ -973,6 +971,7 @@ export class PaymentService {
     context: CommandContext,
     now: Date,
   ): Promise<PaymentView> {
+    if (isSingleTender(row)) return this.postSingle(row, wallet, merchant, context, now);
     const legs = this.legsOf(row, wallet, merchant);
     const expiresAt = new Date(now.getTime() + this.policy.holdMinutes * 60_000).toISOString();
     for (const [i, leg] of legs.entries()) {
@@ -1050,9 +1049,65 @@ export class PaymentService {
         context,
       );
     }
+    return this.markCaptured(row, wallet, merchant, now);
+  }
+
+  /**
+   * A payment of one cash tender (wallet or coupon) needs no holds: one balanced transfer moves the gross from the
+   * customer, the net to the merchant and the fee to fee income, atomically. Only mixed tenders go through the holds.
+   */
+  private async postSingle(
+    row: PaymentRow,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    context: CommandContext,
+    now: Date,
+  ): Promise<PaymentView> {
+    const [leg] = this.legsOf(row, wallet, merchant);
+    const fee = new Money(row.fee);
+    const net = new Money(row.gross).minus(fee);
+    const outcome = await this.ledger.execute(
+      {
+        type: 'PostTransfer',
+        transferId: singleTransferId(row.payment_id),
+        idempotencyKey: `payment:${row.payment_id}`,
+        transferType: 'payment',
+        postings: [
+          { accountId: leg!.debit, direction: 'debit', amount: row.gross },
+          // A fee can take all of a tiny payment (0.01 at 50 %): the merchant then gets no line, not a zero one.
+          ...(net.gt(0)
+            ? [{ accountId: merchant.pendingAccount, direction: 'credit' as const, amount: formatAmount('CNY', net) }]
+            : []),
+          ...(fee.gt(0) ? [{ accountId: FEE_INCOME_ACCOUNT, direction: 'credit' as const, amount: row.fee }] : []),
+        ],
+        reference: row.order_id.slice(0, 64),
+        businessDate: dateText(row.business_date),
+        at: now.toISOString(),
+      },
+      context,
+    );
+    if (outcome.status === 'refused') {
+      await this.markFailed(row.payment_id, outcome.refusal.code);
+      throw new ServiceRefusal(
+        outcome.refusal.code,
+        `payment refused: ${outcome.refusal.message}`,
+        outcome.refusal.details,
+      );
+    }
+    this.faultAt?.('after_holds');
+    return this.markCaptured(row, wallet, merchant, now);
+  }
+
+  /** The payment's commit is recorded with its messages (webhook, notification) in one transaction. */
+  private async markCaptured(
+    row: PaymentRow,
+    wallet: WalletRecord,
+    merchant: MerchantRecord,
+    now: Date,
+  ): Promise<PaymentView> {
     await this.database.transaction(async (tx) => {
       const changed = await tx.query(
-        `UPDATE cp_payments SET status = 'captured' WHERE payment_id = $1 AND status = 'capturing' RETURNING payment_id`,
+        `UPDATE cp_payments SET status = 'captured' WHERE payment_id = $1 AND status IN ('authorizing', 'capturing') RETURNING payment_id`,
         [row.payment_id],
       );
       if (changed.length === 0) return;
@@ -1088,6 +1143,13 @@ export class PaymentService {
     context: CommandContext,
     now: Date,
   ): Promise<void> {
+    if (isSingleTender(row)) {
+      // No holds: the one transfer either happened (the payment stands) or did not (it failed).
+      const posted = await this.ledger.getTransfer(singleTransferId(row.payment_id));
+      if (posted) await this.markCaptured(row, wallet, merchant, now);
+      else await this.markFailed(row.payment_id, why);
+      return;
+    }
     for (const leg of this.legsOf(row, wallet, merchant)) {
       const outcome = await this.ledger.execute(
         {
@@ -1106,9 +1168,13 @@ export class PaymentService {
           `assertion: a hold of payment ${row.payment_id} could not be voided: ${outcome.refusal.message}`,
         );
     }
+    await this.markFailed(row.payment_id, why);
+  }
+
+  private async markFailed(paymentId: string, why: string): Promise<void> {
     await this.database.query(
       `UPDATE cp_payments SET status = 'failed', failure = $2 WHERE payment_id = $1 AND status = 'authorizing'`,
-      [row.payment_id, why],
+      [paymentId, why],
     );
   }
 
@@ -1230,6 +1296,38 @@ export class PaymentService {
       qrCode: `carbonpay://pay?merchant=${encodeURIComponent(r.merchant_id)}`,
     };
   }
+}
+
+/** One cash tender and no credits: the payment is one transfer, not holds (see postSingle). */
+function isSingleTender(row: PaymentRow): boolean {
+  const wallet = new Money(row.wallet_amount).gt(0);
+  const coupon = new Money(row.coupon_amount).gt(0);
+  return wallet !== coupon && new Money(row.credits).eq(0);
+}
+
+function singleTransferId(paymentId: string): string {
+  return uuidV5(`payment|${paymentId}`);
+}
+
+/**
+ * The ledger transfers a captured payment consists of, in the order a cancellation reverses them: one transfer for a
+ * single cash tender; else the fee (it gives the merchant back what the tenders' reversals then take) and one
+ * captured hold per tender. Clearing marks exactly these settled.
+ */
+export function paymentTransferIds(payment: Pick<PaymentView, 'paymentId' | 'tenders' | 'fee'>): string[] {
+  const { wallet, coupon, credits, creditsValue } = payment.tenders;
+  const single = new Money(wallet).gt(0) !== new Money(coupon).gt(0) && new Money(credits).eq(0);
+  if (single) return [singleTransferId(payment.paymentId)];
+  const ids = new Money(payment.fee).gt(0) ? [uuidV5(`payment-fee|${payment.paymentId}`)] : [];
+  for (const [leg, amount] of [
+    ['credits', credits],
+    ['credits_value', creditsValue],
+    ['coupon', coupon],
+    ['wallet', wallet],
+  ] as const) {
+    if (new Money(amount).gt(0)) ids.push(legTransferId(payment.paymentId, leg));
+  }
+  return ids;
 }
 
 function paymentIdOf(merchantId: string, orderId: string): string {

@@ -427,7 +427,11 @@ async function writeEvents(
       ? ''
       : `WHERE tx_id >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(tx_id, $1::pg_snapshot)`;
   const params = baseSnapshot === null ? [] : [baseSnapshot];
-  for await (const rows of cursor<EventRow>(client, `${EVENT_SELECT} ${where} ORDER BY tx_id, seq`, params)) {
+  for await (const rows of cursor<EventRow>(
+    client,
+    `${EVENT_SELECT} ${where} ORDER BY cp_events.tx_id, cp_events.seq`,
+    params,
+  )) {
     for (const row of rows) {
       const event = backupEventOf(row);
       await out.write(JSON.stringify(event));
@@ -769,7 +773,7 @@ export async function restoreBackups(options: RestoreOptions): Promise<RestoreRe
     const last = folders[folders.length - 1]!;
     const rows = await restoreServiceTables(services, last, descriptors[descriptors.length - 1]!);
     log(`restored ${rows} rows of ${descriptors[descriptors.length - 1]!.tables.length} service tables`);
-    await checkRestoredLog(events, descriptors);
+    await checkRestoredLog(events, folders);
     const readModelPosition = await rebuildReadModels(options);
     log(`read models built up to ${readModelPosition}`);
     const checksums = await ledgerChecksums(queryableOf(services));
@@ -846,38 +850,39 @@ async function restoreEvents(client: Client, folders: readonly string[]): Promis
   return restored;
 }
 
-/** Every stream gapless from revision 0, and the restored log, in its order, equal to the backups' content. */
-async function checkRestoredLog(client: Client, descriptors: readonly BackupDescriptor[]): Promise<void> {
+/**
+ * Every stream gapless from revision 0, and the restored log, in its order, equal to the backups' events line by
+ * line (whose content SM3s were verified with the manifests): the first difference is named.
+ */
+async function checkRestoredLog(client: Client, folders: readonly string[]): Promise<void> {
   const gaps = await client.query<{ n: string }>(
     `SELECT count(*)::text AS n FROM (SELECT stream_id FROM cp_events GROUP BY stream_id
       HAVING min(revision) <> 0 OR max(revision) + 1 <> count(*)) g`,
   );
   if (gaps.rows[0]!.n !== '0')
     throw new BackupError(`${gaps.rows[0]!.n} restored streams have gaps in their revisions`);
+  const backedUp = (async function* () {
+    for (const folder of folders) for await (const line of gzipLines(join(folder, EVENTS_NAME))) yield line;
+  })();
   await client.query('BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY');
   try {
-    let index = 0;
-    let inSegment = 0;
-    let hash = createHash('sm3');
-    const closeSegments = (): void => {
-      while (index < descriptors.length && inSegment === descriptors[index]!.events.count) {
-        if (hash.digest('hex') !== descriptors[index]!.events.contentSm3)
-          throw new BackupError(`the restored log differs from backup ${descriptors[index]!.sequence}`);
-        index++;
-        inSegment = 0;
-        hash = createHash('sm3');
-      }
-    };
-    closeSegments();
-    for await (const rows of cursor<EventRow>(client, `${EVENT_SELECT} ORDER BY tx_id, seq`)) {
+    for await (const rows of cursor<EventRow>(client, `${EVENT_SELECT} ORDER BY cp_events.tx_id, cp_events.seq`)) {
       for (const row of rows) {
-        if (index >= descriptors.length) throw new BackupError('the restored log holds more events than the backups');
-        hash.update(canonicalEventLine(backupEventOf(row)));
-        inSegment++;
-        closeSegments();
+        const next = await backedUp.next();
+        if (next.done) throw new BackupError('the restored log holds more events than the backups');
+        const expected = JSON.parse(next.value) as BackupEvent;
+        const actual = backupEventOf(row);
+        if (canonicalEventLine(actual) !== canonicalEventLine(expected)) {
+          const fields = (['i', 's', 'r', 't', 'at', 'd', 'm'] as const).filter((k) => actual[k] !== expected[k]);
+          throw new BackupError(
+            `the restored log differs from the backups at event ${expected.i} (backed up at ${expected.p}): ${fields
+              .map((k) => `${k} ${JSON.stringify(actual[k])} ≠ ${JSON.stringify(expected[k])}`)
+              .join(', ')}`,
+          );
+        }
       }
     }
-    if (index < descriptors.length) throw new BackupError('the restored log holds fewer events than the backups');
+    if (!(await backedUp.next()).done) throw new BackupError('the restored log holds fewer events than the backups');
   } finally {
     await client.query('COMMIT');
   }
@@ -995,7 +1000,7 @@ async function lastPosition(url: string): Promise<string | undefined> {
   const client = await connect(url);
   try {
     const rows = await client.query<{ tx: string; seq: string }>(
-      'SELECT tx_id::text AS tx, seq::text AS seq FROM cp_events ORDER BY tx_id DESC, seq DESC LIMIT 1',
+      'SELECT tx_id::text AS tx, seq::text AS seq FROM cp_events ORDER BY cp_events.tx_id DESC, cp_events.seq DESC LIMIT 1',
     );
     const row = rows.rows[0];
     return row ? encodePosition(BigInt(row.tx), BigInt(row.seq)) : undefined;

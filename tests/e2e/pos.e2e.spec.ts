@@ -335,12 +335,12 @@ describe('POS over TCP, wired to the ledger', () => {
     expect(await posted(pendingAccount)).toBe(pendingBefore.minus('24.85').toFixed(2)); // 25.00 less its 0.15 fee
     const payment = await payments.findPayment(merchantId, `${sim.options.terminalId}-000001-${sale.trace}`);
     expect(payment?.status).toBe('reversed');
-    // Exactly one reversal transfer for each of the payment's two transfers (the wallet leg and the fee).
+    // Exactly one reversal: a single cash tender is one transfer (gross, net and fee together).
     const reversals = await database.query<{ n: string }>(
       `SELECT count(*)::text AS n FROM cp_events WHERE type = 'TransferReversed' AND data->>'reason' = $1`,
       [`POS reversal ${sim.options.terminalId} batch 000001 trace ${sale.trace} reason 98`],
     );
-    expect(reversals[0]!.n).toBe('2');
+    expect(reversals[0]!.n).toBe('1');
     // Once more after the fact: still 00, still no money moves.
     expect(codeOf(await sim.reverse({ trace: sale.trace, amountFen: '000000002500', pan: wallet.cardNumber }))).toBe(
       '00',

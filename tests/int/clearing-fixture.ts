@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { ClearingOptions } from '../../clearing';
 import { ClearingService } from '../../clearing';
 import type { CommandContext, EventStore } from '../../core-ledger';
-import { Ledger, Money, openPostgresEventStore, uuidV5 } from '../../core-ledger';
+import { Ledger, Money, openPostgresEventStore } from '../../core-ledger';
 import { PostgresReadModels } from '../../projections';
 import type { PaymentView, WalletRecord } from '../../services';
 import { PaymentService, PLAINTEXT, WalletService } from '../../services';
@@ -134,14 +134,6 @@ export async function startClearingWorld(
       rmSync(outputDir, { recursive: true, force: true });
     },
   };
-}
-
-/** Transfer ids of a payment as services/payments.ts derives them. */
-export function walletLegOf(paymentId: string): string {
-  return uuidV5(`payment-leg|${paymentId}|wallet`);
-}
-export function feeTransferOf(paymentId: string): string {
-  return uuidV5(`payment-fee|${paymentId}`);
 }
 
 /** Count of transfers of a type in the event log (to prove a rerun posted nothing). */

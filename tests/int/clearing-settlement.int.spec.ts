@@ -8,8 +8,9 @@ import {
   sm3Hex,
   verifySm3Manifest,
 } from '../../clearing';
+import { paymentTransferIds } from '../../services';
 import type { ClearingWorld } from './clearing-fixture';
-import { dayOf, feeTransferOf, startClearingWorld, transfersOfType, walletLegOf } from './clearing-fixture';
+import { dayOf, startClearingWorld, transfersOfType } from './clearing-fixture';
 
 /** Clearing (清分) and settlement (结算) over real PostgreSQL, the ledger and the payment service. */
 
@@ -80,22 +81,22 @@ test('a day is cleared per merchant, settled once, marked settled; reruns give t
 
   const settled = await world.clearing.settle(d.date);
   expect([settled.settled, settled.settledAmount, settled.held]).toEqual([2, '159.35', []]);
-  // Per payment: the wallet leg and the fee; plus the refund: 3 + 3 + 1.
-  expect(settled.transfersMarked).toBe(7);
+  // Per payment one transfer (a single cash tender pays gross, net and fee at once); plus the refund: 3 + 1.
+  expect(settled.transfersMarked).toBe(4);
   expect(await world.balance(a.settled)).toBe('129.65');
   expect(await world.balance(a.pending)).toBe('0.00');
   expect(await world.balance(b.settled)).toBe('29.70');
   for (const payment of [p1, p2]) {
-    for (const transferId of [walletLegOf(payment.paymentId), feeTransferOf(payment.paymentId)])
+    for (const transferId of paymentTransferIds(payment))
       expect((await world.ledger.getTransfer(transferId))?.settlementId).toBe(settlementIdOf(d.date, a.merchantId));
   }
-  expect((await world.ledger.getTransfer(walletLegOf(p3.paymentId)))?.settlementId).toBe(
+  expect((await world.ledger.getTransfer(paymentTransferIds(p3)[0]!))?.settlementId).toBe(
     settlementIdOf(d.date, b.merchantId),
   );
   // A settled transfer can no longer be reversed: the ledger refuses.
   const reversal = await world.ledger.execute({
     type: 'ReverseTransfer',
-    transferId: walletLegOf(p3.paymentId),
+    transferId: paymentTransferIds(p3)[0]!,
     reversalTransferId: '00000000-0000-4000-8000-000000000001',
     idempotencyKey: 'late-reversal',
     reason: 'too late',

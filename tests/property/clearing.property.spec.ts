@@ -2,7 +2,8 @@ import fc from 'fast-check';
 import type { Amount } from '../../core-ledger';
 import { Money } from '../../core-ledger';
 import type { ClearingWorld } from '../int/clearing-fixture';
-import { dayOf, feeTransferOf, startClearingWorld } from '../int/clearing-fixture';
+import { dayOf, startClearingWorld } from '../int/clearing-fixture';
+import { paymentTransferIds } from '../../services';
 
 /**
  * Property, over real PostgreSQL, the ledger and the payment service: for any merchants, payments (any fee rate,
@@ -73,8 +74,12 @@ test('per merchant and date: settled + fees = payments − refunds', async () =>
         const settled = new Money(await world.balance(e.settled));
         let fees = new Money(0);
         for (const paymentId of e.paymentIds) {
-          const fee = await world.ledger.getTransfer(feeTransferOf(paymentId));
-          if (fee) fees = fees.plus(fee.postings[0]!.amount);
+          const view = (await world.payments.getPayment(paymentId))!;
+          for (const transferId of paymentTransferIds(view)) {
+            for (const line of (await world.ledger.getTransfer(transferId))!.postings)
+              if (line.accountId === 'PLATFORM-FEE-INCOME-CNY' && line.direction === 'credit')
+                fees = fees.plus(line.amount);
+          }
         }
         expect(settled.plus(fees).toFixed(2)).toBe(e.net.toFixed(2));
       }
