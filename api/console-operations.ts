@@ -17,6 +17,7 @@ import type { ClientCredential } from '../security';
 import { consoleScreensOf, mask, mayUnmask, ROLE_PERMISSIONS } from '../security';
 import { ApiError } from './errors';
 import type { Handler, OperationInput, OperationResult } from './handlers';
+import { BUSINESS_DATE, KEY, nullable, object, str } from './schema-helpers';
 
 /**
  * The operator and auditor console (#12): the read and command operations its screens need beyond the rest of the
@@ -38,23 +39,9 @@ export const CONSOLE_LIMITS = {
 
 const DAY_MS = 86_400_000;
 
-const str = (maxLength: number, pattern?: string): Record<string, unknown> => ({
-  type: 'string',
-  minLength: 1,
-  maxLength,
-  ...(pattern !== undefined ? { pattern } : {}),
-});
-const object = (properties: Record<string, unknown>, required: string[]): Record<string, unknown> => ({
-  type: 'object',
-  additionalProperties: false,
-  properties,
-  required,
-});
-const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ oneOf: [schema, { type: 'null' }] });
 const list = (items: Record<string, unknown>): Record<string, unknown> => ({ type: 'array', items });
 
-const KEY = str(64, '^[A-Za-z0-9][A-Za-z0-9._:-]*$');
-const DATE = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' };
+const DATE = BUSINESS_DATE;
 const CNY = { type: 'string', maxLength: 24, pattern: '^-?(0|[1-9][0-9]{0,17})\\.[0-9]{2}$' };
 const DECIMAL = { type: 'string', maxLength: 40, pattern: '^-?(0|[1-9][0-9]*)(\\.[0-9]+)?$' };
 const TEXT = { type: 'string', maxLength: 2_048 };

@@ -1,4 +1,5 @@
 import { ACCOUNT_KINDS, COMMAND_LIMITS, TRANSFER_TYPES } from '../core-ledger';
+import { BUSINESS_DATE, INSTANT, nullable, object } from './schema-helpers';
 import { SERVICE_PATHS, SERVICE_SCHEMAS } from './service-operations';
 import { CONSOLE_PATHS, CONSOLE_SCHEMAS } from './console-operations';
 import { ERROR_CODES } from './errors';
@@ -27,23 +28,6 @@ const AMOUNT = {
   pattern: '^(0|[1-9][0-9]{0,17})(\\.[0-9]{1,8})?$',
   description: 'A positive decimal string at the asset scale, e.g. "12.50"',
 };
-
-const BUSINESS_DATE = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' };
-
-const INSTANT = {
-  type: 'string',
-  maxLength: 40,
-  pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$',
-};
-
-const object = (properties: Record<string, unknown>, required: string[]): Record<string, unknown> => ({
-  type: 'object',
-  additionalProperties: false,
-  properties,
-  required,
-});
-
-const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ oneOf: [schema, { type: 'null' }] });
 
 const PAGE_PARAMETERS = [
   { name: 'cursor', in: 'query', required: false, schema: text(1024) },

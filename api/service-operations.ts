@@ -16,6 +16,7 @@ import type {
 import { mask, maskAccountNumber } from '../security';
 import { CRM_LIMITS, EXCHANGE_LIMITS, ServiceRefusal, WALLET_POLICY } from '../services';
 import { ApiError } from './errors';
+import { BUSINESS_DATE, INSTANT, KEY, nullable, object, str } from './schema-helpers';
 import type { Handler, OperationInput, OperationResult } from './handlers';
 
 /**
@@ -23,31 +24,11 @@ import type { Handler, OperationInput, OperationResult } from './handlers';
  * Handlers translate; the services decide.
  */
 
-const str = (maxLength: number, pattern?: string): Record<string, unknown> => ({
-  type: 'string',
-  minLength: 1,
-  maxLength,
-  ...(pattern !== undefined ? { pattern } : {}),
-});
-const object = (properties: Record<string, unknown>, required: string[]): Record<string, unknown> => ({
-  type: 'object',
-  additionalProperties: false,
-  properties,
-  required,
-});
-const nullable = (schema: Record<string, unknown>): Record<string, unknown> => ({ oneOf: [schema, { type: 'null' }] });
-
-const KEY = str(64, '^[A-Za-z0-9][A-Za-z0-9._:-]*$');
 const CNY = { type: 'string', maxLength: 24, pattern: '^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,2})?$' };
 const CCR = CNY;
 const DECIMAL = { type: 'string', maxLength: 24, pattern: '^(0|[1-9][0-9]{0,14})(\\.[0-9]{1,3})?$' };
 const ACCOUNT_NUMBER = { type: 'string', pattern: '^[0-9]{11,12}$' };
-const DATE = { type: 'string', pattern: '^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$' };
-const INSTANT = {
-  type: 'string',
-  maxLength: 40,
-  pattern: '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$',
-};
+const DATE = BUSINESS_DATE;
 const path = (name: string): Record<string, unknown> => ({ name, in: 'path', required: true, schema: KEY });
 
 /** Operation specs in the shape `openapi.ts`'s `operation()` takes. */

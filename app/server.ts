@@ -168,13 +168,7 @@ async function startServices(
   logger: Logger,
   now: () => Date,
 ): Promise<PlatformServices> {
-  let cipher: PersonalDataCipher = PLAINTEXT;
-  let indexKey = Buffer.from(UNKEYED_INDEX_LABEL, 'utf8');
-  if (config.masterKeyFile !== undefined) {
-    const masterKey = readMasterKey(config.masterKeyFile);
-    cipher = await DataKeyRing.open(readModels.database, masterKey);
-    indexKey = createHmac('sm3', masterKey).update(UNKEYED_INDEX_LABEL).digest();
-  }
+  const { cipher, indexKey } = await serviceKeys(readModels.database, config.masterKeyFile);
   const wallets = new WalletService(readModels.database, ledger, cipher, indexKey);
   const carbon = new CarbonService(readModels.database, ledger, wallets, {
     ...DEFAULT_CARBON_POLICY,
@@ -259,6 +253,22 @@ async function startServices(
       bankSimulator.close();
       await dispatcher.stop();
     },
+  };
+}
+
+/**
+ * How the services keep personal data: sealed under the data keys and found by a blind index keyed from the master
+ * key; without a master key (development) in clear, with the index keyed by a public label.
+ */
+export async function serviceKeys(
+  database: ReadModels['database'],
+  masterKeyFile: string | undefined,
+): Promise<{ cipher: PersonalDataCipher; indexKey: Buffer }> {
+  if (masterKeyFile === undefined) return { cipher: PLAINTEXT, indexKey: Buffer.from(UNKEYED_INDEX_LABEL, 'utf8') };
+  const masterKey = readMasterKey(masterKeyFile);
+  return {
+    cipher: await DataKeyRing.open(database, masterKey),
+    indexKey: createHmac('sm3', masterKey).update(UNKEYED_INDEX_LABEL).digest(),
   };
 }
 

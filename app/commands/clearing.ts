@@ -1,4 +1,3 @@
-import { createHmac } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { basename, resolve } from 'node:path';
 import type {
@@ -23,9 +22,8 @@ import {
   RunPreconditionError,
 } from '../../clearing';
 import type { EventStore } from '../../core-ledger';
-import { DataKeyRing, readMasterKey } from '../../security';
-import type { PersonalDataCipher } from '../../services';
-import { DEFAULT_PAYMENT_POLICY, PaymentService, PLAINTEXT, WalletService } from '../../services';
+import { DEFAULT_PAYMENT_POLICY, PaymentService, WalletService } from '../../services';
+import { serviceKeys } from '../server';
 import type { Config } from '../config';
 import { loadConfig } from '../config';
 import { openEventStore, startLedger, startReadModels } from '../platform';
@@ -307,9 +305,6 @@ async function work(io: Io, context: ClearingCliContext): Promise<number> {
   return CLEARING_EXIT.ok;
 }
 
-/** services/wallets' blind-index label (app/server.ts keeps the same); clearing reads wallets by id only. */
-const UNKEYED_INDEX_LABEL = 'carbonpay account-number index v1';
-
 /**
  * Everything `carbonpay clearing` needs, from the configuration: the event store and ledger (personal data
  * protected as in the server), the read-model database with the service tables, the payment service, the clearing
@@ -321,13 +316,7 @@ export async function openClearing(config: Config, env: NodeJS.ProcessEnv): Prom
   const readModels = await startReadModels({ ...config, runProjections: false }, store);
   const ledgerStore = await protectPersonalData(store, readModels, config);
   const ledger = await startLedger(ledgerStore, config);
-  let cipher: PersonalDataCipher = PLAINTEXT;
-  let indexKey = Buffer.from(UNKEYED_INDEX_LABEL, 'utf8');
-  if (config.masterKeyFile !== undefined) {
-    const masterKey = readMasterKey(config.masterKeyFile);
-    cipher = await DataKeyRing.open(readModels.database, masterKey);
-    indexKey = createHmac('sm3', masterKey).update(UNKEYED_INDEX_LABEL).digest();
-  }
+  const { cipher, indexKey } = await serviceKeys(readModels.database, config.masterKeyFile);
   const wallets = new WalletService(readModels.database, ledger, cipher, indexKey);
   const payments = new PaymentService(readModels.database, ledger, wallets, cipher, {
     ...DEFAULT_PAYMENT_POLICY,

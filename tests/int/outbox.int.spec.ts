@@ -33,6 +33,7 @@ let wallets: WalletService;
 let payments: PaymentService;
 let outbox: Outbox;
 let dispatcher: OutboxDispatcher;
+let bank: BankChannelSimulator;
 const sms = new SmsSimulator();
 let receiver: http.Server;
 let receiverUp = true;
@@ -53,9 +54,9 @@ beforeAll(async () => {
   await outbox.install();
   wallets.attachOutbox(outbox);
   payments.attachOutbox(outbox);
-  payments.attachChannel(
-    new BankChannelSimulator(async () => undefined, { delayMs: 600_000, deliveries: 1, declineAbove: '1e9' }),
-  );
+  // Callbacks are delivered by hand here; the simulator's own would come much later (and are dropped at the end).
+  bank = new BankChannelSimulator(async () => undefined, { delayMs: 600_000, deliveries: 1, declineAbove: '1e9' });
+  payments.attachChannel(bank);
   dispatcher = new OutboxDispatcher(
     database,
     PLAINTEXT,
@@ -86,6 +87,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  bank.close();
   await dispatcher.stop();
   receiver.close();
   await ledger.close();
