@@ -13,7 +13,7 @@ import type { AssetCode } from '../core-ledger';
 import { formatAmount, Money } from '../core-ledger';
 import type { SqlQueryable } from '../projections';
 import type { PaymentService } from '../services';
-import type { ClientCredential } from '../security';
+import type { AuditRecord, ClientCredential } from '../security';
 import { consoleScreensOf, mask, mayUnmask, ROLE_PERMISSIONS } from '../security';
 import { ApiError } from './errors';
 import type { Handler, OperationInput, OperationResult } from './handlers';
@@ -675,18 +675,8 @@ async function clearingDay(database: SqlQueryable, businessDate: string): Promis
   };
 }
 
-interface AuditLogEntry {
-  readonly seq: number;
-  readonly at: string;
-  readonly actor: string;
-  readonly role: string | null;
-  readonly action: string;
-  readonly subject: string | null;
-  readonly outcome: string;
-  readonly source: string | null;
-  readonly requestId: string | null;
-  readonly details: Record<string, unknown> | null;
-}
+/** A row of the audit chain without its hashes (they are for `carbonpay audit verify`, not for the screen). */
+type AuditLogEntry = Omit<AuditRecord, 'prevHash' | 'hash'>;
 
 /** Reads cp_audit_log as stored (security/audit-chain.ts writes it; `carbonpay audit verify` checks its hashes). */
 async function auditLog(
@@ -703,7 +693,7 @@ async function auditLog(
     outcome: string;
     source: string | null;
     request_id: string | null;
-    details: Record<string, unknown> | null;
+    details: AuditRecord['details'];
   }>(
     `SELECT seq::text, at, actor, role, action, subject, outcome, source, request_id, details FROM cp_audit_log
       WHERE ($1::text IS NULL OR actor = $1) AND ($2::text IS NULL OR action = $2)

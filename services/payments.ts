@@ -181,6 +181,11 @@ export interface PaymentView {
   readonly businessDate: string;
 }
 
+/** The columns a PaymentRow is read with (numerics as text: decimal strings, never floats). */
+const PAYMENT_COLUMNS = `payment_id, merchant_id, order_id, wallet_id, gross::text, wallet_amount::text,
+  coupon_amount::text, credits::text, credits_value::text, fee::text, refunded::text, status, failure,
+  business_date::text, created_at`;
+
 interface PaymentRow {
   payment_id: string;
   merchant_id: string;
@@ -376,11 +381,11 @@ export class PaymentService {
     };
 
     const fee = feeFor('CNY', gross, merchant.feeRateBps);
-    const inserted = await this.database.query<{ payment_id: string }>(
+    const inserted = await this.database.query<PaymentRow>(
       `INSERT INTO cp_payments (payment_id, merchant_id, order_id, wallet_id, gross, wallet_amount, coupon_amount,
          credits, credits_value, fee, status, business_date, created_at)
        VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'authorizing', $11, $12)
-       ON CONFLICT DO NOTHING RETURNING payment_id`,
+       ON CONFLICT DO NOTHING RETURNING ${PAYMENT_COLUMNS}`,
       [
         paymentId,
         input.merchantId,
@@ -400,7 +405,7 @@ export class PaymentService {
       await releaseReservations();
       return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
     }
-    const row = (await this.paymentRow(this.database, paymentId))!;
+    const row = inserted[0]!;
     try {
       return await this.drive(row, wallet, merchant, context, now);
     } catch (error) {
@@ -416,8 +421,7 @@ export class PaymentService {
   /** Finishes payments a crash or a failure left between phases: before the commit point void, after it capture. */
   async resumePayments(context: CommandContext, now: Date, olderThanMs = 0): Promise<number> {
     const rows = await this.database.query<PaymentRow>(
-      `SELECT payment_id, merchant_id, order_id, wallet_id, gross::text, wallet_amount::text, coupon_amount::text,
-              credits::text, credits_value::text, fee::text, refunded::text, status, failure, business_date::text, created_at
+      `SELECT ${PAYMENT_COLUMNS}
          FROM cp_payments WHERE status IN ('authorizing', 'capturing', 'reversing') AND created_at <= $1 ORDER BY created_at`,
       [new Date(now.getTime() - olderThanMs).toISOString()],
     );
@@ -1257,9 +1261,7 @@ export class PaymentService {
 
   private async paymentRow(db: SqlQueryable, paymentId: string, forUpdate = false): Promise<PaymentRow | undefined> {
     const rows = await db.query<PaymentRow>(
-      `SELECT payment_id, merchant_id, order_id, wallet_id, gross::text, wallet_amount::text, coupon_amount::text,
-              credits::text, credits_value::text, fee::text, refunded::text, status, failure, business_date::text,
-              created_at FROM cp_payments WHERE payment_id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
+      `SELECT ${PAYMENT_COLUMNS} FROM cp_payments WHERE payment_id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
       [paymentId],
     );
     return rows[0];
