@@ -1,5 +1,6 @@
 /**
- * node -r ts-node/register/transpile-only bench/pos.ts [--connections 1000] [--seconds 20] [--fuzz 1000000] [--json]
+ * node -r ts-node/register/transpile-only bench/pos.ts [--connections 1000] [--seconds 20] [--rate N]
+ *   [--compare-http] [--fuzz 1000000] [--json]
  *
  * The POS door under load (issue #9, must-shows 3 and 4), against a real PostgreSQL database it creates
  * (`carbonpay_bench_pos` on BENCH_DATABASE_URL's server). The gateway — POS server, PosLedgerService, payment and
@@ -12,6 +13,9 @@
  *   coordinated omission): the latency a terminal sees below saturation. An error is a transport failure, a reply
  *   other than 00, or a reply whose MAC does not verify. The books are checked at the end: Σ balances = 0 per asset,
  *   and captured payments = approved sales.
+ * - `--compare-http`: first measures the HTTP payment figure of issue #5 in this run (`bench/index.ts http`: ledger
+ *   payments over `POST /v1/transfers` from 64 clients, closed loop, on its own database), then runs the open loop
+ *   at half of it (unless `--rate` says otherwise): issue #9's must-show 3 — sales/s ≥ 0.5× HTTP with p99 ≤ 50 ms.
  * - Fuzz (`--fuzz N`): N random, truncated and mutated frames from valid seeds (signed sales, reversals, balance,
  *   sign-on/off, settlement, batch upload of registered terminals) over 64 connections; every frame must get a reply
  *   or a closed connection within the deadline (else: a hung connection), and the gateway process must live
@@ -19,6 +23,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from 'pg';
 import type { CommandContext } from '../core-ledger';
@@ -62,6 +67,7 @@ interface Options {
   rate: number | undefined;
   merchants: number;
   fuzz: number | undefined;
+  compareHttp: boolean;
   json: boolean;
   serverUrl: string;
 }
@@ -73,6 +79,7 @@ function parseOptions(argv: readonly string[]): Options {
     rate: undefined,
     merchants: 100,
     fuzz: undefined,
+    compareHttp: false,
     json: false,
     serverUrl: process.env['BENCH_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
   };
@@ -84,6 +91,7 @@ function parseOptions(argv: readonly string[]): Options {
       return n;
     };
     if (arg === '--json') options.json = true;
+    else if (arg === '--compare-http') options.compareHttp = true;
     else if (arg === '--connections') options.connections = value();
     else if (arg === '--seconds') options.seconds = value();
     else if (arg === '--rate') options.rate = value();
@@ -258,7 +266,9 @@ async function inWindows<T>(count: number, window: number, make: (i: number) => 
 }
 
 function startGateway(env: GatewayEnv): { child: ChildProcess; port: Promise<number>; stats: Promise<PosServerStats> } {
-  const child = spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', __filename, '--serve'], {
+  // BENCH_GATEWAY_NODE_ARGS: extra node flags for the gateway (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
+  const nodeArgs = (process.env['BENCH_GATEWAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
+  const child = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register/transpile-only', __filename, '--serve'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -408,7 +418,34 @@ async function signOnAll(sims: TerminalSimulator[]): Promise<number> {
   return failures;
 }
 
+/** The HTTP payment figure of issue #5, measured now by the main bench's `http` scenario in a child process. */
+async function httpPaymentFigure(options: Options, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const child = spawn(
+    process.execPath,
+    [
+      '-r',
+      'ts-node/register/transpile-only',
+      join(__dirname, 'index.ts'),
+      'http',
+      '--json',
+      '--seconds',
+      String(options.seconds),
+    ],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  let output = '';
+  child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  if (code !== 0) throw new Error(`the http bench exited with ${code}`);
+  const line = output.split('\n').find((l) => l.startsWith('{'));
+  if (!line) throw new Error('the http bench printed no result');
+  const figure = JSON.parse(line) as Record<string, unknown>;
+  log(`pos: HTTP payments (issue #5's figure, this run): ${String(figure['tps'])}/s`);
+  return figure;
+}
+
 async function load(options: Options, log: (line: string) => void): Promise<Record<string, unknown>> {
+  const http = options.compareHttp ? await httpPaymentFigure(options, log) : undefined;
   const url = await freshDatabase(options.serverUrl, BENCH_DATABASE);
   const env = gatewayEnv(url, 10_000);
   const population = await populate(env, options.connections, options.merchants, options.connections, log);
@@ -424,7 +461,7 @@ async function load(options: Options, log: (line: string) => void): Promise<Reco
     log(
       `pos: closed loop, ${sims.length} connections: ${closed.salesPerSecond.toFixed(0)} sales/s, p50 ${closed.p50Ms.toFixed(1)} ms, p99 ${closed.p99Ms.toFixed(1)} ms, ${closed.errors} errors`,
     );
-    const rate = options.rate ?? Math.max(1, Math.round(closed.salesPerSecond * 0.5));
+    const rate = options.rate ?? Math.max(1, Math.round((http ? Number(http['tps']) : closed.salesPerSecond) * 0.5));
     const open = await runPhase(
       sims,
       population.wallets,
@@ -456,6 +493,13 @@ async function load(options: Options, log: (line: string) => void): Promise<Reco
       sumBalancesZero: sumsZero,
       capturedPayments: ledgerBooks.capturedPayments,
       approvedSales: counter.approved,
+      ...(http
+        ? {
+            http: { tps: http['tps'], p50Ms: http['p50Ms'], p99Ms: http['p99Ms'], pgbenchTps: http['pgbenchTps'] },
+            openLoopOverHttp: Number((open.salesPerSecond / Number(http['tps'])).toFixed(2)),
+            closedLoopOverHttp: Number((closed.salesPerSecond / Number(http['tps'])).toFixed(2)),
+          }
+        : {}),
       booksAgree: ledgerBooks.capturedPayments === counter.approved,
     };
   } finally {

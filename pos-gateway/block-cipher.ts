@@ -4,6 +4,7 @@
  * Node 20's OpenSSL 3 has no `des-ecb` (legacy provider). Single DES is 3DES-EDE with K1 = K2 = K3, since
  * E_K(D_K(E_K(x))) = E_K(x); a 16-byte key is 2-key 3DES (`des-ede-ecb`), a 24-byte key 3-key 3DES (research §2.5).
  */
+import type { Cipher, Decipher } from 'node:crypto';
 import { createCipheriv, createDecipheriv } from 'node:crypto';
 import { PosGatewayError } from './result';
 
@@ -23,14 +24,35 @@ function cipherFor(algorithm: BlockAlgorithm, key: Buffer): { name: string; key:
   throw new PosGatewayError(`DES key must be 8, 16 or 24 bytes, got ${key.length}`);
 }
 
+/**
+ * ECB keeps no state between blocks, so one OpenSSL context per key and direction serves every call (padding off:
+ * `update` answers each whole block at once, `final` is never needed). Creating a context costs more than a MAC's
+ * two block encryptions; the contexts of the keys in use (working keys of signed-on terminals) are kept, a bounded
+ * number, dropped all at once when full.
+ */
+const MAX_CACHED_CONTEXTS = 20_000;
+const contexts = new Map<string, Cipher | Decipher>();
+
+function contextFor(mode: 'encrypt' | 'decrypt', algorithm: BlockAlgorithm, key: Buffer): Cipher | Decipher {
+  const id = `${mode}|${algorithm}|${key.toString('hex')}`;
+  let context = contexts.get(id);
+  if (!context) {
+    const { name, key: cipherKey } = cipherFor(algorithm, key);
+    context = mode === 'encrypt' ? createCipheriv(name, cipherKey, null) : createDecipheriv(name, cipherKey, null);
+    context.setAutoPadding(false);
+    if (contexts.size >= MAX_CACHED_CONTEXTS) contexts.clear();
+    contexts.set(id, context);
+  }
+  return context;
+}
+
 function run(mode: 'encrypt' | 'decrypt', algorithm: BlockAlgorithm, key: Buffer, data: Buffer): Buffer {
   if (data.length % BLOCK_BYTES[algorithm] !== 0) {
     throw new PosGatewayError(`${algorithm} ECB data must be whole ${BLOCK_BYTES[algorithm]}-byte blocks`);
   }
-  const { name, key: cipherKey } = cipherFor(algorithm, key);
-  const cipher = mode === 'encrypt' ? createCipheriv(name, cipherKey, null) : createDecipheriv(name, cipherKey, null);
-  cipher.setAutoPadding(false);
-  return Buffer.concat([cipher.update(data), cipher.final()]);
+  const out = contextFor(mode, algorithm, key).update(data);
+  if (out.length !== data.length) throw new Error(`assertion: ECB of ${data.length} bytes gave ${out.length}`);
+  return out;
 }
 
 export function ecbEncrypt(algorithm: BlockAlgorithm, key: Buffer, data: Buffer): Buffer {

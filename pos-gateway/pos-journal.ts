@@ -9,6 +9,7 @@
  */
 import { Money, type Amount } from '../core-ledger';
 import type { ServiceDatabase } from '../services';
+import { GroupCommit } from '../services';
 
 export const POS_JOURNAL_SQL = `
 CREATE TABLE IF NOT EXISTS cp_pos_journal (
@@ -59,30 +60,51 @@ export interface BatchTotals {
 export type UploadFinding = 'matched' | 'missing' | 'amount_differs' | 'card_differs' | 'not_captured';
 
 export class PosJournal {
+  private readonly records = new GroupCommit<{ entry: JournalEntry; at: Date }, boolean>((items) =>
+    this.recordMany(items),
+  );
+
   constructor(private readonly database: ServiceDatabase) {}
 
   async install(): Promise<void> {
     await this.database.exec(POS_JOURNAL_SQL);
   }
 
-  /** Records a message; false when this key was recorded before (a retransmission). */
-  async record(entry: JournalEntry, at: Date): Promise<boolean> {
-    const rows = await this.database.query(
+  /** Records a message; false when this key was recorded before (a retransmission). Group-committed. */
+  record(entry: JournalEntry, at: Date): Promise<boolean> {
+    return this.records.submit({ entry, at });
+  }
+
+  private async recordMany(items: readonly { entry: JournalEntry; at: Date }[]): Promise<boolean[]> {
+    const column = (pick: (entry: JournalEntry) => string): string[] => items.map((i) => pick(i.entry));
+    const rows = await this.database.query<{ n: string }>(
       `INSERT INTO cp_pos_journal (card_acceptor_id, terminal_id, batch_number, trace, kind, merchant_id, order_id,
-         amount, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) ON CONFLICT DO NOTHING RETURNING trace`,
+         amount, received_at)
+       SELECT card_acceptor_id, terminal_id, batch_number, trace, kind, merchant_id, order_id, amount, received_at
+         FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[],
+                     $8::numeric[], $9::timestamptz[]) WITH ORDINALITY
+           AS e(card_acceptor_id, terminal_id, batch_number, trace, kind, merchant_id, order_id, amount, received_at, n)
+        ORDER BY n
+       ON CONFLICT DO NOTHING
+       RETURNING card_acceptor_id || '|' || terminal_id || '|' || batch_number || '|' || kind || '|' || trace AS n`,
       [
-        entry.cardAcceptorId,
-        entry.terminalId,
-        entry.batchNumber,
-        entry.trace,
-        entry.kind,
-        entry.merchantId,
-        entry.orderId,
-        entry.amount,
-        at.toISOString(),
+        column((e) => e.cardAcceptorId),
+        column((e) => e.terminalId),
+        column((e) => e.batchNumber),
+        column((e) => e.trace),
+        column((e) => e.kind),
+        column((e) => e.merchantId),
+        column((e) => e.orderId),
+        column((e) => e.amount),
+        items.map((i) => i.at.toISOString()),
       ],
     );
-    return rows.length > 0;
+    const recorded = new Set(rows.map((r) => r.n));
+    // One key twice in a batch (a retransmission right behind its original): the first is the recorded one.
+    return items.map(({ entry: e }) => {
+      const key = `${e.cardAcceptorId}|${e.terminalId}|${e.batchNumber}|${e.kind}|${e.trace}`;
+      return recorded.delete(key);
+    });
   }
 
   async find(

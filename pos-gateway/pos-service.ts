@@ -254,15 +254,19 @@ export class PosLedgerService {
   private async sale(x: Exchange): Promise<Outcome> {
     const amount = amountOf(x.request);
     if (!amount.ok) return { code: RESPONSE_CODES.invalidAmount.code };
-    const card = await this.cardholder(x);
+    const orderId = orderIdOf(x.terminal, x.batch, x.trace);
+    // The journal names the sale whatever its card turns out to be (batch totals count captured payments only), so
+    // it is written while the card is looked up: two batched round trips side by side, not one after the other.
+    const [card] = await Promise.all([
+      this.cardholder(x),
+      this.deps.journal.record(
+        { ...journalKey(x, 'sale', x.trace), merchantId: x.terminal.merchantId, orderId, amount: amount.value },
+        x.now,
+      ),
+    ]);
     if (!card.ok) return { code: card.code };
     const pin = this.pinOf(x, card.pan);
     if (!pin.ok) return { code: pin.code };
-    const orderId = orderIdOf(x.terminal, x.batch, x.trace);
-    await this.deps.journal.record(
-      { ...journalKey(x, 'sale', x.trace), merchantId: x.terminal.merchantId, orderId, amount: amount.value },
-      x.now,
-    );
     return this.exclusive(idempotencyKeyOf(x.terminal, x.batch, x.trace), async () => {
       const payment = await this.deps.payments.pay(
         {
@@ -276,6 +280,7 @@ export class PosLedgerService {
         },
         contextOf(x),
         x.now,
+        { wallet: card.wallet },
       );
       const code = saleResponseCode(payment);
       return code === RESPONSE_CODES.approved.code

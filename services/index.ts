@@ -1,5 +1,6 @@
 // The public face of services/: wallets, merchants, mall payments and carbon inclusion over the ledger.
 export * from './database';
+export * from './group-commit';
 export * from './wallets';
 export * from './carbon';
 export * from './payments';

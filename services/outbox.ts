@@ -83,6 +83,21 @@ export class Outbox {
     );
   }
 
+  /**
+   * The INSERT of messages a caller's statement produces, for a CTE of that statement: `source` names a relation with
+   * columns `message_id, receiver, kind, payload (jsonb), only_if_webhook_of (text: the message is written only if
+   * that merchant has a webhook; NULL: always), at (timestamptz), n, k` — messages are numbered in `n, k` order, so
+   * messages to one receiver keep it. Messages written this way carry no sealed secret.
+   */
+  static insertFromSql(source: string): string {
+    return `INSERT INTO cp_outbox (message_id, receiver, kind, payload, sealed_secret, status, next_attempt_at, created_at)
+      SELECT m.message_id, m.receiver, m.kind, m.payload, NULL, 'pending', m.at, m.at FROM ${source} m
+       WHERE m.only_if_webhook_of IS NULL
+          OR EXISTS (SELECT 1 FROM cp_webhook_endpoints w WHERE w.merchant_id = m.only_if_webhook_of)
+       ORDER BY m.n, m.k
+      ON CONFLICT (message_id) DO NOTHING`;
+  }
+
   /** A merchant's webhook: where its payment, refund and settlement events go, signed with its secret. */
   async setWebhook(merchantId: string, url: string, secret: string, at: Date): Promise<void> {
     await this.database.query(

@@ -13,7 +13,9 @@ import {
   ZERO,
 } from '../core-ledger';
 import type { BankChannel } from './bank-channel';
-import type { Outbox } from './outbox';
+import type { OutboxMessage } from './outbox';
+import { Outbox } from './outbox';
+import { GroupCommit } from './group-commit';
 import type { RiskService } from './risk';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
@@ -38,6 +40,8 @@ export interface PaymentPolicy {
   readonly holdMinutes: number;
   readonly cutoffHourLocal: number;
 }
+
+export const PAYMENT_LIMITS = { maxCachedMerchants: 100_000 } as const;
 
 export const DEFAULT_PAYMENT_POLICY: PaymentPolicy = { creditValueCny: '0.01', holdMinutes: 15, cutoffHourLocal: 0 };
 
@@ -95,6 +99,53 @@ CREATE TABLE IF NOT EXISTS cp_refunds (
   created_at timestamptz NOT NULL,
   PRIMARY KEY (payment_id, refund_id)
 );
+-- A payment's first write, in one round trip and one commit: the password-free reservation (wallets' table
+-- cp_password_free_usage; p_password_free_per_day is NULL for a payment with a password) and the payment row. Answers
+-- 'inserted', 'exists' (this payment id is taken: nothing reserved) or 'password_free_limit_exceeded'.
+CREATE OR REPLACE FUNCTION cp_payment_begin(p_payment_id text, p_merchant_id text, p_order_id text, p_wallet_id text,
+  p_gross numeric, p_wallet_amount numeric, p_coupon_amount numeric, p_credits numeric, p_credits_value numeric,
+  p_fee numeric, p_business_date date, p_created_at timestamptz, p_password_free_per_day numeric)
+RETURNS text LANGUAGE plpgsql AS $fn$
+BEGIN
+  IF EXISTS (SELECT 1 FROM cp_payments WHERE payment_id = p_payment_id) THEN RETURN 'exists'; END IF;
+  IF p_password_free_per_day IS NOT NULL THEN
+    IF p_gross > p_password_free_per_day THEN RETURN 'password_free_limit_exceeded'; END IF;
+    INSERT INTO cp_password_free_usage AS u (wallet_id, business_date, used) VALUES (p_wallet_id, p_business_date, p_gross)
+    ON CONFLICT (wallet_id, business_date) DO UPDATE SET used = u.used + EXCLUDED.used
+     WHERE u.used + EXCLUDED.used <= p_password_free_per_day;
+    IF NOT FOUND THEN RETURN 'password_free_limit_exceeded'; END IF;
+  END IF;
+  INSERT INTO cp_payments (payment_id, merchant_id, order_id, wallet_id, gross, wallet_amount, coupon_amount, credits,
+    credits_value, fee, status, business_date, created_at)
+  VALUES (p_payment_id, p_merchant_id, p_order_id, p_wallet_id, p_gross, p_wallet_amount, p_coupon_amount, p_credits,
+    p_credits_value, p_fee, 'authorizing', p_business_date, p_created_at)
+  ON CONFLICT DO NOTHING;
+  IF NOT FOUND THEN
+    -- Taken meanwhile by a concurrent request for the same order: give the reservation back in this transaction.
+    IF p_password_free_per_day IS NOT NULL THEN
+      UPDATE cp_password_free_usage SET used = used - p_gross WHERE wallet_id = p_wallet_id AND business_date = p_business_date;
+    END IF;
+    RETURN 'exists';
+  END IF;
+  RETURN 'inserted';
+END
+$fn$;
+-- cp_payment_begin for a batch (group commit): one outcome per payment, in the order given.
+CREATE OR REPLACE FUNCTION cp_payment_begin_many(p_payment_id text[], p_merchant_id text[], p_order_id text[],
+  p_wallet_id text[], p_gross numeric[], p_wallet_amount numeric[], p_coupon_amount numeric[], p_credits numeric[],
+  p_credits_value numeric[], p_fee numeric[], p_business_date date[], p_created_at timestamptz[],
+  p_password_free_per_day numeric[])
+RETURNS TABLE (n integer, outcome text) LANGUAGE plpgsql AS $fn$
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_payment_id, 1), 0) LOOP
+    n := i;
+    outcome := cp_payment_begin(p_payment_id[i], p_merchant_id[i], p_order_id[i], p_wallet_id[i], p_gross[i],
+      p_wallet_amount[i], p_coupon_amount[i], p_credits[i], p_credits_value[i], p_fee[i], p_business_date[i],
+      p_created_at[i], p_password_free_per_day[i]);
+    RETURN NEXT;
+  END LOOP;
+END
+$fn$;
 CREATE TABLE IF NOT EXISTS cp_top_ups (
   top_up_id text PRIMARY KEY,
   wallet_id text NOT NULL,
@@ -204,6 +255,22 @@ interface PaymentRow {
   created_at: string | Date;
 }
 
+type BeginOutcome = 'inserted' | 'exists' | 'password_free_limit_exceeded';
+
+interface PaymentRowWithLimit {
+  readonly row: PaymentRow;
+  /** The wallet's daily password-free limit for a password-free payment; null for a payment with a password. */
+  readonly passwordFreePerDay: string | null;
+}
+
+interface CapturedPayment {
+  readonly view: PaymentView;
+  readonly walletId: string;
+  readonly merchantId: string;
+  /** When the payment was made: its messages' time. */
+  readonly at: Date;
+}
+
 interface Leg {
   readonly name: 'wallet' | 'coupon' | 'credits' | 'credits_value';
   readonly debit: string;
@@ -221,6 +288,11 @@ export class PaymentService {
   private readonly channels = new Map<string, BankChannel>();
   private outbox: Outbox | undefined;
   private risk: RiskService | undefined;
+  /** Active merchants, whose records never change once reviewed (no UPDATE of an active merchant exists). */
+  private readonly activeMerchants = new Map<string, MerchantRecord>();
+  /** Payments' first writes and captures, group-committed: one round trip for all that arrive together. */
+  private readonly begins = new GroupCommit<PaymentRowWithLimit, BeginOutcome>((rows) => this.beginMany(rows));
+  private readonly captures = new GroupCommit<CapturedPayment, boolean>((items) => this.captureMany(items));
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -333,12 +405,30 @@ export class PaymentService {
   }
 
   async getMerchant(merchantId: string): Promise<MerchantRecord | undefined> {
-    return this.merchantIn(this.database, merchantId);
+    const known = this.activeMerchants.get(merchantId);
+    if (known) return known;
+    const merchant = await this.merchantIn(this.database, merchantId);
+    if (merchant?.status === 'active') {
+      if (this.activeMerchants.size >= PAYMENT_LIMITS.maxCachedMerchants) this.activeMerchants.clear();
+      this.activeMerchants.set(merchantId, merchant);
+    }
+    return merchant;
   }
 
   // ---- payments ----
 
-  async pay(input: PayInput, context: CommandContext, now: Date): Promise<PaymentView> {
+  /**
+   * Pays an order. The database work is three round trips on the way of a single cash tender: risk control (batched
+   * with concurrent payments), `cp_payment_begin` (the password-free reservation and the payment row, one commit),
+   * and the capture with its messages (one statement); the ledger's transfer commits between them in its group
+   * commit. `known.wallet` is the payer's record when the caller has just read it (the POS door finds it by card).
+   */
+  async pay(
+    input: PayInput,
+    context: CommandContext,
+    now: Date,
+    known: { readonly wallet?: WalletRecord } = {},
+  ): Promise<PaymentView> {
     const gross = cny(input.amount, 'amount');
     const walletAmount = input.tenders.wallet === undefined ? ZERO : cny(input.tenders.wallet, 'tenders.wallet');
     const couponAmount = input.tenders.coupon === undefined ? ZERO : cny(input.tenders.coupon, 'tenders.coupon');
@@ -355,7 +445,8 @@ export class PaymentService {
     if (!merchant) throw new ServiceRefusal('not_found', `merchant ${input.merchantId} does not exist`);
     if (merchant.status !== 'active')
       throw new ServiceRefusal('merchant_not_active', `merchant ${input.merchantId} is ${merchant.status}`);
-    const wallet = await this.wallets.getWallet(input.walletId);
+    const wallet =
+      known.wallet?.walletId === input.walletId ? known.wallet : await this.wallets.getWallet(input.walletId);
     if (!wallet || wallet.status !== 'open')
       throw new ServiceRefusal('wallet_not_open', `wallet ${input.walletId} is not open`);
     if (wallet.purpose === 'earmarked' && !wallet.allowedCategories.includes(merchant.category))
@@ -366,46 +457,51 @@ export class PaymentService {
       );
 
     const paymentId = paymentIdOf(input.merchantId, input.orderId);
-    const existing = await this.getPayment(paymentId);
-    if (existing) return this.replayOrConflict(existing, input, gross);
-
     const businessDate = businessDateOf(now, this.policy.cutoffHourLocal);
     const passwordFree = input.paymentPassword === undefined;
-    if (passwordFree) await this.wallets.reservePasswordFree(wallet, gross, businessDate);
+    if (passwordFree) this.wallets.checkPasswordFreePerPayment(wallet, gross);
     else await this.wallets.verifyPaymentPassword(wallet.walletId, input.paymentPassword!, now);
-    // After the password: wrong guesses do not count towards velocity.
-    const risk = await this.assessRisk(paymentId, input, gross, wallet, merchant, businessDate, context, now);
+    // After the password: wrong guesses do not count towards velocity. A retransmission of a paid order is assessed
+    // again and its decision released once `cp_payment_begin` finds the payment.
+    const assessed = await this.assessRisk(paymentId, input, gross, wallet, merchant, businessDate, context, now);
+    if ('replay' in assessed) return assessed.replay;
+    const releaseRisk = async (): Promise<void> => {
+      if (assessed.decisionId !== undefined) await this.risk!.release(assessed.decisionId, now);
+    };
     const releaseReservations = async (): Promise<void> => {
       if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
-      if (risk) await this.risk!.release(risk, now);
+      await releaseRisk();
     };
 
-    const fee = feeFor('CNY', gross, merchant.feeRateBps);
-    const inserted = await this.database.query<PaymentRow>(
-      `INSERT INTO cp_payments (payment_id, merchant_id, order_id, wallet_id, gross, wallet_amount, coupon_amount,
-         credits, credits_value, fee, status, business_date, created_at)
-       VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'authorizing', $11, $12)
-       ON CONFLICT DO NOTHING RETURNING ${PAYMENT_COLUMNS}`,
-      [
-        paymentId,
-        input.merchantId,
-        input.orderId,
-        wallet.walletId,
-        formatAmount('CNY', gross),
-        formatAmount('CNY', walletAmount),
-        formatAmount('CNY', couponAmount),
-        formatAmount('CCR', credits),
-        formatAmount('CNY', creditsValue),
-        formatAmount('CNY', fee),
-        businessDate,
-        now.toISOString(),
-      ],
-    );
-    if (inserted.length === 0) {
-      await releaseReservations();
+    const row: PaymentRow = {
+      payment_id: paymentId,
+      merchant_id: input.merchantId,
+      order_id: input.orderId,
+      wallet_id: wallet.walletId,
+      gross: formatAmount('CNY', gross),
+      wallet_amount: formatAmount('CNY', walletAmount),
+      coupon_amount: formatAmount('CNY', couponAmount),
+      credits: formatAmount('CCR', credits),
+      credits_value: formatAmount('CNY', creditsValue),
+      fee: formatAmount('CNY', feeFor('CNY', gross, merchant.feeRateBps)),
+      refunded: formatAmount('CNY', ZERO),
+      status: 'authorizing',
+      failure: null,
+      business_date: businessDate,
+      created_at: now,
+    };
+    const outcome = await this.begins.submit({
+      row,
+      passwordFreePerDay: passwordFree ? wallet.passwordFreePerDay : null,
+    });
+    if (outcome === 'exists') {
+      await releaseRisk();
       return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
     }
-    const row = inserted[0]!;
+    if (outcome === 'password_free_limit_exceeded') {
+      await releaseRisk();
+      throw this.wallets.passwordFreeDailyRefusal(wallet);
+    }
     try {
       return await this.drive(row, wallet, merchant, context, now);
     } catch (error) {
@@ -900,8 +996,9 @@ export class PaymentService {
   // ---- the steps of a payment ----
 
   /**
-   * Risk control (#14) on the payment: allowed → the decision's id (released if the payment then fails); refused or
-   * held → a refusal naming the decision, after the password-free reservation is given back.
+   * Risk control (#14) on the payment, before anything is reserved: allowed → the decision's id (released if the
+   * payment then fails); refused or held → a refusal naming the decision, unless the order is already paid (a
+   * retransmission): then its payment.
    */
   private async assessRisk(
     paymentId: string,
@@ -912,8 +1009,8 @@ export class PaymentService {
     businessDate: string,
     context: CommandContext,
     now: Date,
-  ): Promise<string | undefined> {
-    if (!this.risk) return undefined;
+  ): Promise<{ readonly decisionId: string | undefined } | { readonly replay: PaymentView }> {
+    if (!this.risk) return { decisionId: undefined };
     const decision = await this.risk.assess(
       'payment',
       {
@@ -933,9 +1030,10 @@ export class PaymentService {
       },
       now,
     );
-    if (decision.outcome === 'allow') return decision.decisionId;
-    if (input.paymentPassword === undefined)
-      await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+    if (decision.outcome === 'allow') return { decisionId: decision.decisionId };
+    // A retransmission of an order already paid gets the payment, not a decision taken on later traffic.
+    const existing = await this.getPayment(paymentId);
+    if (existing) return { replay: this.replayOrConflict(existing, input, gross) };
     throw new ServiceRefusal(decision.code!, 'payment refused by risk control', {
       decisionId: decision.decisionId,
       isoResponseCode: decision.isoResponseCode ?? null,
@@ -955,17 +1053,11 @@ export class PaymentService {
     at: Date,
   ): Promise<void> {
     if (!this.outbox) return;
-    if (await this.outbox.hasWebhook(tx, merchantId))
-      await this.outbox.enqueue(
-        tx,
-        { messageId, receiver: `webhook:${merchantId}`, kind, payload: webhookPayload },
-        at,
-      );
-    await this.outbox.enqueue(
-      tx,
-      { messageId: `${messageId}:sms`, receiver: `sms:${walletId}`, kind, payload: notification },
-      at,
-    );
+    for (const message of announcementsOf(merchantId, walletId, messageId, kind, webhookPayload, notification)) {
+      if (message.onlyIfWebhookOf !== undefined && !(await this.outbox.hasWebhook(tx, message.onlyIfWebhookOf)))
+        continue;
+      await this.outbox.enqueue(tx, message, at);
+    }
   }
 
   private async drive(
@@ -1102,40 +1194,105 @@ export class PaymentService {
     return this.markCaptured(row, wallet, merchant, now);
   }
 
-  /** The payment's commit is recorded with its messages (webhook, notification) in one transaction. */
+  /** The payment's commit, recorded with its messages (webhook, notification) in one statement. */
   private async markCaptured(
     row: PaymentRow,
     wallet: WalletRecord,
     merchant: MerchantRecord,
     now: Date,
   ): Promise<PaymentView> {
-    await this.database.transaction(async (tx) => {
-      const changed = await tx.query(
-        `UPDATE cp_payments SET status = 'captured' WHERE payment_id = $1 AND status IN ('authorizing', 'capturing') RETURNING payment_id`,
-        [row.payment_id],
-      );
-      if (changed.length === 0) return;
-      const view = viewOf({ ...row, status: 'captured' });
-      await this.announce(
-        tx,
-        merchant.merchantId,
-        wallet.walletId,
-        `payment.succeeded:${row.payment_id}`,
-        'payment.succeeded',
-        {
-          paymentId: view.paymentId,
-          orderId: view.orderId,
-          amount: view.amount,
-          fee: view.fee,
-          merchantNet: view.merchantNet,
-          tenders: view.tenders,
-          businessDate: view.businessDate,
-        },
-        { template: 'payment_succeeded', amount: view.amount, orderId: view.orderId },
-        now,
-      );
+    const captured = viewOf({ ...row, status: 'captured' });
+    const changed = await this.captures.submit({
+      view: captured,
+      walletId: wallet.walletId,
+      merchantId: merchant.merchantId,
+      at: now,
     });
-    return (await this.getPayment(row.payment_id))!;
+    // Captured by this call: the row is the one it began with. Else another path (resume, a retry) finished it.
+    return changed ? captured : (await this.getPayment(row.payment_id))!;
+  }
+
+  private async beginMany(items: readonly PaymentRowWithLimit[]): Promise<BeginOutcome[]> {
+    const column = <T>(pick: (item: PaymentRowWithLimit) => T): T[] => items.map(pick);
+    const rows = await this.database.query<{ n: number; outcome: BeginOutcome }>(
+      `SELECT n, outcome FROM cp_payment_begin_many($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+         $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::date[], $12::timestamptz[],
+         $13::numeric[]) ORDER BY n`,
+      [
+        column((i) => i.row.payment_id),
+        column((i) => i.row.merchant_id),
+        column((i) => i.row.order_id),
+        column((i) => i.row.wallet_id),
+        column((i) => i.row.gross),
+        column((i) => i.row.wallet_amount),
+        column((i) => i.row.coupon_amount),
+        column((i) => i.row.credits),
+        column((i) => i.row.credits_value),
+        column((i) => i.row.fee),
+        column((i) => dateText(i.row.business_date)),
+        column((i) => new Date(i.row.created_at).toISOString()),
+        column((i) => i.passwordFreePerDay),
+      ],
+    );
+    return rows.map((r) => r.outcome);
+  }
+
+  /**
+   * Marks a batch of payments captured, with their messages when there is an outbox: one statement. Answers, per
+   * payment, whether this statement captured it (false: it was captured or failed before).
+   */
+  private async captureMany(items: readonly CapturedPayment[]): Promise<boolean[]> {
+    const webhookPayloads = items.map(({ view }) =>
+      JSON.stringify({
+        paymentId: view.paymentId,
+        orderId: view.orderId,
+        amount: view.amount,
+        fee: view.fee,
+        merchantNet: view.merchantNet,
+        tenders: view.tenders,
+        businessDate: view.businessDate,
+      }),
+    );
+    const notifications = items.map(({ view }) =>
+      JSON.stringify({ template: 'payment_succeeded', amount: view.amount, orderId: view.orderId }),
+    );
+    const messages = this.outbox
+      ? `, messages AS (
+          SELECT i.n, 1 AS k, 'payment.succeeded:' || i.payment_id AS message_id, 'webhook:' || i.merchant_id AS receiver,
+                 'payment.succeeded' AS kind, i.webhook_payload AS payload, i.merchant_id AS only_if_webhook_of, i.at
+            FROM input i JOIN changed c ON c.payment_id = i.payment_id
+          UNION ALL
+          SELECT i.n, 2, 'payment.succeeded:' || i.payment_id || ':sms', 'sms:' || i.wallet_id, 'payment.succeeded',
+                 i.notification, NULL, i.at
+            FROM input i JOIN changed c ON c.payment_id = i.payment_id),
+        written AS (${Outbox.insertFromSql('messages')})`
+      : '';
+    const rows = await this.database.query<{ payment_id: string }>(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[])
+           WITH ORDINALITY AS i(payment_id, merchant_id, wallet_id, webhook_payload, notification, at, n)),
+       changed AS (
+         UPDATE cp_payments p SET status = 'captured' FROM input i
+          WHERE p.payment_id = i.payment_id AND p.status IN ('authorizing', 'capturing') RETURNING p.payment_id)
+       ${messages}
+       SELECT payment_id FROM changed`,
+      [
+        items.map((i) => i.view.paymentId),
+        items.map((i) => i.merchantId),
+        items.map((i) => i.walletId),
+        webhookPayloads,
+        notifications,
+        items.map((i) => i.at.toISOString()),
+      ],
+    );
+    const changed = new Set(rows.map((r) => r.payment_id));
+    // The same payment twice in a batch (a capture racing a resume): the first one captured it.
+    const seen = new Set<string>();
+    return items.map(({ view }) => {
+      const first = changed.has(view.paymentId) && !seen.has(view.paymentId);
+      seen.add(view.paymentId);
+      return first;
+    });
   }
 
   /** Voids every hold the payment placed (those never placed answer not found) and marks it failed. */
@@ -1298,6 +1455,21 @@ export class PaymentService {
       qrCode: `carbonpay://pay?merchant=${encodeURIComponent(r.merchant_id)}`,
     };
   }
+}
+
+/** A fact told to the merchant's webhook (when it has one) and, as a notification, to the payer. */
+function announcementsOf(
+  merchantId: string,
+  walletId: string,
+  messageId: string,
+  kind: string,
+  webhookPayload: Record<string, unknown>,
+  notification: Record<string, string>,
+): (OutboxMessage & { onlyIfWebhookOf?: string })[] {
+  return [
+    { messageId, receiver: `webhook:${merchantId}`, kind, payload: webhookPayload, onlyIfWebhookOf: merchantId },
+    { messageId: `${messageId}:sms`, receiver: `sms:${walletId}`, kind, payload: notification },
+  ];
 }
 
 /** One cash tender and no credits: the payment is one transfer, not holds (see postSingle). */

@@ -16,6 +16,7 @@ const maskCard = (cardNumber: string): string => mask('bank_card', cardNumber);
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
 import type { Outbox } from './outbox';
+import { DEFAULT_GROUP_COMMIT_LIMITS, GroupCommit } from './group-commit';
 
 /**
  * E-wallets (C7, T2–T7): a customer's five sub-accounts with their T7 ids, the T6 card number, the T5 account number
@@ -119,6 +120,7 @@ CREATE TABLE IF NOT EXISTS cp_password_free_usage (
 `;
 
 interface WalletRow {
+  card_number_index: string;
   wallet_id: string;
   account_number: string;
   name: string;
@@ -147,6 +149,11 @@ export class WalletService {
   ) {}
 
   private outbox: Outbox | undefined;
+  /** Reads take no locks: two batches may be at the database at once. */
+  private readonly cardLookups = new GroupCommit<string, WalletRecord | undefined>(
+    (indexes) => this.findByCardIndexes(indexes),
+    { ...DEFAULT_GROUP_COMMIT_LIMITS, maxInFlight: 2 },
+  );
 
   async install(): Promise<void> {
     await this.database.exec(WALLETS_SQL);
@@ -251,11 +258,21 @@ export class WalletService {
     return createHmac('sm3', this.indexKey).update(`card|${cardNumber}`, 'utf8').digest('hex');
   }
 
-  async findByCardNumber(cardNumber: string): Promise<WalletRecord | undefined> {
-    const rows = await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE card_number_index = $1', [
-      this.cardNumberIndex(cardNumber),
-    ]);
-    return rows[0] ? this.recordOf(rows[0]) : undefined;
+  /** The wallet a card number names (the POS door's lookup, batched with concurrent ones: one query for all). */
+  findByCardNumber(cardNumber: string): Promise<WalletRecord | undefined> {
+    return this.cardLookups.submit(this.cardNumberIndex(cardNumber));
+  }
+
+  private async findByCardIndexes(indexes: readonly string[]): Promise<(WalletRecord | undefined)[]> {
+    const rows = await this.database.query<WalletRow>(
+      'SELECT * FROM cp_wallets WHERE card_number_index = ANY($1::text[])',
+      [[...new Set(indexes)]],
+    );
+    const byIndex = new Map(rows.map((row) => [row.card_number_index, row]));
+    return indexes.map((index) => {
+      const row = byIndex.get(index);
+      return row ? this.recordOf(row) : undefined;
+    });
   }
 
   /** A new T6 card number for a wallet whose card was lost (补卡): the ledger's ReplaceCard follows with it. */
@@ -377,30 +394,23 @@ export class WalletService {
   }
 
   /**
-   * Reserves `amount` of the wallet's password-free allowance for a business date: refused beyond the per-payment
-   * limit or when the day's total would pass the daily limit. One conditional UPDATE: concurrent payments never
-   * overshoot. A payment that then fails gives its reservation back with {@link releasePasswordFree}.
+   * The per-payment password-free (免密) limit, checked before anything is reserved; the daily limit is reserved in the
+   * payment's first statement (`cp_payment_begin`, services/payments.ts): one conditional upsert, so concurrent
+   * payments never overshoot. A payment that then fails gives its reservation back with {@link releasePasswordFree}.
    */
-  async reservePasswordFree(wallet: WalletRecord, amount: Amount, businessDate: string): Promise<void> {
+  checkPasswordFreePerPayment(wallet: WalletRecord, amount: Amount): void {
     if (amount.gt(wallet.passwordFreePerPayment))
       throw new ServiceRefusal(
         'password_free_limit_exceeded',
         `a password-free payment is at most ${wallet.passwordFreePerPayment} CNY`,
       );
-    await this.database.query(
-      `INSERT INTO cp_password_free_usage (wallet_id, business_date, used) VALUES ($1, $2, 0) ON CONFLICT DO NOTHING`,
-      [wallet.walletId, businessDate],
+  }
+
+  passwordFreeDailyRefusal(wallet: WalletRecord): ServiceRefusal {
+    return new ServiceRefusal(
+      'password_free_limit_exceeded',
+      `password-free payments are at most ${wallet.passwordFreePerDay} CNY a day`,
     );
-    const rows = await this.database.query<{ used: string }>(
-      `UPDATE cp_password_free_usage SET used = used + $3::numeric
-        WHERE wallet_id = $1 AND business_date = $2 AND used + $3::numeric <= $4::numeric RETURNING used`,
-      [wallet.walletId, businessDate, formatAmount('CNY', amount), wallet.passwordFreePerDay],
-    );
-    if (rows.length === 0)
-      throw new ServiceRefusal(
-        'password_free_limit_exceeded',
-        `password-free payments are at most ${wallet.passwordFreePerDay} CNY a day`,
-      );
   }
 
   async releasePasswordFree(walletId: string, amount: Amount, businessDate: string): Promise<void> {

@@ -426,6 +426,24 @@ describe('POS over TCP, wired to the ledger', () => {
     expect(await posted(wallet.accounts.main)).toBe('20.10');
   });
 
+  test('the journal: one message recorded 10 times at once (one group commit) is first exactly once', async () => {
+    const journal = new PosJournal(database);
+    const entry = {
+      cardAcceptorId: '898440100000001',
+      terminalId: 'JRNL0001',
+      batchNumber: '000001',
+      trace: '424242',
+      kind: 'sale' as const,
+      merchantId,
+      orderId: 'journal-order',
+      amount: '1.00',
+    };
+    const firsts = await Promise.all(Array.from({ length: 10 }, () => journal.record(entry, NOW)));
+    expect(firsts.filter((first) => first)).toHaveLength(1);
+    expect(await journal.record(entry, NOW)).toBe(false);
+    expect(await journal.find(entry)).toMatchObject({ orderId: 'journal-order', amount: '1.00' });
+  });
+
   test('an unbalanced settlement answers 2; the batch upload is compared with the ledger item by item', async () => {
     const wallet = await fundedWallet('60.00');
     const sim = await newTerminal('004');

@@ -590,6 +590,36 @@ describe('mall payments with mixed tender', () => {
     for (const o of outcomes)
       if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'password_free_limit_exceeded' });
   });
+  test('one order sent 20 times at once (one group commit) is paid once: one payment, one transfer, one reservation', async () => {
+    const merchantId = await activeMerchant();
+    const wallet = await fundedWallet();
+    const before = (await account(wallet.accounts.main)).posted;
+    const input = {
+      merchantId,
+      orderId: 'retransmitted-order',
+      walletId: wallet.walletId,
+      amount: '12.34',
+      tenders: { wallet: '12.34' },
+    };
+    const views = await Promise.all(Array.from({ length: 20 }, () => payments.pay(input, CONTEXT, NOW)));
+    expect(new Set(views.map((v) => v.paymentId)).size).toBe(1);
+    // The first is captured; a replay that arrived while it was in flight answers the state it found then.
+    expect(views.filter((v) => v.status === 'captured').length).toBeGreaterThanOrEqual(1);
+    for (const view of views) expect(['authorizing', 'captured']).toContain(view.status);
+    expect(await payments.getPayment(views[0]!.paymentId)).toMatchObject({ status: 'captured', amount: '12.34' });
+    expect(before.minus((await account(wallet.accounts.main)).posted).toFixed(2)).toBe('12.34');
+    const usage = await database.query<{ used: string }>(
+      'SELECT used::text AS used FROM cp_password_free_usage WHERE wallet_id = $1',
+      [wallet.walletId],
+    );
+    expect(usage.map((u) => u.used)).toEqual(['12.34']);
+    // A replay with other details is a conflict, not a second payment.
+    await expect(
+      payments.pay({ ...input, amount: '12.35', tenders: { wallet: '12.35' } }, CONTEXT, NOW),
+    ).rejects.toMatchObject({
+      code: 'idempotency_conflict',
+    });
+  });
 });
 
 /** A count of fen as a yuan decimal string, by string arithmetic only. */
