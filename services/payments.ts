@@ -490,10 +490,25 @@ export class PaymentService {
       business_date: businessDate,
       created_at: now,
     };
-    const outcome = await this.begins.submit({
-      row,
-      passwordFreePerDay: passwordFree ? wallet.passwordFreePerDay : null,
-    });
+    // The payment's first statement runs while the risk decision's record commits; money moves only after both.
+    const [begun, recorded] = await Promise.allSettled([
+      this.begins.submit({ row, passwordFreePerDay: passwordFree ? wallet.passwordFreePerDay : null }),
+      assessed.recorded,
+    ]);
+    if (begun.status === 'rejected') {
+      if (recorded.status === 'fulfilled') await releaseRisk();
+      throw begun.reason;
+    }
+    const outcome = begun.value;
+    if (recorded.status === 'rejected') {
+      // No decision on record: this payment does not go ahead (a replay of one that did is answered as before).
+      if (outcome === 'inserted') {
+        await this.markFailed(paymentId, 'risk decision not recorded');
+        if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
+      }
+      if (outcome === 'exists') return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
+      throw recorded.reason;
+    }
     if (outcome === 'exists') {
       await releaseRisk();
       return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
@@ -997,8 +1012,8 @@ export class PaymentService {
 
   /**
    * Risk control (#14) on the payment, before anything is reserved: allowed → the decision's id (released if the
-   * payment then fails); refused or held → a refusal naming the decision, unless the order is already paid (a
-   * retransmission): then its payment.
+   * payment then fails) and its record on the way (`recorded`: nothing may move before it is durable); refused or
+   * held → a refusal naming the decision, unless the order is already paid (a retransmission): then its payment.
    */
   private async assessRisk(
     paymentId: string,
@@ -1009,9 +1024,11 @@ export class PaymentService {
     businessDate: string,
     context: CommandContext,
     now: Date,
-  ): Promise<{ readonly decisionId: string | undefined } | { readonly replay: PaymentView }> {
-    if (!this.risk) return { decisionId: undefined };
-    const decision = await this.risk.assess(
+  ): Promise<
+    { readonly decisionId: string | undefined; readonly recorded: Promise<void> } | { readonly replay: PaymentView }
+  > {
+    if (!this.risk) return { decisionId: undefined, recorded: Promise.resolve() };
+    const { assessment: decision, recorded } = await this.risk.assessEarly(
       'payment',
       {
         subjectRef: `payment:${paymentId}`,
@@ -1030,7 +1047,9 @@ export class PaymentService {
       },
       now,
     );
-    if (decision.outcome === 'allow') return { decisionId: decision.decisionId };
+    if (decision.outcome === 'allow') return { decisionId: decision.decisionId, recorded };
+    // A refusal is answered once its decision record is stored (it explains the refusal).
+    await recorded;
     // A retransmission of an order already paid gets the payment, not a decision taken on later traffic.
     const existing = await this.getPayment(paymentId);
     if (existing) return { replay: this.replayOrConflict(existing, input, gross) };

@@ -1,5 +1,4 @@
-import type { Amount } from '../../core-ledger';
-import { Money } from '../../core-ledger';
+import { RiskCounters } from './counters';
 import type { CounterIncrement, Observed } from './evaluate';
 import { evaluate, needsCounters, settle } from './evaluate';
 import type { CarbonRecordFacts, PaymentFacts } from './facts';
@@ -14,7 +13,7 @@ import type { CompiledRuleSet, RiskKind } from './rules';
  * and no review queue. Not for production: counters here are neither shared between processes nor durable.
  */
 export class InMemoryRiskEngine {
-  private readonly counters = new Map<string, Map<number, { count: number; amount: Amount }>>();
+  private readonly counters = new RiskCounters();
   private readonly reservations = new Map<string, readonly CounterIncrement[]>();
   private sequence = 0;
 
@@ -28,13 +27,13 @@ export class InMemoryRiskEngine {
     if (!normalized.ok) throw new RangeError(`risk facts: ${normalized.error}`);
     const evaluation = evaluate(this.ruleSet, normalized.facts, now.getTime(), this.options.dryRun);
     const observed = needsCounters(evaluation)
-      ? evaluation.checks.map((c): Observed => this.total(c.key, c.since, c.until))
+      ? evaluation.checks.map((c): Observed => this.counters.total(c.key, c.since, c.until))
       : undefined;
     const settled = settle(evaluation, observed);
     this.sequence += 1;
     const decisionId = `memory-${this.sequence}`;
     if (settled.reserve) {
-      for (const inc of evaluation.increments) this.add(inc, 1);
+      this.counters.apply(evaluation.increments, 1);
       this.reservations.set(decisionId, evaluation.increments);
     }
     return {
@@ -56,39 +55,12 @@ export class InMemoryRiskEngine {
     const increments = this.reservations.get(decisionId);
     if (!increments) return false;
     this.reservations.delete(decisionId);
-    for (const inc of increments) this.add(inc, -1);
+    this.counters.apply(increments, -1);
     return true;
   }
 
   /** A counter's totals over buckets since..until (inclusive). */
   total(key: string, since: number, until: number): Observed {
-    let count = 0;
-    let amount: Amount = new Money(0);
-    const buckets = this.counters.get(key);
-    if (!buckets) return { count, amount: amount.toString() };
-    // Walk whichever is shorter: the key's buckets or the window (at most 96 buckets, rules.ts).
-    const take = (value: { count: number; amount: Amount }): void => {
-      count += value.count;
-      amount = amount.plus(value.amount);
-    };
-    if (buckets.size <= until - since + 1) {
-      for (const [bucket, value] of buckets) if (bucket >= since && bucket <= until) take(value);
-    } else {
-      for (let bucket = since; bucket <= until; bucket++) {
-        const value = buckets.get(bucket);
-        if (value) take(value);
-      }
-    }
-    return { count, amount: amount.toString() };
-  }
-
-  private add(inc: CounterIncrement, sign: 1 | -1): void {
-    const buckets = this.counters.get(inc.key) ?? new Map<number, { count: number; amount: Amount }>();
-    this.counters.set(inc.key, buckets);
-    const current = buckets.get(inc.bucket) ?? { count: 0, amount: new Money(0) };
-    buckets.set(inc.bucket, {
-      count: current.count + sign * inc.count,
-      amount: sign === 1 ? current.amount.plus(inc.amount) : current.amount.minus(inc.amount),
-    });
+    return this.counters.total(key, since, until);
   }
 }

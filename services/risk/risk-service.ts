@@ -1,10 +1,20 @@
 import { randomUUID } from 'node:crypto';
 import type { ServiceDatabase, SqlQueryable } from '../database';
 import { ServiceRefusal } from '../database';
+import { GroupCommit } from '../group-commit';
+import { RiskCounters } from './counters';
 import { canonicalJson, digestOf } from './canonical-json';
-import type { CounterCheck, CounterIncrement, FiredRule, Observed, RiskOutcome } from './evaluate';
-import { evaluate, settle } from './evaluate';
-import type { CarbonRecordFacts, PaymentFacts } from './facts';
+import type {
+  CounterCheck,
+  CounterIncrement,
+  Evaluation,
+  FiredRule,
+  Observed,
+  RiskOutcome,
+  Settlement,
+} from './evaluate';
+import { evaluate, settle, staticOutcome } from './evaluate';
+import type { CarbonRecordFacts, NormalizedFacts, PaymentFacts } from './facts';
 import { normalizeFacts } from './facts';
 import type { RiskRefusalCode } from './response-codes';
 import { RISK_REFUSAL_CODES } from './response-codes';
@@ -25,9 +35,14 @@ export interface RiskOptions {
   readonly dryRun: boolean;
   /** How long a process keeps the active rule set before it looks for a newer version (other processes publish). */
   readonly ruleSetRefreshMs: number;
+  /**
+   * How often, at most, a process reads what other processes decided and released since its last look (before its
+   * next batch): the bound on how stale its counters can be about their traffic.
+   */
+  readonly syncIntervalMs: number;
 }
 
-export const DEFAULT_RISK_OPTIONS: RiskOptions = { dryRun: false, ruleSetRefreshMs: 5_000 };
+export const DEFAULT_RISK_OPTIONS: RiskOptions = { dryRun: false, ruleSetRefreshMs: 5_000, syncIntervalMs: 200 };
 
 export const RISK_LIMITS = {
   /** Decisions per database call; what arrives while batches commit waits for the next one. */
@@ -40,6 +55,15 @@ export const RISK_LIMITS = {
   maxNoteLength: 500,
   /** Counters are kept this long past the longest window (a day), then pruned. */
   counterRetentionDays: 2,
+  /**
+   * Another process's decision is looked for this long behind the last look: a batch that took its recorded_at
+   * before the look but committed after it is still seen. Longer than any batch's transaction.
+   */
+  syncOverlapMs: 5_000,
+  /** After a batch met a review it had not read, batches read reviews first for this long. */
+  readReviewsForMs: 5_000,
+  /** Memory is pruned of buckets no window reaches at most this often. */
+  pruneIntervalMs: 60_000,
 } as const;
 
 export interface RiskAssessment {
@@ -135,17 +159,6 @@ export interface AuditEntry {
   readonly detail: Readonly<Record<string, unknown>>;
 }
 
-interface AssessRow {
-  request: number;
-  outcome: RiskOutcome;
-  iso_response_code: string | null;
-  primary_rule: string | null;
-  observed_counts: string[] | null;
-  observed_amounts: string[] | null;
-  review_id: string | null;
-  review_override: 'approved' | 'rejected' | 'open' | null;
-}
-
 interface DecisionRow {
   decision_id: string;
   kind: RiskKind;
@@ -169,14 +182,42 @@ interface DecisionRow {
   released_at: Date | string | null;
 }
 
-const ASSESS_SQL = `SELECT request, outcome, iso_response_code, primary_rule, observed_counts::text[] AS observed_counts,
-  observed_amounts::text[] AS observed_amounts, review_id, review_override FROM cp_risk_assess($1::jsonb)`;
-
-/** One decision waiting for the next batch. */
+/** A decision taken, on its way to the decision log with the next batch. */
 interface PendingDecision {
-  readonly request: Readonly<Record<string, unknown>>;
-  readonly resolve: (row: AssessRow) => void;
-  readonly reject: (error: unknown) => void;
+  readonly decisionId: string;
+  readonly kind: RiskKind;
+  readonly subjectRef: string;
+  readonly factsDigest: string;
+  readonly facts: PaymentFacts | CarbonRecordFacts;
+  readonly ruleSetVersion: number;
+  readonly dryRun: boolean;
+  readonly evaluation: Evaluation;
+  readonly at: Date;
+  readonly settled: SettledDecision;
+}
+
+/** How a batch settled one decision. */
+interface SettledDecision {
+  readonly outcome: RiskOutcome;
+  readonly isoResponseCode: string | null;
+  readonly primaryRule: string | null;
+  readonly settlement: Settlement;
+  readonly observed: readonly Observed[] | undefined;
+  readonly reserved: boolean;
+  readonly reviewId: string | null;
+  readonly reviewOverride: 'approved' | 'rejected' | 'open' | null;
+  /** Kept in full (facts, fired rules, checks and totals): anything fired, or it was not a plain allow. */
+  readonly full: boolean;
+  /** The approved review this decision uses up. */
+  readonly consumes: string | null;
+}
+
+interface ReviewMatch {
+  readonly review_id: string;
+  readonly subject_ref: string;
+  readonly facts_digest: string;
+  readonly status: 'open' | 'approved' | 'rejected';
+  readonly iso_response_code: string | null;
 }
 
 export class RiskService {
@@ -184,8 +225,30 @@ export class RiskService {
   private loadedAtMs = Number.NEGATIVE_INFINITY;
   private loading: Promise<CompiledRuleSet> | undefined;
   private readonly versions = new Map<number, CompiledRuleSet>([[0, this.active]]);
-  private readonly queue: PendingDecision[] = [];
-  private batchesInFlight = 0;
+  private readonly counters = new RiskCounters();
+  /** Reservations in the counters, by decision (this process's and others'), until released or pruned. */
+  private readonly applied = new Map<
+    string,
+    { readonly increments: readonly CounterIncrement[]; readonly atMs: number }
+  >();
+  /** Decisions seen released, so a late sighting of them never counts them again. */
+  private readonly released = new Map<string, number>();
+  private readonly instanceId = randomUUID();
+  /** The database's clock at the last look at other processes' decisions; undefined before the first. */
+  private lastLook: string | undefined;
+  private lastLookMs = Number.NEGATIVE_INFINITY;
+  private lastPruneMs = Date.now();
+  /** Reviews that decide an event when it comes again (open, rejected, approved and unused), by subject and facts. */
+  private readonly reviews = new Map<string, ReviewMatch>();
+  private looking: Promise<void> | undefined;
+  /** Decision records, group-committed; a batch that fails is not run again (its decisions were answered). */
+  private readonly records = new GroupCommit<PendingDecision, void>(
+    async (batch) => {
+      await this.record(batch);
+      return batch.map(() => undefined);
+    },
+    { maxItems: RISK_LIMITS.maxBatchDecisions, maxInFlight: RISK_LIMITS.maxBatchesInFlight, maxAttempts: 1 },
+  );
 
   constructor(
     private readonly database: ServiceDatabase,
@@ -195,6 +258,7 @@ export class RiskService {
   async install(): Promise<void> {
     await this.database.exec(RISK_SQL);
     await this.refresh();
+    await this.look();
   }
 
   // ---- rule sets ----
@@ -320,44 +384,104 @@ export class RiskService {
       throw new ServiceRefusal('validation_failed', 'kind: payment or carbon_record');
     const normalized = normalizeFacts(kind, facts, now.getTime());
     if (!normalized.ok) throw new ServiceRefusal('validation_failed', `risk facts: ${normalized.error}`);
+    const { assessment, recorded } = await this.decide(kind, normalized.facts, facts, now);
+    await recorded;
+    return assessment;
+  }
+
+  /**
+   * The decision at once, and its record on the way: `recorded` settles when it is durable (group commit). A caller
+   * may do its own first step meanwhile, but must not act on an allowed event before `recorded` has resolved; if it
+   * rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the reservation
+   * has been given back and the event must not proceed.
+   */
+  async assessEarly(
+    kind: 'payment',
+    facts: PaymentFacts,
+    now?: Date,
+  ): Promise<{ readonly assessment: RiskAssessment; readonly recorded: Promise<void> }>;
+  async assessEarly(
+    kind: RiskKind,
+    facts: PaymentFacts | CarbonRecordFacts,
+    now = new Date(),
+  ): Promise<{ readonly assessment: RiskAssessment; readonly recorded: Promise<void> }> {
+    if (kind !== 'payment' && kind !== 'carbon_record')
+      throw new ServiceRefusal('validation_failed', 'kind: payment or carbon_record');
+    const normalized = normalizeFacts(kind, facts, now.getTime());
+    if (!normalized.ok) throw new ServiceRefusal('validation_failed', `risk facts: ${normalized.error}`);
+    return this.decide(kind, normalized.facts, facts, now);
+  }
+
+  private async decide(
+    kind: RiskKind,
+    normalizedFacts: NormalizedFacts,
+    facts: PaymentFacts | CarbonRecordFacts,
+    now: Date,
+  ): Promise<{ assessment: RiskAssessment; recorded: Promise<void> }> {
     const set = await this.current();
-    const evaluation = evaluate(set, normalized.facts, now.getTime(), this.options.dryRun);
+    if (Date.now() - this.lastLookMs >= this.options.syncIntervalMs) void this.lookInBackground();
+    if (Date.now() - this.lastPruneMs >= RISK_LIMITS.pruneIntervalMs) this.pruneCounters();
+    const evaluation = evaluate(set, normalizedFacts, now.getTime(), this.options.dryRun);
     const decisionId = randomUUID();
-    const row = await this.decide({
-      decisionId,
-      kind,
-      subjectRef: normalized.facts.subjectRef,
-      factsDigest: digestOf(facts),
-      ruleSetVersion: set.version,
-      dryRun: this.options.dryRun,
-      at: now.toISOString(),
-      facts,
-      fired: evaluation.fired,
-      checks: evaluation.checks,
-      increments: evaluation.increments,
-    });
-    const observed = observedOf(row.observed_counts, row.observed_amounts);
-    const settled = settle(evaluation, observed);
-    // Assert twice: what PostgreSQL decided under the lock is what the rules decide on the totals it saw.
-    if (
-      row.review_override === null &&
-      (settled.outcome !== row.outcome || (settled.primary?.ruleId ?? null) !== row.primary_rule)
-    )
-      throw new Error(
-        `assertion: risk decision ${decisionId}: SQL said ${row.outcome}/${row.primary_rule}, rules say ${settled.outcome}/${settled.primary?.ruleId}`,
-      );
+    const subjectRef = normalizedFacts.subjectRef;
+    const factsDigest = digestOf(facts);
+    const reviewKey = `${subjectRef}\u0000${factsDigest}`;
+    const review = this.reviews.get(reviewKey);
+    const settled = this.settleOne(decisionId, evaluation, review);
+    // Everything below is synchronous: no other decision of this process runs between reading the counters and
+    // reserving in them.
+    if (settled.reserved) this.reserve(decisionId, evaluation.increments, now.getTime());
+    if (settled.consumes !== null) this.reviews.delete(reviewKey);
+    if (settled.outcome === 'hold' && settled.reviewOverride === null)
+      this.reviews.set(reviewKey, {
+        review_id: decisionId,
+        subject_ref: subjectRef,
+        facts_digest: factsDigest,
+        status: 'open',
+        iso_response_code: settled.isoResponseCode,
+      });
+    const recorded = this.records
+      .submit({
+        decisionId,
+        kind,
+        subjectRef,
+        factsDigest,
+        facts,
+        ruleSetVersion: set.version,
+        dryRun: this.options.dryRun,
+        evaluation,
+        at: now,
+        settled,
+      })
+      .catch((error: unknown) => {
+        if (settled.reserved) this.unapply(decisionId);
+        // Nothing of it was written: the review it opened does not exist, the approval it used is still there.
+        if (this.reviews.get(reviewKey)?.review_id === decisionId) this.reviews.delete(reviewKey);
+        if (settled.consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
+          this.reviews.set(reviewKey, review);
+        // What this process believed about the event's review may be wrong: read the reviews again.
+        this.lastLookMs = Number.NEGATIVE_INFINITY;
+        if ((error as { code?: unknown }).code === '40001')
+          throw new ServiceRefusal('conflict', 'a review of this event was decided meanwhile: send it again');
+        throw error;
+      });
+    // Answered below, awaited by the caller: a failure is the caller's, never unhandled here.
+    recorded.catch(() => undefined);
     return {
-      decisionId,
-      outcome: row.outcome,
-      ...(row.outcome === 'allow' ? {} : { code: RISK_REFUSAL_CODES[row.outcome] }),
-      ...(row.iso_response_code === null ? {} : { isoResponseCode: row.iso_response_code }),
-      ...(row.primary_rule === null ? {} : { primaryRuleId: row.primary_rule }),
-      firedRules: settled.fired,
-      wouldOutcome: settled.wouldOutcome,
-      ruleSetVersion: set.version,
-      dryRun: this.options.dryRun || set.dryRun,
-      ...(row.review_id === null ? {} : { reviewId: row.review_id }),
-      ...(row.review_override === null ? {} : { reviewOverride: row.review_override }),
+      assessment: {
+        decisionId,
+        outcome: settled.outcome,
+        ...(settled.outcome === 'allow' ? {} : { code: RISK_REFUSAL_CODES[settled.outcome] }),
+        ...(settled.isoResponseCode === null ? {} : { isoResponseCode: settled.isoResponseCode }),
+        ...(settled.primaryRule === null ? {} : { primaryRuleId: settled.primaryRule }),
+        firedRules: settled.settlement.fired,
+        wouldOutcome: settled.settlement.wouldOutcome,
+        ruleSetVersion: set.version,
+        dryRun: this.options.dryRun || set.dryRun,
+        ...(settled.reviewId === null ? {} : { reviewId: settled.reviewId }),
+        ...(settled.reviewOverride === null ? {} : { reviewOverride: settled.reviewOverride }),
+      },
+      recorded,
     };
   }
 
@@ -369,15 +493,31 @@ export class RiskService {
     decisionId: string,
     now: Date = new Date(),
   ): Promise<{ status: 'released' | 'already_released' | 'nothing_reserved' }> {
-    const rows = await this.database.query<{ status: string }>('SELECT cp_risk_release($1, $2) AS status', [
-      decisionId,
-      now.toISOString(),
-    ]);
-    const status = rows[0]?.status;
-    if (status === 'not_found') throw new ServiceRefusal('not_found', `risk decision ${decisionId} does not exist`);
-    if (status !== 'released' && status !== 'already_released' && status !== 'nothing_reserved')
-      throw new Error(`assertion: cp_risk_release answered ${String(status)}`);
-    return { status };
+    const rows = await this.database.query<{ reservations: CounterIncrement[] }>(
+      `UPDATE cp_risk_decisions SET released_at = $2, release_recorded_at = clock_timestamp()
+        WHERE decision_id = $1 AND reserved AND released_at IS NULL RETURNING reservations`,
+      [decisionId, now.toISOString()],
+    );
+    if (rows.length === 1) {
+      this.unapply(decisionId);
+      return { status: 'released' };
+    }
+    const current = await this.database.query<{ reserved: boolean }>(
+      'SELECT reserved FROM cp_risk_decisions WHERE decision_id = $1',
+      [decisionId],
+    );
+    if (!current[0]) throw new ServiceRefusal('not_found', `risk decision ${decisionId} does not exist`);
+    return { status: current[0].reserved ? 'already_released' : 'nothing_reserved' };
+  }
+
+  /** Reads what other processes decided and released since the last look (done before a batch anyway, at most every `syncIntervalMs`). */
+  async catchUp(): Promise<void> {
+    await this.look();
+  }
+
+  /** This process's counters over every key starting with `prefix` (monitoring and tests). */
+  counterTotals(prefix: string): Observed {
+    return this.counters.sumOf(prefix);
   }
 
   // ---- explanation ----
@@ -484,53 +624,221 @@ export class RiskService {
     }));
   }
 
-  /** Deletes counter buckets no window can reach any more (run on a schedule). */
-  async pruneCounters(now: Date = new Date()): Promise<number> {
-    const seconds = Math.floor(now.getTime() / 1000);
-    const keepDays = RISK_LIMITS.counterRetentionDays;
-    const rows = await this.database.query<{ n: string }>(
-      `WITH gone AS (DELETE FROM cp_risk_counters WHERE
-          (counter_key LIKE '%|m1' AND bucket < $1) OR (counter_key LIKE '%|m15' AND bucket < $2)
-          OR (counter_key LIKE '%|d' AND bucket < $3) RETURNING 1)
-       SELECT count(*)::text AS n FROM gone`,
-      [
-        Math.floor((seconds - keepDays * 86_400) / 60),
-        Math.floor((seconds - keepDays * 86_400) / 900),
-        Math.floor(seconds / 86_400) - keepDays,
-      ],
+  /** Drops counter buckets (and remembered reservations) no window can reach any more. Answers the buckets dropped. */
+  pruneCounters(now: Date = new Date()): number {
+    const horizonMs = now.getTime() - RISK_LIMITS.counterRetentionDays * 86_400_000;
+    for (const [id, reservation] of this.applied) if (reservation.atMs < horizonMs) this.applied.delete(id);
+    for (const [id, atMs] of this.released) if (atMs < horizonMs) this.released.delete(id);
+    this.lastPruneMs = now.getTime();
+    return this.counters.prune(
+      Math.floor(horizonMs / 1000),
+      Math.floor(now.getTime() / 86_400_000) - RISK_LIMITS.counterRetentionDays,
     );
-    return Number(rows[0]?.n ?? 0);
   }
 
   // ---- helpers ----
 
-  /** Queues one decision for the next batch (TigerBeetle style: take what has arrived, commit it together). */
-  private decide(request: Readonly<Record<string, unknown>>): Promise<AssessRow> {
-    return new Promise<AssessRow>((resolve, reject) => {
-      this.queue.push({ request, resolve, reject });
-      this.pump();
-    });
+  /** The outcome of one decision: a review of this very event decides it; else the rules on the counters. */
+  private settleOne(decisionId: string, evaluation: Evaluation, review: ReviewMatch | undefined): SettledDecision {
+    const override = review === undefined ? null : review.status === 'approved' ? 'approved' : review.status;
+    // A static refusal is final: counters are read only when they can change the outcome (or a review approved it).
+    const readCounters =
+      evaluation.checks.length > 0 &&
+      (override === 'approved' || (override === null && staticOutcome(evaluation) !== 'refuse'));
+    const observed = readCounters
+      ? evaluation.checks.map((check) => this.counters.total(check.key, check.since, check.until))
+      : undefined;
+    const settlement = settle(evaluation, observed);
+    let outcome: RiskOutcome = settlement.outcome;
+    let isoResponseCode = settlement.primary?.isoResponseCode ?? null;
+    let primaryRule = settlement.primary?.ruleId ?? null;
+    if (review !== undefined && override !== null) {
+      outcome = override === 'approved' ? 'allow' : override === 'rejected' ? 'refuse' : 'hold';
+      isoResponseCode = override === 'approved' ? null : review.iso_response_code;
+      primaryRule = override === 'approved' ? null : `review:${review.review_id}`;
+    }
+    const reserved = outcome === 'allow' && evaluation.increments.length > 0;
+    return {
+      outcome,
+      isoResponseCode,
+      primaryRule,
+      settlement,
+      observed,
+      reserved,
+      reviewId: review !== undefined ? review.review_id : outcome === 'hold' ? decisionId : null,
+      reviewOverride: override,
+      full: outcome !== 'allow' || override !== null || settlement.fired.length > 0,
+      consumes: override === 'approved' ? review!.review_id : null,
+    };
   }
 
-  private pump(): void {
-    while (this.queue.length > 0 && this.batchesInFlight < RISK_LIMITS.maxBatchesInFlight) {
-      const batch = this.queue.splice(0, RISK_LIMITS.maxBatchDecisions);
-      this.batchesInFlight += 1;
-      void this.runBatch(batch).finally(() => {
-        this.batchesInFlight -= 1;
-        this.pump();
+  /** The batch's decision records, the reviews its holds open and the approvals it uses: one statement. */
+  private async record(batch: readonly PendingDecision[]): Promise<void> {
+    const settled = batch.map((p) => p.settled);
+    const full = (i: number): boolean => settled[i]!.full;
+    const json = (value: unknown): string => JSON.stringify(value);
+    const arrayLiteral = (values: readonly (string | number)[] | undefined): string | null =>
+      values === undefined ? null : `{${values.join(',')}}`;
+    const consumes = settled.filter((d) => d.consumes !== null).length;
+    await this.database.query(
+      `WITH input AS (
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::boolean[], $7::text[],
+                              $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::text[],
+                              $15::text[], $16::boolean[], $17::jsonb[], $18::timestamptz[], $19::boolean[], $20::text[],
+                              $23::text[])
+           AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, iso_response_code,
+                primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved,
+                reservations, decided_at, opens_review, consumes_review, known_review)),
+       decided AS (
+         INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
+           code, iso_response_code, primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts,
+           reserved, reservations, decided_at, instance_id, recorded_at)
+         SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
+                CASE outcome WHEN 'refuse' THEN 'risk_refused' WHEN 'hold' THEN 'risk_review' END, iso_response_code,
+                primary_rule, review_override, facts, fired, checks, observed_counts::bigint[], observed_amounts::numeric[],
+                reserved, reservations, decided_at, $21, clock_timestamp()
+           FROM input),
+       opened AS (
+         INSERT INTO cp_risk_reviews (review_id, kind, subject_ref, facts_digest, iso_response_code, status, created_at,
+           recorded_at)
+         SELECT decision_id, kind, subject_ref, facts_digest, iso_response_code, 'open', decided_at, clock_timestamp()
+           FROM input WHERE opens_review),
+       used AS (
+         UPDATE cp_risk_reviews r SET consumed_by = i.decision_id, recorded_at = clock_timestamp() FROM input i
+          WHERE r.review_id = i.consumes_review AND r.consumed_by IS NULL RETURNING r.review_id),
+       unread AS (
+         SELECT 1 FROM input i JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
+          WHERE r.review_id IS DISTINCT FROM i.known_review
+            AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))
+          LIMIT 1)
+       SELECT CASE WHEN (SELECT count(*) FROM used) < $22 OR EXISTS (SELECT 1 FROM unread)
+                   THEN cp_risk_review_taken() END AS taken`,
+      [
+        batch.map((p) => p.decisionId),
+        batch.map((p) => p.kind),
+        batch.map((p) => p.subjectRef),
+        batch.map((p) => p.factsDigest),
+        batch.map((p) => p.ruleSetVersion),
+        batch.map((p) => p.dryRun),
+        settled.map((d) => d.outcome),
+        settled.map((d) => d.isoResponseCode),
+        settled.map((d) => d.primaryRule),
+        settled.map((d) => d.reviewOverride),
+        batch.map((p, i) => (full(i) ? json(p.facts) : null)),
+        batch.map((p, i) => (full(i) ? json(p.evaluation.fired) : '[]')),
+        batch.map((p, i) => (full(i) ? json(p.evaluation.checks) : '[]')),
+        settled.map((d) => (d.full ? arrayLiteral(d.observed?.map((o) => o.count)) : null)),
+        settled.map((d) => (d.full ? arrayLiteral(d.observed?.map((o) => o.amount)) : null)),
+        settled.map((d) => d.reserved),
+        batch.map((p, i) => (settled[i]!.reserved ? json(p.evaluation.increments) : '[]')),
+        batch.map((p) => p.at.toISOString()),
+        settled.map((d) => d.outcome === 'hold' && d.reviewOverride === null),
+        settled.map((d) => d.consumes),
+        this.instanceId,
+        consumes,
+        settled.map((d) => (d.reviewOverride === null ? null : d.reviewId)),
+      ],
+    );
+  }
+
+  /**
+   * Brings the counters up to what the decision log holds: at start, every reservation not released within the
+   * longest window; after that, what other processes recorded or released since the last look (with an overlap, so
+   * a batch that committed late is not missed; reservations already counted are recognised by decision).
+   */
+  private async lookInBackground(): Promise<void> {
+    this.looking ??= this.look()
+      .catch(() => {
+        // The next decision tries again; until then the counters are as stale as the last look.
+      })
+      .finally(() => {
+        this.looking = undefined;
       });
-    }
+    return this.looking;
   }
 
-  private async runBatch(batch: readonly PendingDecision[]): Promise<void> {
-    try {
-      const rows = await this.database.query<AssessRow>(ASSESS_SQL, [JSON.stringify(batch.map((p) => p.request))]);
-      if (rows.length !== batch.length) throw new Error('assertion: cp_risk_assess answers one row per request');
-      for (const row of rows) batch[row.request - 1]!.resolve(row);
-    } catch (error) {
-      for (const pending of batch) pending.reject(error);
+  private async look(): Promise<void> {
+    const horizon = new Date(Date.now() - RISK_LIMITS.counterRetentionDays * 86_400_000).toISOString();
+    type Row = {
+      decision_id: string | null;
+      reservations: CounterIncrement[] | null;
+      released: boolean | null;
+      decided_at: Date | string | null;
+      looked_at: string;
+    };
+    const reviewColumns = `review_id, subject_ref, facts_digest, status, iso_response_code,
+      (status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)) AS decides`;
+    let rows: Row[];
+    let reviews: (ReviewMatch & { decides: boolean })[];
+    if (this.lastLook === undefined) {
+      rows = await this.database.query<Row>(
+        `WITH registered AS (
+           INSERT INTO cp_risk_instances (instance_id, started_at, seen_at)
+           VALUES ($2, clock_timestamp(), clock_timestamp()) ON CONFLICT (instance_id) DO NOTHING)
+         SELECT decision_id, reservations, false AS released, decided_at, clock_timestamp()::text AS looked_at
+           FROM cp_risk_decisions WHERE reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
+         UNION ALL SELECT NULL, NULL, NULL, NULL, clock_timestamp()::text`,
+        [horizon, this.instanceId],
+      );
+      reviews = await this.database.query(
+        `SELECT ${reviewColumns} FROM cp_risk_reviews
+          WHERE status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)`,
+      );
+    } else {
+      // Each other process is read from the later of its start and the last look (less the overlap); a process
+      // started since the last look is read from its start. Releases are read from any process.
+      [rows, reviews] = await Promise.all([
+        this.database.query<Row>(
+          `WITH seen AS (
+             UPDATE cp_risk_instances SET seen_at = clock_timestamp() WHERE instance_id = $2),
+           others AS (
+             SELECT instance_id, greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond') AS since
+               FROM cp_risk_instances WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
+           SELECT d.decision_id, d.reservations, d.released_at IS NOT NULL AS released, d.decided_at,
+                  clock_timestamp()::text AS looked_at
+             FROM others o JOIN cp_risk_decisions d
+               ON d.instance_id = o.instance_id AND d.reserved AND d.recorded_at >= o.since
+           UNION ALL
+           SELECT decision_id, reservations, true, decided_at, clock_timestamp()::text FROM cp_risk_decisions
+            WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
+           UNION ALL SELECT NULL, NULL, NULL, NULL, clock_timestamp()::text`,
+          [this.lastLook, this.instanceId, RISK_LIMITS.syncOverlapMs, horizon],
+        ),
+        this.database.query<ReviewMatch & { decides: boolean }>(
+          `SELECT ${reviewColumns} FROM cp_risk_reviews
+            WHERE recorded_at >= $1::timestamptz - $2 * interval '1 millisecond'`,
+          [this.lastLook, RISK_LIMITS.syncOverlapMs],
+        ),
+      ]);
     }
+    for (const row of rows) {
+      if (row.decision_id === null) continue;
+      if (row.released) this.unapply(row.decision_id);
+      else if (!this.applied.has(row.decision_id) && !this.released.has(row.decision_id))
+        this.reserve(row.decision_id, row.reservations!, new Date(row.decided_at!).getTime());
+    }
+    for (const review of reviews) {
+      const key = `${review.subject_ref}\u0000${review.facts_digest}`;
+      const { decides, ...match } = review;
+      if (decides) this.reviews.set(key, match);
+      else if (this.reviews.get(key)?.review_id === review.review_id) this.reviews.delete(key);
+    }
+    this.lastLook = rows[rows.length - 1]!.looked_at;
+    this.lastLookMs = Date.now();
+  }
+
+  private reserve(decisionId: string, increments: readonly CounterIncrement[], atMs: number): void {
+    this.counters.apply(increments, 1);
+    this.applied.set(decisionId, { increments, atMs });
+  }
+
+  /** Takes a reservation back out of the counters, once; remembers the decision as released. */
+  private unapply(decisionId: string): void {
+    const reservation = this.applied.get(decisionId);
+    this.released.set(decisionId, reservation?.atMs ?? Date.now());
+    if (!reservation) return;
+    this.applied.delete(decisionId);
+    this.counters.apply(reservation.increments, -1);
   }
 
   private async current(): Promise<CompiledRuleSet> {
@@ -564,7 +872,8 @@ export class RiskService {
       throw new ServiceRefusal('validation_failed', `reason: 1..${RISK_LIMITS.maxReasonLength} characters`);
     await this.database.transaction(async (tx) => {
       const rows = await tx.query<{ review_id: string }>(
-        `UPDATE cp_risk_reviews SET status = $2, reviewer = $3, reason = $4, decided_at = $5
+        `UPDATE cp_risk_reviews SET status = $2, reviewer = $3, reason = $4, decided_at = $5,
+                recorded_at = clock_timestamp()
           WHERE review_id = $1 AND status = 'open' RETURNING review_id`,
         [reviewId, status, reviewer, reason, now.toISOString()],
       );
@@ -579,7 +888,16 @@ export class RiskService {
         reason,
       });
     });
-    return (await this.review(reviewId))!;
+    const view = (await this.review(reviewId))!;
+    const key = `${view.subjectRef}\u0000${(await this.decision(reviewId))!.factsDigest}`;
+    this.reviews.set(key, {
+      review_id: reviewId,
+      subject_ref: view.subjectRef,
+      facts_digest: key.slice(key.indexOf('\u0000') + 1),
+      status,
+      iso_response_code: view.isoResponseCode,
+    });
+    return view;
   }
 }
 

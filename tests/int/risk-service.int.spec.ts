@@ -30,7 +30,7 @@ beforeAll(async () => {
   const db = await createTestDatabase('risk');
   drop = db.drop;
   database = new PostgresReadModels(db.url, 25);
-  risk = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000 });
+  risk = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 200 });
   await risk.install();
 });
 
@@ -73,12 +73,9 @@ async function publish(rules: RiskRule[], extra: Partial<RuleSet> = {}): Promise
   return (await risk.publishRuleSet({ schema: 1, name: 'int', rules, ...extra }, 'risk-officer', NOW)).version;
 }
 
-async function counter(prefix: string): Promise<{ count: number; amount: string }> {
-  const rows = await database.query<{ count: string | null; amount: string | null }>(
-    `SELECT sum(count)::text AS count, sum(amount)::text AS amount FROM cp_risk_counters WHERE counter_key LIKE $1`,
-    [`${prefix}%`],
-  );
-  return { count: Number(rows[0]?.count ?? 0), amount: new Money(rows[0]?.amount ?? '0').toString() };
+function counter(prefix: string): { count: number; amount: string } {
+  const totals = risk.counterTotals(prefix);
+  return { count: totals.count, amount: new Money(totals.amount).toString() };
 }
 
 const outcomes = (results: readonly RiskAssessment[]): Record<string, number> =>
@@ -182,29 +179,64 @@ describe('50 concurrent requests for the same account', () => {
       },
     ]);
     const account = `W-conc-${maxCount}`;
-    // Ten engines sharing the database, as ten processes would: their batches meet only in PostgreSQL's locks.
+    // One process: its decisions settle one after another on its counters, whatever the concurrency.
+    const results = await Promise.all(
+      Array.from({ length: 50 }, () => risk.assess('payment', pay('1.00', { accountId: account }), NOW)),
+    );
+    expect(outcomes(results)).toEqual({ allow: allowed, ...(allowed < 50 ? { refuse: 50 - allowed } : {}) });
+    expect(counter(`payment|account:${account}|`)).toEqual({ count: allowed, amount: String(allowed) });
+    // Another process sees them once it has looked at the decision log: its next one is refused at the limit.
+    const other = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 200 });
+    await other.install();
+    expect(other.counterTotals(`payment|account:${account}|`)).toEqual({ count: allowed, amount: String(allowed) });
+    const next = await other.assess('payment', pay('1.00', { accountId: account }), NOW);
+    expect(next.outcome).toBe(allowed < maxCount ? 'allow' : 'refuse');
+  });
+
+  test('ten processes: a decision of one is counted by the others at their next look, and a release too', async () => {
+    await publish([
+      {
+        id: 'vel',
+        kind: 'velocity',
+        action: 'refuse',
+        appliesTo: 'payment',
+        dimension: 'account',
+        windowSeconds: 600,
+        maxCount: 20,
+      },
+    ]);
+    const account = 'W-ten';
     const engines = await Promise.all(
       Array.from({ length: 10 }, async () => {
-        const engine = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000 });
-        await engine.refresh();
+        const engine = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 60_000 });
+        await engine.install();
         return engine;
       }),
     );
-    const results = await Promise.all(
-      Array.from({ length: 50 }, (_, i) =>
-        engines[i % 10]!.assess('payment', pay('1.00', { accountId: account }), NOW),
-      ),
-    );
-    expect(outcomes(results)).toEqual({ allow: allowed, ...(allowed < 50 ? { refuse: 50 - allowed } : {}) });
-    expect(await counter(`payment|account:${account}|`)).toEqual({ count: allowed, amount: String(allowed) });
+    // Each decides twice, then every one looks: each counts all 20, and a 21st is refused by any of them.
+    const decided: RiskAssessment[] = [];
+    for (const engine of engines)
+      for (let i = 0; i < 2; i++)
+        decided.push(await engine.assess('payment', pay('1.00', { accountId: account }), NOW));
+    expect(outcomes(decided)).toEqual({ allow: 20 });
+    for (const engine of engines) await engine.catchUp();
+    for (const engine of engines) expect(engine.counterTotals(`payment|account:${account}|`).count).toBe(20);
+    expect((await engines[3]!.assess('payment', pay('1.00', { accountId: account }), NOW)).outcome).toBe('refuse');
+    // A payment that failed gives its count back, in every process once it has looked.
+    expect(await engines[0]!.release(decided[0]!.decisionId, NOW)).toEqual({ status: 'released' });
+    for (const engine of engines) await engine.catchUp();
+    for (const engine of engines) expect(engine.counterTotals(`payment|account:${account}|`).count).toBe(19);
+    expect((await engines[7]!.assess('payment', pay('1.00', { accountId: account }), NOW)).outcome).toBe('allow');
   });
+});
 
+describe('limits over time', () => {
   test('daily amount: 50 × 30.00 against 1000.00 allows exactly 33 (990.00), then releases give room back', async () => {
     await publish([{ id: 'day', kind: 'daily_limit', action: 'refuse', per: 'account', maxAmount: '1000.00' }]);
     const facts = (): PaymentFacts => pay('30.00', { accountId: 'W-conc-day', businessDate: '2026-11-23' });
     const results = await Promise.all(Array.from({ length: 50 }, () => risk.assess('payment', facts(), NOW)));
     expect(outcomes(results)).toEqual({ allow: 33, refuse: 17 });
-    expect(await counter('payment|account:W-conc-day|')).toEqual({ count: 33, amount: '990' });
+    expect(counter('payment|account:W-conc-day|')).toEqual({ count: 33, amount: '990' });
     // Payments that failed after being allowed give their reservation back, once, even when released concurrently.
     const allowed = results.filter((r) => r.outcome === 'allow');
     const released = await Promise.all(
@@ -214,7 +246,7 @@ describe('50 concurrent requests for the same account', () => {
       ...Array(3).fill('already_released'),
       ...Array(3).fill('released'),
     ]);
-    expect(await counter('payment|account:W-conc-day|')).toEqual({ count: 30, amount: '900' });
+    expect(counter('payment|account:W-conc-day|')).toEqual({ count: 30, amount: '900' });
     const refusedOne = results.find((r) => r.outcome === 'refuse')!;
     expect(await risk.release(refusedOne.decisionId)).toEqual({ status: 'nothing_reserved' });
     await expect(risk.release('no-such-decision')).rejects.toBeInstanceOf(ServiceRefusal);
@@ -305,6 +337,31 @@ describe('reviews', () => {
 });
 
 describe('decision records', () => {
+  test('an approval asked for by two processes at once lets the event through once', async () => {
+    await publish([{ id: 'big', kind: 'transaction_limit', action: 'review', maxAmount: '2000.00' }]);
+    const facts = pay('2700.00');
+    const held = await risk.assess('payment', facts, NOW);
+    await risk.approveReview(held.reviewId!, 'operator-1', 'verified by phone', NOW);
+    const engines = await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        const engine = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 200 });
+        await engine.install();
+        return engine;
+      }),
+    );
+    // Every process reads the approval as unused; only one statement may use it. The others' decisions are not
+    // recorded: they answer conflict (send again), and sent again the event is the rules' to decide.
+    const settled = await Promise.allSettled(engines.map((engine) => engine.assess('payment', facts, NOW)));
+    const results = settled.flatMap((r) => (r.status === 'fulfilled' ? [r.value] : []));
+    expect(results.map((r) => [r.outcome, r.reviewOverride])).toEqual([['allow', 'approved']]);
+    for (const r of settled) if (r.status === 'rejected') expect(r.reason).toMatchObject({ code: 'conflict' });
+    const loser = engines[settled.findIndex((r) => r.status === 'rejected')]!;
+    await loser.catchUp();
+    expect(await loser.assess('payment', facts, NOW)).toMatchObject({ outcome: 'hold' });
+    const winner = results.find((r) => r.reviewOverride === 'approved')!;
+    expect((await risk.review(held.reviewId!))?.consumedBy).toBe(winner.decisionId);
+  });
+
   test('a plain allow keeps digest, version and reservations only; anything that fired is kept in full', async () => {
     await publish([{ id: 'tx', kind: 'transaction_limit', action: 'refuse', maxAmount: '100.00' }]);
     const allowed = await risk.assess('payment', pay('10.00'), NOW);
@@ -335,7 +392,7 @@ describe('dry run', () => {
         maxCount: 1,
       },
     ]);
-    const shadow = new RiskService(database, { dryRun: true, ruleSetRefreshMs: 60_000 });
+    const shadow = new RiskService(database, { dryRun: true, ruleSetRefreshMs: 60_000, syncIntervalMs: 200 });
     await shadow.refresh();
     const results = [
       await shadow.assess('payment', pay('150.00', { accountId: 'W-dry' }), NOW),
@@ -348,7 +405,7 @@ describe('dry run', () => {
     const record = (await shadow.decision(results[1]!.decisionId))!;
     expect(record).toMatchObject({ outcome: 'allow', engineDryRun: true, reserved: true });
     expect(record.firedRules.map((f) => [f.ruleId, f.enforced])).toEqual([['vel', false]]);
-    expect(await counter('payment|account:W-dry|')).toEqual({ count: 2, amount: '160' });
+    expect(shadow.counterTotals('payment|account:W-dry|')).toEqual({ count: 2, amount: '160' });
   });
 });
 
