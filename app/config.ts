@@ -34,6 +34,8 @@ export interface Config {
   readonly jobIntervalMs: number;
   /** Risk control on payments and carbon records (#14). */
   readonly risk: 'on' | 'off';
+  /** Most milliseconds between two looks of risk control at other instances' decisions (their staleness bound). */
+  readonly riskSyncMs: number;
   /** Milliseconds between rounds of the outbox dispatcher (webhooks, notifications). */
   readonly outboxIntervalMs: number;
   /** Milliseconds a shutdown waits for requests in flight. */
@@ -71,6 +73,8 @@ export const CONFIG_VARIABLES = {
   CARBONPAY_JOB_INTERVAL_MS:
     'interval of the idempotent jobs (credit expiry, unfinished issuances and payments); 0 never; default 3600000',
   CARBONPAY_OUTBOX_INTERVAL_MS: 'interval of the outbox dispatcher (webhooks, notifications); default 1000',
+  CARBONPAY_RISK_SYNC_MS:
+    "risk control: most ms between looks at other instances' decisions (how stale limits can be across instances); default 200",
   CARBONPAY_RISK: 'on | off: risk control on payments and carbon records; default on',
   CARBONPAY_CLEARING_DIR:
     'folder of clearing reports, bank payment files and their SM3 manifests; default ./clearing-output',
@@ -176,6 +180,7 @@ export function loadConfig(env: NodeJS.ProcessEnv): Config {
     creditLifetimeDays: integer(env, 'CARBONPAY_CREDIT_LIFETIME_DAYS', 365, 1, 3_650),
     jobIntervalMs: integer(env, 'CARBONPAY_JOB_INTERVAL_MS', 3_600_000, 0, 86_400_000),
     outboxIntervalMs: integer(env, 'CARBONPAY_OUTBOX_INTERVAL_MS', 1_000, 50, 3_600_000),
+    riskSyncMs: integer(env, 'CARBONPAY_RISK_SYNC_MS', 200, 10, 60_000),
     risk: onOff(env, 'CARBONPAY_RISK', 'on'),
     auth,
     clientsFile: optional(env, 'CARBONPAY_CLIENTS_FILE'),

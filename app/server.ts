@@ -32,6 +32,7 @@ import {
   OutboxDispatcher,
   RiskService,
   SmsSimulator,
+  DEFAULT_RISK_OPTIONS,
   STARTER_RULE_SET,
   smsTransport,
   webhookTransport,
@@ -58,6 +59,7 @@ export type PlatformApiConfig = Pick<
       | 'jobIntervalMs'
       | 'outboxIntervalMs'
       | 'risk'
+      | 'riskSyncMs'
     >
   >;
 
@@ -190,7 +192,10 @@ async function startServices(
   );
   payments.attachChannel(bankSimulator);
   if ((config.risk ?? 'on') === 'on') {
-    const risk = new RiskService(readModels.database);
+    const risk = new RiskService(readModels.database, {
+      ...DEFAULT_RISK_OPTIONS,
+      syncIntervalMs: config.riskSyncMs ?? DEFAULT_RISK_OPTIONS.syncIntervalMs,
+    });
     await risk.install();
     // A platform starts with the starter rule set (services/risk/starter-rule-set.ts); operators publish their own.
     if ((await risk.listRuleSets()).length === 0) await risk.publishRuleSet(STARTER_RULE_SET, 'system', now());

@@ -117,20 +117,22 @@ async function main(): Promise<void> {
     const amount = `${Math.floor(fen / 100)}.${String(fen % 100).padStart(2, '0')}`;
     order += 1;
     // A wallet drawn often enough by chance passes a velocity limit: a refusal, counted as such (`refused`).
-    const view = await service.pay(
-      {
-        merchantId: mall.merchantIds[order % mall.merchantIds.length]!,
-        orderId: `bench-${process.pid}-${order}`,
-        walletId: mall.walletIds[Math.floor(rng() * mall.walletIds.length)]!,
-        amount,
-        tenders: { wallet: amount },
-      },
-      { actor: 'bench', channel: 'api' },
-      new Date(),
-    ).catch((error: unknown) => {
-      if (error instanceof ServiceRefusal && error.code === 'risk_refused') return undefined;
-      throw error;
-    });
+    const view = await service
+      .pay(
+        {
+          merchantId: mall.merchantIds[order % mall.merchantIds.length]!,
+          orderId: `bench-${process.pid}-${order}`,
+          walletId: mall.walletIds[Math.floor(rng() * mall.walletIds.length)]!,
+          amount,
+          tenders: { wallet: amount },
+        },
+        { actor: 'bench', channel: 'api' },
+        new Date(),
+      )
+      .catch((error: unknown) => {
+        if (error instanceof ServiceRefusal && error.code === 'risk_refused') return undefined;
+        throw error;
+      });
     return view?.status === 'captured';
   };
 

@@ -4,7 +4,27 @@ import type { CounterIncrement, Observed } from './evaluate';
 
 interface Bucket {
   count: number;
-  amount: Amount;
+  /** The amounts as whole millionths (exact in a double below 2^53: 9 × 10^9 CNY or units). */
+  micros: number;
+  /** Amounts that are not plain decimals of at most six places, or too large for `micros`: rare, kept exact. */
+  rest: Amount | undefined;
+}
+
+const MICROS = 1_000_000;
+
+/** `text` as whole millionths, when it is a plain decimal of at most six places small enough to add exactly. */
+export function microsOf(text: string): number | undefined {
+  const parts = /^(\d{1,9})(?:\.(\d{1,6}))?$/.exec(text);
+  if (!parts) return undefined;
+  return Number(parts[1]) * MICROS + Number((parts[2] ?? '').padEnd(6, '0'));
+}
+
+/** Whole millionths as the shortest decimal text ('3', '12.5', '0.000001'). */
+export function microsText(micros: number): string {
+  const whole = Math.floor(micros / MICROS);
+  const fraction = micros % MICROS;
+  if (fraction === 0) return String(whole);
+  return `${whole}.${String(fraction).padStart(6, '0').replace(/0+$/, '')}`;
 }
 
 /**
@@ -19,12 +39,14 @@ export class RiskCounters {
   /** A counter's totals over buckets since..until (inclusive). */
   total(key: string, since: number, until: number): Observed {
     let count = 0;
-    let amount: Amount = new Money(0);
+    let micros = 0;
+    let rest: Amount | undefined;
     const buckets = this.byKey.get(key);
-    if (!buckets) return { count, amount: amount.toString() };
+    if (!buckets) return { count, amount: '0' };
     const take = (value: Bucket): void => {
       count += value.count;
-      amount = amount.plus(value.amount);
+      micros += value.micros;
+      if (value.rest !== undefined) rest = (rest ?? new Money(0)).plus(value.rest);
     };
     // Walk whichever is shorter: the key's buckets or the window (at most 96 buckets, rules.ts).
     if (buckets.size <= until - since + 1) {
@@ -35,7 +57,8 @@ export class RiskCounters {
         if (value) take(value);
       }
     }
-    return { count, amount: amount.toString() };
+    if (!Number.isSafeInteger(micros)) throw new Error(`assertion: counter ${key} passed the exact range`);
+    return { count, amount: rest === undefined ? microsText(micros) : rest.plus(microsText(micros)).toString() };
   }
 
   /** Adds (sign 1) or takes back (sign −1) an allowed event's increments. */
@@ -46,16 +69,23 @@ export class RiskCounters {
         buckets = new Map();
         this.byKey.set(inc.key, buckets);
       }
-      const current = buckets.get(inc.bucket);
-      const count = (current?.count ?? 0) + sign * inc.count;
-      const amount =
-        sign === 1
-          ? (current?.amount ?? new Money(0)).plus(inc.amount)
-          : (current?.amount ?? new Money(0)).minus(inc.amount);
-      if (count < 0 || amount.isNegative())
+      const current = buckets.get(inc.bucket) ?? { count: 0, micros: 0, rest: undefined };
+      const micros = microsOf(inc.amount);
+      const next: Bucket = {
+        count: current.count + sign * inc.count,
+        micros: current.micros + sign * (micros ?? 0),
+        rest:
+          micros !== undefined
+            ? current.rest
+            : sign === 1
+              ? (current.rest ?? new Money(0)).plus(inc.amount)
+              : (current.rest ?? new Money(0)).minus(inc.amount),
+      };
+      if (next.count < 0 || next.micros < 0 || next.rest?.isNegative())
         throw new Error(`assertion: counter ${inc.key} bucket ${inc.bucket} would go below zero`);
-      if (count === 0 && amount.isZero()) buckets.delete(inc.bucket);
-      else buckets.set(inc.bucket, { count, amount });
+      if (next.count === 0 && next.micros === 0 && (next.rest === undefined || next.rest.isZero()))
+        buckets.delete(inc.bucket);
+      else buckets.set(inc.bucket, next);
       if (buckets.size === 0) this.byKey.delete(inc.key);
     }
   }
@@ -95,7 +125,8 @@ export class RiskCounters {
       if (!key.startsWith(prefix)) continue;
       for (const value of buckets.values()) {
         count += value.count;
-        amount = amount.plus(value.amount);
+        amount = amount.plus(microsText(value.micros));
+        if (value.rest !== undefined) amount = amount.plus(value.rest);
       }
     }
     return { count, amount: amount.toString() };

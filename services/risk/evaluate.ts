@@ -1,3 +1,4 @@
+import { microsOf } from './counters';
 import type { Amount } from '../../core-ledger';
 import { formatAmount, Money } from '../../core-ledger';
 import type { NormalizedFacts } from './facts';
@@ -95,9 +96,8 @@ export function evaluate(
 /** The rule fires when the counter's total before this event, plus this event, passes a maximum. At it, allowed. */
 export function judgeCheck(check: CounterCheck, observed: Observed): FiredRule | undefined {
   const countAfter = observed.count + 1;
-  const amountAfter = new Money(observed.amount).plus(check.amount);
   const countOver = check.maxCount !== null && countAfter > check.maxCount;
-  const amountOver = check.maxAmount !== null && amountAfter.gt(check.maxAmount);
+  const amountOver = check.maxAmount !== null && amountPasses(observed.amount, check.amount, check.maxAmount);
   if (!countOver && !amountOver) return undefined;
   const inputs: Record<string, string | number> = {
     counterKey: check.key,
@@ -120,6 +120,13 @@ export function judgeCheck(check: CounterCheck, observed: Observed): FiredRule |
     isoResponseCode: check.isoResponseCode,
     inputs,
   };
+}
+
+/** Whether before + this > max: in whole millionths when all three are plain decimals, else exactly in decimal.js. */
+function amountPasses(before: string, amount: string, max: string): boolean {
+  const [b, a, m] = [microsOf(before), microsOf(amount), microsOf(max)];
+  if (b !== undefined && a !== undefined && m !== undefined) return b + a > m;
+  return new Money(before).plus(amount).gt(max);
 }
 
 /** Refuse beats hold beats allow; the primary rule is the first (in rule order) with the winning action. */
