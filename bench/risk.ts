@@ -19,7 +19,7 @@ import { BankChannelSimulator, PaymentService, PLAINTEXT, ServiceRefusal, Wallet
 import { PostgresReadModels } from '../projections';
 import { allZero, freshDatabase, payment, populate, sumOfBalancesByAsset } from './scenarios';
 import type { LoopResult } from './stats';
-import { runClosedLoop } from './stats';
+import { localPostgresCpuUs, postgresCpuUsSince, runClosedLoop } from './stats';
 
 interface Options {
   seconds: number;
@@ -27,6 +27,8 @@ interface Options {
   rounds: number;
   json: boolean;
   serverUrl: string;
+  /** Phases to run (all when empty): for profiling one of them. */
+  only: string[];
 }
 
 const WALLETS = 2_000;
@@ -43,6 +45,7 @@ function parseOptions(argv: readonly string[]): Options {
     rounds: 2,
     json: false,
     serverUrl: process.env['BENCH_DATABASE_URL'] ?? 'postgresql://postgres@127.0.0.1:5432/postgres',
+    only: [],
   };
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
@@ -55,6 +58,7 @@ function parseOptions(argv: readonly string[]): Options {
     else if (arg === '--seconds') options.seconds = value();
     else if (arg === '--clients') options.clients = value();
     else if (arg === '--rounds') options.rounds = value();
+    else if (arg === '--only') options.only = (argv[++i] ?? '').split(',').filter((name) => name !== '');
     else throw new Error(`unknown option ${arg}`);
   }
   return options;
@@ -83,6 +87,17 @@ function factsFor(rng: () => number): PaymentFacts {
   };
 }
 
+type Measured = LoopResult & { cpuUsPerOp: number; databaseCpuUsPerOp: number };
+
+interface PhaseSummary {
+  tps: number;
+  p50Ms: number;
+  p99Ms: number;
+  cpuUsPerOp: number;
+  databaseCpuUsPerOp: number;
+  refused: number;
+}
+
 function mean(values: readonly number[]): number {
   return values.reduce((a, b) => a + b, 0) / values.length;
 }
@@ -107,6 +122,9 @@ async function main(): Promise<void> {
   const plainPayments = new PaymentService(database, bench.ledger, wallets, PLAINTEXT);
   const riskyPayments = new PaymentService(database, bench.ledger, wallets, PLAINTEXT);
   riskyPayments.attachRisk(rules);
+  // The engine without rules: what recording a decision per payment costs, apart from the rules.
+  const rulelessPayments = new PaymentService(database, bench.ledger, wallets, PLAINTEXT);
+  rulelessPayments.attachRisk(none);
   await wallets.install();
   await plainPayments.install();
   const mall = await mallPopulation(plainPayments, wallets);
@@ -139,11 +157,18 @@ async function main(): Promise<void> {
   const rng = (): number => Math.random();
   const loop = (operation: () => Promise<boolean>): Promise<LoopResult> =>
     runClosedLoop({ clients: options.clients, seconds: options.seconds, warmupSeconds: 1, operation });
-  const cpu = async (run: () => Promise<LoopResult>): Promise<LoopResult & { cpuUsPerOp: number }> => {
+  const cpu = async (run: () => Promise<LoopResult>): Promise<Measured> => {
     const before = process.cpuUsage();
+    const databaseBefore = localPostgresCpuUs();
     const result = await run();
     const used = process.cpuUsage(before);
-    return { ...result, cpuUsPerOp: (used.user + used.system) / (result.completed + result.refused) };
+    const databaseAfter = localPostgresCpuUs();
+    const operations = result.completed + result.refused;
+    return {
+      ...result,
+      cpuUsPerOp: (used.user + used.system) / operations,
+      databaseCpuUsPerOp: postgresCpuUsSince(databaseBefore, databaseAfter) / operations,
+    };
   };
   const assessWith = (engine: RiskService) => async (): Promise<boolean> =>
     (await engine.assess('payment', factsFor(rng))).outcome === 'allow';
@@ -158,22 +183,20 @@ async function main(): Promise<void> {
     return outcome.status === 'accepted';
   };
 
-  const runs: Record<string, (LoopResult & { cpuUsPerOp: number })[]> = {
-    assessNoRules: [],
-    assess20Rules: [],
-    payment: [],
-    paymentWith20Rules: [],
-    mallPayment: [],
-    mallPaymentWith20Rules: [],
-  };
-  for (let round = 0; round < options.rounds; round++) {
-    runs['assessNoRules']!.push(await cpu(() => loop(assessWith(none))));
-    runs['assess20Rules']!.push(await cpu(() => loop(assessWith(rules))));
-    runs['payment']!.push(await cpu(() => loop(pay)));
-    runs['paymentWith20Rules']!.push(await cpu(() => loop(payWithRisk)));
-    runs['mallPayment']!.push(await cpu(() => loop(mallPay(plainPayments))));
-    runs['mallPaymentWith20Rules']!.push(await cpu(() => loop(mallPay(riskyPayments))));
-  }
+  const phases: [string, () => Promise<boolean>][] = [
+    ['assessNoRules', assessWith(none)],
+    ['assess20Rules', assessWith(rules)],
+    ['payment', pay],
+    ['paymentWith20Rules', payWithRisk],
+    ['mallPayment', mallPay(plainPayments)],
+    ['mallPaymentWithEngineNoRules', mallPay(rulelessPayments)],
+    ['mallPaymentWith20Rules', mallPay(riskyPayments)],
+  ];
+  const chosen = phases.filter(([name]) => options.only.length === 0 || options.only.includes(name));
+  if (chosen.length === 0) throw new Error(`--only: none of ${phases.map(([name]) => name).join(', ')}`);
+  const runs: Record<string, Measured[]> = Object.fromEntries(chosen.map(([name]) => [name, []]));
+  for (let round = 0; round < options.rounds; round++)
+    for (const [name, operation] of chosen) runs[name]!.push(await cpu(() => loop(operation)));
 
   // The pure evaluator alone, in process: what 20 rules cost in CPU per decision.
   const compiled = compileRuleSet(STARTER_RULE_SET, 1);
@@ -202,12 +225,20 @@ async function main(): Promise<void> {
         p50Ms: Number(mean(rs.map((r) => r.latency.p50Ms)).toFixed(2)),
         p99Ms: Number(mean(rs.map((r) => r.latency.p99Ms)).toFixed(2)),
         cpuUsPerOp: Number(mean(rs.map((r) => r.cpuUsPerOp)).toFixed(1)),
+        databaseCpuUsPerOp: Number(mean(rs.map((r) => r.databaseCpuUsPerOp)).toFixed(1)),
         refused: rs.reduce((a, r) => a + r.refused, 0),
       },
     ]),
-  ) as Record<string, { tps: number; p50Ms: number; p99Ms: number; cpuUsPerOp: number; refused: number }>;
-  const s = (name: string): { tps: number; p50Ms: number; p99Ms: number; cpuUsPerOp: number; refused: number } =>
-    summary[name]!;
+  ) as Record<string, PhaseSummary>;
+  const notRun: PhaseSummary = {
+    tps: Number.NaN,
+    p50Ms: Number.NaN,
+    p99Ms: Number.NaN,
+    cpuUsPerOp: Number.NaN,
+    databaseCpuUsPerOp: Number.NaN,
+    refused: 0,
+  };
+  const s = (name: string): PhaseSummary => summary[name] ?? notRun;
   const sums = await sumOfBalancesByAsset(bench.url);
   const report = {
     clients: options.clients,
@@ -220,6 +251,9 @@ async function main(): Promise<void> {
     assessLatencyAddedMsP50: Number((s('assess20Rules').p50Ms - s('assessNoRules').p50Ms).toFixed(2)),
     paymentRatioWith20RulesToWithout: Number((s('paymentWith20Rules').tps / s('payment').tps).toFixed(3)),
     mallPaymentRatioWith20RulesToWithout: Number((s('mallPaymentWith20Rules').tps / s('mallPayment').tps).toFixed(3)),
+    mallPaymentRatioEngineNoRulesToWithout: Number(
+      (s('mallPaymentWithEngineNoRules').tps / s('mallPayment').tps).toFixed(3),
+    ),
     pureEvaluatorUsPerDecision20Rules: Number(evaluatorUs.toFixed(1)),
     sumBalancesZero: allZero(sums),
   };

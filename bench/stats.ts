@@ -1,3 +1,5 @@
+import { readdirSync, readFileSync } from 'node:fs';
+
 /** Latency samples with bounded memory: reservoir sampling beyond the bound keeps percentiles unbiased. */
 export class LatencyRecorder {
   private readonly samples: number[] = [];
@@ -108,4 +110,49 @@ export async function runOpenLoop(options: {
   await Promise.all(outstanding);
   const seconds = elapsedMs(start) / 1000;
   return { completed, refused, seconds, tps: completed / seconds, latency: latency.summary() };
+}
+
+/**
+ * CPU time (µs, user + system) used so far by each PostgreSQL process of this machine, by pid, read from /proc;
+ * undefined where there is no /proc. {@link postgresCpuUsSince} turns two readings into the time used between them.
+ */
+export function localPostgresCpuUs(): Map<number, number> | undefined {
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc');
+  } catch {
+    return undefined;
+  }
+  const ticksPerSecond = 100;
+  const used = new Map<number, number>();
+  for (const entry of entries) {
+    if (!/^\d+$/.test(entry)) continue;
+    let stat: string;
+    try {
+      stat = readFileSync(`/proc/${entry}/stat`, 'utf8');
+    } catch {
+      continue;
+    }
+    const close = stat.lastIndexOf(')');
+    const name = stat.slice(stat.indexOf('(') + 1, close);
+    if (name !== 'postgres' && !name.startsWith('postgres:')) continue;
+    const fields = stat.slice(close + 2).split(' ');
+    // Fields 14 and 15 of the line (utime, stime) are the 12th and 13th after the name.
+    used.set(Number(entry), ((Number(fields[11]) + Number(fields[12])) * 1e6) / ticksPerSecond);
+  }
+  return used.size > 0 ? used : undefined;
+}
+
+/**
+ * PostgreSQL's CPU time (µs) between two readings, process by process: a process started since counts from zero,
+ * one that ended takes its time with it (pools closing idle connections must not make the figure negative).
+ */
+export function postgresCpuUsSince(
+  before: Map<number, number> | undefined,
+  after: Map<number, number> | undefined,
+): number {
+  if (before === undefined || after === undefined) return Number.NaN;
+  let total = 0;
+  for (const [pid, us] of after) total += us - (before.get(pid) ?? 0);
+  return total;
 }

@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { createHash, randomFillSync } from 'node:crypto';
 
 /** RFC 4122 name-based UUID, version 5 (SHA-1). Deterministic: the same name gives the same id. */
 export function uuidV5(name: string, namespace: string = CARBONPAY_NAMESPACE): string {
@@ -6,8 +6,7 @@ export function uuidV5(name: string, namespace: string = CARBONPAY_NAMESPACE): s
   const hash = createHash('sha1').update(namespaceBytes).update(name, 'utf8').digest();
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
-  const hex = hash.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+  return uuidText(hash);
 }
 
 /** carbonpay's own namespace for name-based ids (a v4 UUID chosen once). */
@@ -31,8 +30,26 @@ export function eventIdsFor(decisionKey: string, count: number): string[] {
   for (let index = 0; index < count; index++) {
     base[14] = index >> 8;
     base[15] = index & 0xff;
-    const hex = base.subarray(0, 16).toString('hex');
-    ids.push(`${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`);
+    ids.push(uuidText(base));
   }
   return ids;
+}
+
+/**
+ * Time-ordered UUID, version 7 (RFC 9562): 48 bits of Unix milliseconds, then 74 random bits. Rows keyed by it are
+ * appended at the right edge of their index instead of dirtying pages all over it.
+ */
+export function uuidV7(nowMs: number = Date.now()): string {
+  if (!Number.isSafeInteger(nowMs) || nowMs < 0 || nowMs >= 2 ** 48) throw new RangeError('a v7 UUID takes 48-bit ms');
+  const bytes = randomFillSync(Buffer.alloc(16));
+  bytes.writeUIntBE(nowMs, 0, 6);
+  bytes[6] = (bytes[6]! & 0x0f) | 0x70;
+  bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+  return uuidText(bytes);
+}
+
+/** The canonical 8-4-4-4-12 text of a UUID's first 16 bytes. */
+function uuidText(bytes: Buffer): string {
+  const hex = bytes.subarray(0, 16).toString('hex');
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
 }

@@ -47,7 +47,13 @@ export class PostgresReadModels implements ReadModelDatabase {
     private readonly connectionString: string,
     maxConnections = 5,
   ) {
-    this.pool = new Pool({ connectionString, max: maxConnections, application_name: 'carbonpay-read' });
+    // Short statements only: compiling one with LLVM costs more than it could ever save (decisions.md).
+    this.pool = new Pool({
+      connectionString,
+      max: maxConnections,
+      application_name: 'carbonpay-read',
+      options: '-c jit=off',
+    });
     this.pool.on('error', () => undefined);
   }
 

@@ -25,6 +25,8 @@ export class PostgresDriver implements SqlDriver {
       max: options.maxConnections ?? 10,
       statement_timeout: options.statementTimeoutMs ?? 30_000,
       application_name: 'carbonpay',
+      // Short statements only: compiling one with LLVM costs more than it could ever save (decisions.md).
+      options: '-c jit=off',
     });
     // An idle client that loses its connection must not crash the process; the next query reconnects.
     this.pool.on('error', () => undefined);

@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { uuidV7 } from '../../core-ledger';
 import type { ServiceDatabase, SqlQueryable } from '../database';
 import { ServiceRefusal } from '../database';
 import { GroupCommit } from '../group-commit';
@@ -422,7 +423,7 @@ export class RiskService {
     if (Date.now() - this.lastLookMs >= this.options.syncIntervalMs) void this.lookInBackground();
     if (Date.now() - this.lastPruneMs >= RISK_LIMITS.pruneIntervalMs) this.pruneCounters();
     const evaluation = evaluate(set, normalizedFacts, now.getTime(), this.options.dryRun);
-    const decisionId = randomUUID();
+    const decisionId = uuidV7(now.getTime());
     const subjectRef = normalizedFacts.subjectRef;
     const factsDigest = digestOf(facts);
     const reviewKey = `${subjectRef}\u0000${factsDigest}`;
@@ -796,8 +797,10 @@ export class RiskService {
                FROM cp_risk_instances WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
            SELECT d.decision_id, d.reservations, d.released_at IS NOT NULL AS released, d.decided_at,
                   clock_timestamp()::text AS looked_at
-             FROM others o JOIN cp_risk_decisions d
-               ON d.instance_id = o.instance_id AND d.reserved AND d.recorded_at >= o.since
+             FROM others o CROSS JOIN LATERAL (
+               -- OFFSET 0 keeps the subquery apart: one index range per process, never a scan of the whole log.
+               SELECT decision_id, reservations, released_at, decided_at FROM cp_risk_decisions
+                WHERE instance_id = o.instance_id AND reserved AND recorded_at >= o.since OFFSET 0) d
            UNION ALL
            SELECT decision_id, reservations, true, decided_at, clock_timestamp()::text FROM cp_risk_decisions
             WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved

@@ -1,0 +1,46 @@
+import fc from 'fast-check';
+import { eventIdsFor, transferIdFor, uuidV5, uuidV7 } from '../../core-ledger';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-([89ab])[0-9a-f]{3}-[0-9a-f]{12}$/;
+
+describe('ids', () => {
+  it('uuidV5 is the RFC 4122 name-based id (as uuid.uuid5 of Python computes it in the DNS namespace)', () => {
+    expect(uuidV5('www.example.com', '6ba7b810-9dad-11d1-80b4-00c04fd430c8')).toBe(
+      '2ed6657d-e927-568b-95e1-2665a8aea6a2',
+    );
+    expect(transferIdFor('client', 'key')).toBe(transferIdFor('client', 'key'));
+    expect(transferIdFor('client', 'key')).not.toBe(transferIdFor('client', 'key2'));
+  });
+
+  it('eventIdsFor gives distinct version-8 ids, the same for the same decision', () => {
+    const ids = eventIdsFor('decision', 3);
+    expect(new Set(ids).size).toBe(3);
+    expect(eventIdsFor('decision', 3)).toEqual(ids);
+    for (const id of ids) expect(UUID.exec(id)?.[1]).toBe('8');
+  });
+
+  it('uuidV7 carries its millisecond in the first 48 bits, version 7 and the RFC variant', () => {
+    fc.assert(
+      fc.property(fc.integer({ min: 0, max: 2 ** 48 - 1 }), (ms) => {
+        const id = uuidV7(ms);
+        const match = UUID.exec(id);
+        expect(match?.[1]).toBe('7');
+        expect(match?.[2]).toMatch(/[89ab]/);
+        expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBe(ms);
+      }),
+    );
+  });
+
+  it('uuidV7 sorts by time across milliseconds, and never repeats within one', () => {
+    const earlier = Array.from({ length: 1_000 }, () => uuidV7(1_700_000_000_000));
+    const later = Array.from({ length: 1_000 }, () => uuidV7(1_700_000_000_001));
+    expect(new Set([...earlier, ...later]).size).toBe(2_000);
+    for (const a of earlier) expect(a < later[0]!).toBe(true);
+  });
+
+  it('uuidV7 refuses a time it cannot hold', () => {
+    expect(() => uuidV7(-1)).toThrow(RangeError);
+    expect(() => uuidV7(2 ** 48)).toThrow(RangeError);
+    expect(() => uuidV7(1.5)).toThrow(RangeError);
+  });
+});
