@@ -16,7 +16,7 @@ import type { BankChannel } from './bank-channel';
 import type { OutboxMessage } from './outbox';
 import { Outbox } from './outbox';
 import { GroupCommit } from './group-commit';
-import type { RiskService } from './risk';
+import type { DeferredDecision, RiskService } from './risk';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
@@ -261,6 +261,14 @@ interface PaymentRowWithLimit {
   readonly row: PaymentRow;
   /** The wallet's daily password-free limit for a password-free payment; null for a payment with a password. */
   readonly passwordFreePerDay: string | null;
+  /** Risk control's allowing decision, recorded by the same statement. */
+  readonly decision: DeferredDecision | undefined;
+}
+
+interface BeginResult {
+  readonly outcome: BeginOutcome;
+  /** The decision that allowed it met a review this process had not read: written released; do not go ahead. */
+  readonly riskConflict: boolean;
 }
 
 interface CapturedPayment {
@@ -291,7 +299,7 @@ export class PaymentService {
   /** Active merchants, whose records never change once reviewed (no UPDATE of an active merchant exists). */
   private readonly activeMerchants = new Map<string, MerchantRecord>();
   /** Payments' first writes and captures, group-committed: one round trip for all that arrive together. */
-  private readonly begins = new GroupCommit<PaymentRowWithLimit, BeginOutcome>((rows) => this.beginMany(rows));
+  private readonly begins = new GroupCommit<PaymentRowWithLimit, BeginResult>((rows) => this.beginMany(rows));
   private readonly captures = new GroupCommit<CapturedPayment, boolean>((items) => this.captureMany(items));
 
   constructor(
@@ -490,24 +498,34 @@ export class PaymentService {
       business_date: businessDate,
       created_at: now,
     };
-    // The payment's first statement runs while the risk decision's record commits; money moves only after both.
+    // The payment's first statement records the decision that allowed it (or runs while a decision of another kind
+    // commits); money moves only once both are durable.
+    const deferred = 'deferred' in assessed ? assessed.deferred : undefined;
     const [begun, recorded] = await Promise.allSettled([
-      this.begins.submit({ row, passwordFreePerDay: passwordFree ? wallet.passwordFreePerDay : null }),
-      assessed.recorded,
+      this.begins.submit({
+        row,
+        passwordFreePerDay: passwordFree ? wallet.passwordFreePerDay : null,
+        decision: deferred,
+      }),
+      'recorded' in assessed ? assessed.recorded : Promise.resolve(),
     ]);
     if (begun.status === 'rejected') {
-      if (recorded.status === 'fulfilled') await releaseRisk();
+      if (deferred) this.risk!.settleDeferred(deferred, 'not_written');
+      else if (recorded.status === 'fulfilled') await releaseRisk();
       throw begun.reason;
     }
-    const outcome = begun.value;
-    if (recorded.status === 'rejected') {
+    const { outcome, riskConflict } = begun.value;
+    if (deferred) this.risk!.settleDeferred(deferred, riskConflict ? 'conflict' : 'written');
+    if (recorded.status === 'rejected' || riskConflict) {
       // No decision on record: this payment does not go ahead (a replay of one that did is answered as before).
       if (outcome === 'inserted') {
         await this.markFailed(paymentId, 'risk decision not recorded');
         if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
       }
       if (outcome === 'exists') return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
-      throw recorded.reason;
+      throw recorded.status === 'rejected'
+        ? recorded.reason
+        : new ServiceRefusal('conflict', 'a review of this payment was decided meanwhile: send it again');
     }
     if (outcome === 'exists') {
       await releaseRisk();
@@ -1012,7 +1030,8 @@ export class PaymentService {
 
   /**
    * Risk control (#14) on the payment, before anything is reserved: allowed → the decision's id (released if the
-   * payment then fails) and its record on the way (`recorded`: nothing may move before it is durable); refused or
+   * payment then fails) and its record, either `deferred` to the payment's first statement or on the way in risk
+   * control's own batch (`recorded`; an approval used, for one): nothing may move before it is durable. Refused or
    * held → a refusal naming the decision, unless the order is already paid (a retransmission): then its payment.
    */
   private async assessRisk(
@@ -1025,10 +1044,12 @@ export class PaymentService {
     context: CommandContext,
     now: Date,
   ): Promise<
-    { readonly decisionId: string | undefined; readonly recorded: Promise<void> } | { readonly replay: PaymentView }
+    | { readonly decisionId: string | undefined; readonly recorded: Promise<void> }
+    | { readonly decisionId: string; readonly deferred: DeferredDecision }
+    | { readonly replay: PaymentView }
   > {
     if (!this.risk) return { decisionId: undefined, recorded: Promise.resolve() };
-    const { assessment: decision, recorded } = await this.risk.assessEarly(
+    const decided = await this.risk.assessDeferred(
       'payment',
       {
         subjectRef: `payment:${paymentId}`,
@@ -1047,9 +1068,11 @@ export class PaymentService {
       },
       now,
     );
-    if (decision.outcome === 'allow') return { decisionId: decision.decisionId, recorded };
+    const decision = decided.assessment;
+    if ('deferred' in decided) return { decisionId: decision.decisionId, deferred: decided.deferred };
+    if (decision.outcome === 'allow') return { decisionId: decision.decisionId, recorded: decided.recorded };
     // A refusal is answered once its decision record is stored (it explains the refusal).
-    await recorded;
+    await decided.recorded;
     // A retransmission of an order already paid gets the payment, not a decision taken on later traffic.
     const existing = await this.getPayment(paymentId);
     if (existing) return { replay: this.replayOrConflict(existing, input, gross) };
@@ -1231,12 +1254,19 @@ export class PaymentService {
     return changed ? captured : (await this.getPayment(row.payment_id))!;
   }
 
-  private async beginMany(items: readonly PaymentRowWithLimit[]): Promise<BeginOutcome[]> {
+  /** The batch's reservations and payment rows, with the risk decisions that allowed them: one statement. */
+  private async beginMany(items: readonly PaymentRowWithLimit[]): Promise<BeginResult[]> {
     const column = <T>(pick: (item: PaymentRowWithLimit) => T): T[] => items.map(pick);
-    const rows = await this.database.query<{ n: number; outcome: BeginOutcome }>(
-      `SELECT n, outcome FROM cp_payment_begin_many($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
-         $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::date[], $12::timestamptz[],
-         $13::numeric[]) ORDER BY n`,
+    const decisions = items.flatMap((i) => (i.decision === undefined ? [] : [i.decision]));
+    const risk = decisions.length === 0 ? undefined : this.risk!.recordingSql(decisions, 14);
+    const rows = await this.database.query<{ n: number; outcome: BeginOutcome; unread: string[] | null }>(
+      `WITH ${risk === undefined ? '' : `${risk.ctes},`}
+       begun AS (
+         SELECT n, outcome FROM cp_payment_begin_many($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
+           $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::date[], $12::timestamptz[],
+           $13::numeric[]))
+       SELECT n, outcome, ${risk === undefined ? 'NULL' : '(SELECT array_agg(decision_id) FROM risk_unread)'} AS unread
+         FROM begun ORDER BY n`,
       [
         column((i) => i.row.payment_id),
         column((i) => i.row.merchant_id),
@@ -1251,9 +1281,14 @@ export class PaymentService {
         column((i) => dateText(i.row.business_date)),
         column((i) => new Date(i.row.created_at).toISOString()),
         column((i) => i.passwordFreePerDay),
+        ...(risk?.params ?? []),
       ],
     );
-    return rows.map((r) => r.outcome);
+    const unread = new Set(rows[0]?.unread ?? []);
+    return rows.map((r, i) => ({
+      outcome: r.outcome,
+      riskConflict: items[i]!.decision !== undefined && unread.has(items[i]!.decision!.decisionId),
+    }));
   }
 
   /**

@@ -67,6 +67,26 @@ export const RISK_LIMITS = {
   pruneIntervalMs: 60_000,
 } as const;
 
+/**
+ * An allowed decision that touched no review, whose record its caller writes in the caller's own statement (see
+ * {@link RiskService.recordingSql}): one commit for the event's first write and the decision that let it through.
+ */
+export interface DeferredDecision {
+  readonly decisionId: string;
+  /** Opaque to the caller. */
+  readonly pending: unknown;
+}
+
+/** What became of a deferred decision's record: written, written released (a review had been opened elsewhere), or not. */
+export type DeferredRecordOutcome = 'written' | 'conflict' | 'not_written';
+
+/** The decision records of a statement's batch, as SQL: common table expressions and the parameters they use. */
+export interface DecisionRecordingSql {
+  /** `risk_input`, `risk_unread`, `risk_decided`, `risk_opened`, `risk_used`: to follow a `WITH`. */
+  readonly ctes: string;
+  readonly params: readonly unknown[];
+}
+
 export interface RiskAssessment {
   readonly decisionId: string;
   readonly outcome: RiskOutcome;
@@ -195,6 +215,13 @@ interface PendingDecision {
   readonly evaluation: Evaluation;
   readonly at: Date;
   readonly settled: SettledDecision;
+}
+
+/** A decision taken in memory: its record to write, how to take it back out, and the caller's answer. */
+interface TakenDecision {
+  readonly pending: PendingDecision;
+  readonly undo: () => void;
+  readonly assessment: RiskAssessment;
 }
 
 /** How a batch settled one decision. */
@@ -413,12 +440,64 @@ export class RiskService {
     return this.decide(kind, normalized.facts, facts, now);
   }
 
+  /**
+   * As {@link assessEarly}, but an allowed decision that touches no review is not recorded by this service: its
+   * record is `deferred`, to be written by the caller's own statement ({@link recordingSql}) and reported with
+   * {@link settleDeferred}. Any other decision is recorded here as usual (`recorded`).
+   */
+  async assessDeferred(
+    kind: 'payment',
+    facts: PaymentFacts,
+    now: Date = new Date(),
+  ): Promise<
+    | { readonly assessment: RiskAssessment; readonly deferred: DeferredDecision }
+    | { readonly assessment: RiskAssessment; readonly recorded: Promise<void> }
+  > {
+    const normalized = normalizeFacts(kind, facts, now.getTime());
+    if (!normalized.ok) throw new ServiceRefusal('validation_failed', `risk facts: ${normalized.error}`);
+    const taken = await this.take(kind, normalized.facts, facts, now);
+    const { settled } = taken.pending;
+    if (settled.outcome !== 'allow' || settled.reviewOverride !== null || settled.consumes !== null)
+      return { assessment: taken.assessment, recorded: this.submit(taken.pending, taken.undo) };
+    return { assessment: taken.assessment, deferred: { decisionId: taken.pending.decisionId, pending: taken } };
+  }
+
+  /**
+   * The records of deferred decisions as common table expressions, their parameters numbered from `firstParam`. A
+   * decision whose event has a review this process had not read is written released (its reservation given back)
+   * and named in `risk_unread`: the caller's event must not go ahead.
+   */
+  recordingSql(decisions: readonly DeferredDecision[], firstParam: number): DecisionRecordingSql {
+    return this.recordingStatement(
+      decisions.map((d) => (d.pending as TakenDecision).pending),
+      firstParam,
+      true,
+    );
+  }
+
+  /** After the caller's statement: a decision not written, or written released, leaves the counters. */
+  settleDeferred(decision: DeferredDecision, outcome: DeferredRecordOutcome): void {
+    if (outcome === 'written') return;
+    (decision.pending as TakenDecision).undo();
+  }
+
   private async decide(
     kind: RiskKind,
     normalizedFacts: NormalizedFacts,
     facts: PaymentFacts | CarbonRecordFacts,
     now: Date,
   ): Promise<{ assessment: RiskAssessment; recorded: Promise<void> }> {
+    const taken = await this.take(kind, normalizedFacts, facts, now);
+    return { assessment: taken.assessment, recorded: this.submit(taken.pending, taken.undo) };
+  }
+
+  /** The decision, taken in memory: counters read and reserved in, reviews opened or used, nothing written yet. */
+  private async take(
+    kind: RiskKind,
+    normalizedFacts: NormalizedFacts,
+    facts: PaymentFacts | CarbonRecordFacts,
+    now: Date,
+  ): Promise<TakenDecision> {
     const set = await this.current();
     if (Date.now() - this.lastLookMs >= this.options.syncIntervalMs) void this.lookInBackground();
     if (Date.now() - this.lastPruneMs >= RISK_LIMITS.pruneIntervalMs) this.pruneCounters();
@@ -441,8 +520,17 @@ export class RiskService {
         status: 'open',
         iso_response_code: settled.isoResponseCode,
       });
-    const recorded = this.records
-      .submit({
+    const undo = (): void => {
+      if (settled.reserved) this.unapply(decisionId);
+      // Nothing of it was written: the review it opened does not exist, the approval it used is still there.
+      if (this.reviews.get(reviewKey)?.review_id === decisionId) this.reviews.delete(reviewKey);
+      if (settled.consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
+        this.reviews.set(reviewKey, review);
+      // What this process believed about the event's review may be wrong: read the reviews again.
+      this.lastLookMs = Number.NEGATIVE_INFINITY;
+    };
+    return {
+      pending: {
         decisionId,
         kind,
         subjectRef,
@@ -453,22 +541,8 @@ export class RiskService {
         evaluation,
         at: now,
         settled,
-      })
-      .catch((error: unknown) => {
-        if (settled.reserved) this.unapply(decisionId);
-        // Nothing of it was written: the review it opened does not exist, the approval it used is still there.
-        if (this.reviews.get(reviewKey)?.review_id === decisionId) this.reviews.delete(reviewKey);
-        if (settled.consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
-          this.reviews.set(reviewKey, review);
-        // What this process believed about the event's review may be wrong: read the reviews again.
-        this.lastLookMs = Number.NEGATIVE_INFINITY;
-        if ((error as { code?: unknown }).code === '40001')
-          throw new ServiceRefusal('conflict', 'a review of this event was decided meanwhile: send it again');
-        throw error;
-      });
-    // Answered below, awaited by the caller: a failure is the caller's, never unhandled here.
-    recorded.catch(() => undefined);
-    return {
+      },
+      undo,
       assessment: {
         decisionId,
         outcome: settled.outcome,
@@ -482,8 +556,20 @@ export class RiskService {
         ...(settled.reviewId === null ? {} : { reviewId: settled.reviewId }),
         ...(settled.reviewOverride === null ? {} : { reviewOverride: settled.reviewOverride }),
       },
-      recorded,
     };
+  }
+
+  /** Records a decision with the next batch; if the batch fails, the decision is taken back out of memory. */
+  private submit(pending: PendingDecision, undo: () => void): Promise<void> {
+    const recorded = this.records.submit(pending).catch((error: unknown) => {
+      undo();
+      if ((error as { code?: unknown }).code === '40001')
+        throw new ServiceRefusal('conflict', 'a review of this event was decided meanwhile: send it again');
+      throw error;
+    });
+    // Answered by the caller, who awaits it: a failure is the caller's, never unhandled here.
+    recorded.catch(() => undefined);
+    return recorded;
   }
 
   /**
@@ -673,48 +759,74 @@ export class RiskService {
     };
   }
 
-  /** The batch's decision records, the reviews its holds open and the approvals it uses: one statement. */
+  /**
+   * The batch's decision records, the reviews its holds open and the approvals it uses: one statement, which aborts
+   * (40001) if an approval was used meanwhile or the event has a review this process had not read.
+   */
   private async record(batch: readonly PendingDecision[]): Promise<void> {
+    const { ctes, params } = this.recordingStatement(batch, 1, false);
+    const consumes = batch.filter((p) => p.settled.consumes !== null).length;
+    await this.database.query(
+      `WITH ${ctes}
+       SELECT CASE WHEN (SELECT count(*) FROM risk_used) < $${params.length + 1} OR EXISTS (SELECT 1 FROM risk_unread)
+                   THEN cp_risk_review_taken() END AS taken`,
+      [...params, consumes],
+    );
+  }
+
+  /**
+   * Decision records as common table expressions, parameters from `$firstParam`. `risk_unread` names the decisions
+   * whose event has a review (open, rejected, or approved and unused) other than the one the process knew;
+   * `releaseUnread` writes those released.
+   */
+  private recordingStatement(
+    batch: readonly PendingDecision[],
+    firstParam: number,
+    releaseUnread: boolean,
+  ): DecisionRecordingSql {
     const settled = batch.map((p) => p.settled);
     const full = (i: number): boolean => settled[i]!.full;
     const json = (value: unknown): string => JSON.stringify(value);
     const arrayLiteral = (values: readonly (string | number)[] | undefined): string | null =>
       values === undefined ? null : `{${values.join(',')}}`;
-    const consumes = settled.filter((d) => d.consumes !== null).length;
-    await this.database.query(
-      `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[], $6::boolean[], $7::text[],
-                              $8::text[], $9::text[], $10::text[], $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::text[],
-                              $15::text[], $16::boolean[], $17::jsonb[], $18::timestamptz[], $19::boolean[], $20::text[],
-                              $23::text[])
+    const $ = (n: number): string => `$${firstParam + n - 1}`;
+    const ctes = `risk_input AS (
+         SELECT * FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
+                              ${$(6)}::boolean[], ${$(7)}::text[], ${$(8)}::text[], ${$(9)}::text[], ${$(10)}::text[],
+                              ${$(11)}::jsonb[], ${$(12)}::jsonb[], ${$(13)}::jsonb[], ${$(14)}::text[], ${$(15)}::text[],
+                              ${$(16)}::boolean[], ${$(17)}::jsonb[], ${$(18)}::timestamptz[], ${$(19)}::boolean[],
+                              ${$(20)}::text[], ${$(21)}::text[])
            AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved,
                 reservations, decided_at, opens_review, consumes_review, known_review)),
-       decided AS (
+       risk_unread AS (
+         SELECT DISTINCT i.decision_id FROM risk_input i
+           JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
+          WHERE r.review_id IS DISTINCT FROM i.known_review
+            AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))),
+       risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            code, iso_response_code, primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts,
-           reserved, reservations, decided_at, instance_id, recorded_at)
+           reserved, reservations, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
          SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
                 CASE outcome WHEN 'refuse' THEN 'risk_refused' WHEN 'hold' THEN 'risk_review' END, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts::bigint[], observed_amounts::numeric[],
-                reserved, reservations, decided_at, $21, clock_timestamp()
-           FROM input),
-       opened AS (
+                reserved, reservations, decided_at, ${$(22)}, clock_timestamp(), u.released_at, u.release_recorded_at
+           FROM risk_input i
+           LEFT JOIN LATERAL (
+             SELECT i.decided_at AS released_at, clock_timestamp() AS release_recorded_at
+              WHERE ${$(23)}::boolean AND i.reserved AND i.decision_id IN (SELECT decision_id FROM risk_unread)) u ON true),
+       risk_opened AS (
          INSERT INTO cp_risk_reviews (review_id, kind, subject_ref, facts_digest, iso_response_code, status, created_at,
            recorded_at)
          SELECT decision_id, kind, subject_ref, facts_digest, iso_response_code, 'open', decided_at, clock_timestamp()
-           FROM input WHERE opens_review),
-       used AS (
-         UPDATE cp_risk_reviews r SET consumed_by = i.decision_id, recorded_at = clock_timestamp() FROM input i
-          WHERE r.review_id = i.consumes_review AND r.consumed_by IS NULL RETURNING r.review_id),
-       unread AS (
-         SELECT 1 FROM input i JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
-          WHERE r.review_id IS DISTINCT FROM i.known_review
-            AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))
-          LIMIT 1)
-       SELECT CASE WHEN (SELECT count(*) FROM used) < $22 OR EXISTS (SELECT 1 FROM unread)
-                   THEN cp_risk_review_taken() END AS taken`,
-      [
+           FROM risk_input WHERE opens_review),
+       risk_used AS (
+         UPDATE cp_risk_reviews r SET consumed_by = i.decision_id, recorded_at = clock_timestamp() FROM risk_input i
+          WHERE r.review_id = i.consumes_review AND r.consumed_by IS NULL RETURNING r.review_id)`;
+    return {
+      ctes,
+      params: [
         batch.map((p) => p.decisionId),
         batch.map((p) => p.kind),
         batch.map((p) => p.subjectRef),
@@ -735,11 +847,11 @@ export class RiskService {
         batch.map((p) => p.at.toISOString()),
         settled.map((d) => d.outcome === 'hold' && d.reviewOverride === null),
         settled.map((d) => d.consumes),
-        this.instanceId,
-        consumes,
         settled.map((d) => (d.reviewOverride === null ? null : d.reviewId)),
+        this.instanceId,
+        releaseUnread,
       ],
-    );
+    };
   }
 
   /**

@@ -1,0 +1,220 @@
+import type { CommandContext, EventStore } from '../../core-ledger';
+import { Ledger, openPostgresEventStore } from '../../core-ledger';
+import { PostgresReadModels } from '../../projections';
+import type { PaymentView, WalletRecord } from '../../services';
+import { BankChannelSimulator, PaymentService, PLAINTEXT, ServiceRefusal, WalletService } from '../../services';
+import type { PaymentFacts, RiskRule } from '../../services/risk';
+import { RiskService } from '../../services/risk';
+import { createTestDatabase } from '../support/databases';
+import { openPlatformAccounts } from '../support/ledger-fixtures';
+
+/**
+ * Payments with risk control attached, on the real PostgreSQL: an allowing decision is written by the payment's own
+ * first statement (one commit for both), and given back when the payment does not go ahead.
+ */
+
+const CONTEXT: CommandContext = { actor: 'mall-test', channel: 'api' };
+const NOW = new Date('2026-11-23T04:00:00.000Z');
+
+let drop: () => Promise<void>;
+let store: EventStore;
+let database: PostgresReadModels;
+let ledger: Ledger;
+let wallets: WalletService;
+let payments: PaymentService;
+let risk: RiskService;
+let simulator: BankChannelSimulator;
+let merchantId: string;
+
+const VELOCITY: RiskRule = {
+  id: 'five-a-wallet',
+  kind: 'velocity',
+  action: 'refuse',
+  appliesTo: 'payment',
+  dimension: 'account',
+  windowSeconds: 600,
+  maxCount: 5,
+};
+
+beforeAll(async () => {
+  const db = await createTestDatabase('payrisk');
+  drop = db.drop;
+  store = await openPostgresEventStore({ connectionString: db.url, maxConnections: 8 });
+  database = new PostgresReadModels(db.url, 30);
+  ledger = new Ledger(store);
+  await openPlatformAccounts(ledger);
+  wallets = new WalletService(database, ledger, PLAINTEXT, Buffer.alloc(32, 9));
+  payments = new PaymentService(database, ledger, wallets, PLAINTEXT);
+  await wallets.install();
+  await payments.install();
+  // Looks at other processes' decisions and reviews only when told: the conflict test needs a review it has not read.
+  risk = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+  await risk.install();
+  await risk.publishRuleSet({ schema: 1, name: 'int', rules: [VELOCITY] }, 'risk-officer', NOW);
+  payments.attachRisk(risk);
+  simulator = new BankChannelSimulator(async () => undefined, {
+    delayMs: 600_000,
+    deliveries: 1,
+    declineAbove: '1000000000.00',
+  });
+  payments.attachChannel(simulator);
+  const applied = await payments.applyMerchant(
+    {
+      name: 'Risky Shop',
+      category: 'food',
+      feeRateBps: 60,
+      settlementBankAccount: '6222020200112233445',
+      areaCode: '0794',
+    },
+    NOW,
+  );
+  await payments.reviewMerchant(applied.merchantId, 'approve', 'ok', { actor: 'op-1', channel: 'api' }, NOW);
+  merchantId = applied.merchantId;
+});
+
+afterAll(async () => {
+  simulator.close();
+  await ledger.close();
+  await database.close();
+  await store.close();
+  await drop();
+});
+
+let nextNumber = 13_700_000_000;
+async function fundedWallet(amount: string): Promise<WalletRecord> {
+  nextNumber += 1;
+  const wallet = await wallets.openWallet(
+    { accountNumber: String(nextNumber), name: 'Shopper', areaCode: '0794', customerClass: '2', purpose: 'general' },
+    CONTEXT,
+    NOW,
+  );
+  const topUp = await payments.requestTopUp(wallet.walletId, amount, 'bank_sim', NOW);
+  await payments.confirmTopUp(
+    { topUpId: topUp.topUpId, result: 'success', channelTradeNo: `T${nextNumber}` },
+    CONTEXT,
+    NOW,
+  );
+  return wallet;
+}
+
+let order = 0;
+function pay(wallet: WalletRecord, amount: string, orderId = `o-${++order}`): Promise<PaymentView> {
+  return payments.pay(
+    { merchantId, orderId, walletId: wallet.walletId, amount, tenders: { wallet: amount } },
+    CONTEXT,
+    NOW,
+  );
+}
+
+async function balanceOf(wallet: WalletRecord): Promise<string> {
+  const account = await ledger.getAccount(wallet.accounts.main);
+  return account!.posted.toFixed(2);
+}
+
+interface DecisionRow {
+  subject_ref: string;
+  outcome: string;
+  reserved: boolean;
+  released: boolean;
+}
+
+async function decisionsOf(wallet: WalletRecord): Promise<DecisionRow[]> {
+  // The velocity rule's reservation names the wallet; refusals store their facts in full.
+  return database.query<DecisionRow>(
+    `SELECT subject_ref, outcome, reserved, released_at IS NOT NULL AS released FROM cp_risk_decisions
+      WHERE reservations::text LIKE '%' || $1 || '%' OR facts->>'accountId' = $1 ORDER BY decided_at, subject_ref`,
+    [wallet.walletId],
+  );
+}
+
+const refusalCode = async (attempt: Promise<unknown>): Promise<string> => {
+  try {
+    await attempt;
+    return 'none';
+  } catch (error) {
+    if (error instanceof ServiceRefusal) return error.code;
+    throw error;
+  }
+};
+
+describe('a payment and the risk decision that allowed it', () => {
+  test('8 payments at once from one wallet, at most 5 in 10 minutes: 5 captured, each with its decision on record', async () => {
+    const wallet = await fundedWallet('100.00');
+    const results = await Promise.allSettled(Array.from({ length: 8 }, () => pay(wallet, '1.00')));
+    const captured = results.filter((r) => r.status === 'fulfilled' && r.value.status === 'captured');
+    const refused = results.filter(
+      (r) => r.status === 'rejected' && r.reason instanceof ServiceRefusal && r.reason.code === 'risk_refused',
+    );
+    expect(captured).toHaveLength(5);
+    expect(refused).toHaveLength(3);
+    const decisions = await decisionsOf(wallet);
+    const allowed = decisions.filter((d) => d.outcome === 'allow');
+    expect(allowed).toHaveLength(5);
+    expect(allowed.every((d) => d.reserved && !d.released)).toBe(true);
+    expect(decisions.filter((d) => d.outcome === 'refuse')).toHaveLength(3);
+    // Every captured payment has the decision that allowed it, by subject.
+    const subjects = new Set(allowed.map((d) => d.subject_ref));
+    for (const r of captured)
+      expect(subjects.has(`payment:${(r as PromiseFulfilledResult<PaymentView>).value.paymentId}`)).toBe(true);
+    expect(risk.counterTotals(`payment|account:${wallet.walletId}|`).count).toBe(5);
+    expect(await balanceOf(wallet)).toBe('95.00');
+  });
+
+  test('allowed, then refused by the ledger: the decision is given back, in memory and on record', async () => {
+    const wallet = await fundedWallet('10.00');
+    expect((await pay(wallet, '6.00')).status).toBe('captured');
+    expect(await refusalCode(pay(wallet, '6.00'))).toBe('insufficient_funds');
+    const decisions = await decisionsOf(wallet);
+    expect(decisions.map((d) => [d.outcome, d.released]).sort()).toEqual([
+      ['allow', false],
+      ['allow', true],
+    ]);
+    expect(risk.counterTotals(`payment|account:${wallet.walletId}|`)).toEqual({ count: 1, amount: '6' });
+  });
+
+  test('a retransmission of a paid order: the payment again, and the second decision released', async () => {
+    const wallet = await fundedWallet('10.00');
+    const first = await pay(wallet, '2.00', 'retransmitted');
+    const again = await pay(wallet, '2.00', 'retransmitted');
+    expect(again).toEqual(first);
+    const decisions = await decisionsOf(wallet);
+    expect(decisions.map((d) => d.released).sort()).toEqual([false, true]);
+    expect(risk.counterTotals(`payment|account:${wallet.walletId}|`).count).toBe(1);
+  });
+
+  test('a review of the same payment opened by another process meanwhile: refused as a conflict, nothing moves', async () => {
+    const wallet = await fundedWallet('10.00');
+    // Another process, on a newer rule set, holds this very payment for review; this process has not read it.
+    const other = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 0, syncIntervalMs: 3_600_000 });
+    await other.install();
+    const original = risk.assessDeferred.bind(risk);
+    const spy = jest.spyOn(risk, 'assessDeferred').mockImplementationOnce(async (kind, facts: PaymentFacts, now) => {
+      await other.publishRuleSet(
+        {
+          schema: 1,
+          name: 'int-review',
+          rules: [{ id: 'all', kind: 'transaction_limit', action: 'review', maxAmount: '0.01' }],
+        },
+        'risk-officer',
+        NOW,
+      );
+      expect((await other.assess('payment', facts, now)).outcome).toBe('hold');
+      return original(kind, facts, now);
+    });
+    try {
+      expect(await refusalCode(pay(wallet, '3.00', 'reviewed-elsewhere'))).toBe('conflict');
+    } finally {
+      spy.mockRestore();
+      // Back to the velocity rule for the tests after this one.
+      await other.publishRuleSet({ schema: 1, name: 'int', rules: [VELOCITY] }, 'risk-officer', NOW);
+    }
+    // This process's decision: written, and written released; the other's hold stays in the review queue.
+    const decisions = await decisionsOf(wallet);
+    expect(decisions.map((d) => d.outcome).sort()).toEqual(['allow', 'hold']);
+    const allowed = decisions.find((d) => d.outcome === 'allow')!;
+    expect([allowed.reserved, allowed.released]).toEqual([true, true]);
+    expect((await payments.getPayment(allowed.subject_ref.slice('payment:'.length)))?.status).toBe('failed');
+    expect(risk.counterTotals(`payment|account:${wallet.walletId}|`).count).toBe(0);
+    expect(await balanceOf(wallet)).toBe('10.00');
+  });
+});
