@@ -525,7 +525,10 @@ export class PaymentService {
       if (outcome === 'exists') return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
       throw recorded.status === 'rejected'
         ? recorded.reason
-        : new ServiceRefusal('conflict', 'a review of this payment was decided meanwhile: send it again');
+        : new ServiceRefusal(
+            'conflict',
+            'a review of this payment was opened or decided at another instance meanwhile: it failed, pay again under a new order id',
+          );
     }
     if (outcome === 'exists') {
       await releaseRisk();
