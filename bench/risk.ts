@@ -196,7 +196,12 @@ async function main(): Promise<void> {
   if (chosen.length === 0) throw new Error(`--only: none of ${phases.map(([name]) => name).join(', ')}`);
   const runs: Record<string, Measured[]> = Object.fromEntries(chosen.map(([name]) => [name, []]));
   for (let round = 0; round < options.rounds; round++)
-    for (const [name, operation] of chosen) runs[name]!.push(await cpu(() => loop(operation)));
+    for (const [name, operation] of chosen) {
+      // Each engine reads what the other recorded while it stood idle: a phase measures decisions, not a catch-up.
+      await none.catchUp();
+      await rules.catchUp();
+      runs[name]!.push(await cpu(() => loop(operation)));
+    }
 
   // The pure evaluator alone, in process: what 20 rules cost in CPU per decision.
   const compiled = compileRuleSet(STARTER_RULE_SET, 1);
