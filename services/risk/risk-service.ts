@@ -418,32 +418,12 @@ export class RiskService {
   }
 
   /**
-   * The decision at once, and its record on the way: `recorded` settles when it is durable (group commit). A caller
-   * may do its own first step meanwhile, but must not act on an allowed event before `recorded` has resolved; if it
-   * rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the reservation
-   * has been given back and the event must not proceed.
-   */
-  async assessEarly(
-    kind: 'payment',
-    facts: PaymentFacts,
-    now?: Date,
-  ): Promise<{ readonly assessment: RiskAssessment; readonly recorded: Promise<void> }>;
-  async assessEarly(
-    kind: RiskKind,
-    facts: PaymentFacts | CarbonRecordFacts,
-    now = new Date(),
-  ): Promise<{ readonly assessment: RiskAssessment; readonly recorded: Promise<void> }> {
-    if (kind !== 'payment' && kind !== 'carbon_record')
-      throw new ServiceRefusal('validation_failed', 'kind: payment or carbon_record');
-    const normalized = normalizeFacts(kind, facts, now.getTime());
-    if (!normalized.ok) throw new ServiceRefusal('validation_failed', `risk facts: ${normalized.error}`);
-    return this.decide(kind, normalized.facts, facts, now);
-  }
-
-  /**
-   * As {@link assessEarly}, but an allowed decision that touches no review is not recorded by this service: its
-   * record is `deferred`, to be written by the caller's own statement ({@link recordingSql}) and reported with
-   * {@link settleDeferred}. Any other decision is recorded here as usual (`recorded`).
+   * The decision at once, its record written later. An allowed decision that touches no review is `deferred`: the
+   * caller writes it in its own statement ({@link recordingSql}) and reports the outcome with {@link settleDeferred}.
+   * Any other decision is recorded by this service's group commit; `recorded` settles when it is durable. The caller
+   * may do its own first step meanwhile, but must not act on an allowed event before its record is durable. If
+   * `recorded` rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the
+   * reservation has been given back and the event must not proceed.
    */
   async assessDeferred(
     kind: 'payment',
