@@ -1260,8 +1260,24 @@ export class PaymentService {
   /** The batch's reservations and payment rows, with the risk decisions that allowed them: one statement. */
   private async beginMany(items: readonly PaymentRowWithLimit[]): Promise<BeginResult[]> {
     const column = <T>(pick: (item: PaymentRowWithLimit) => T): T[] => items.map(pick);
+    const params: unknown[] = [
+      column((i) => i.row.payment_id),
+      column((i) => i.row.merchant_id),
+      column((i) => i.row.order_id),
+      column((i) => i.row.wallet_id),
+      column((i) => i.row.gross),
+      column((i) => i.row.wallet_amount),
+      column((i) => i.row.coupon_amount),
+      column((i) => i.row.credits),
+      column((i) => i.row.credits_value),
+      column((i) => i.row.fee),
+      column((i) => dateText(i.row.business_date)),
+      column((i) => new Date(i.row.created_at).toISOString()),
+      column((i) => i.passwordFreePerDay),
+    ];
     const decisions = items.flatMap((i) => (i.decision === undefined ? [] : [i.decision]));
-    const risk = decisions.length === 0 ? undefined : this.risk!.recordingSql(decisions, 14);
+    // The decisions' parameters follow the payments'.
+    const risk = decisions.length === 0 ? undefined : this.risk!.recordingSql(decisions, params.length + 1);
     const rows = await this.database.query<{ n: number; outcome: BeginOutcome; unread: string[] | null }>(
       `WITH ${risk === undefined ? '' : `${risk.ctes},`}
        begun AS (
@@ -1270,22 +1286,7 @@ export class PaymentService {
            $13::numeric[]))
        SELECT n, outcome, ${risk === undefined ? 'NULL' : '(SELECT array_agg(decision_id) FROM risk_unread)'} AS unread
          FROM begun ORDER BY n`,
-      [
-        column((i) => i.row.payment_id),
-        column((i) => i.row.merchant_id),
-        column((i) => i.row.order_id),
-        column((i) => i.row.wallet_id),
-        column((i) => i.row.gross),
-        column((i) => i.row.wallet_amount),
-        column((i) => i.row.coupon_amount),
-        column((i) => i.row.credits),
-        column((i) => i.row.credits_value),
-        column((i) => i.row.fee),
-        column((i) => dateText(i.row.business_date)),
-        column((i) => new Date(i.row.created_at).toISOString()),
-        column((i) => i.passwordFreePerDay),
-        ...(risk?.params ?? []),
-      ],
+      [...params, ...(risk?.params ?? [])],
     );
     const unread = new Set(rows[0]?.unread ?? []);
     return rows.map((r, i) => ({
