@@ -68,7 +68,7 @@ export const RISK_LIMITS = {
 } as const;
 
 /**
- * An allowed decision that touched no review, whose record its caller writes in the caller's own statement (see
+ * An allowed decision with nothing to explain (no rule fired, no review), whose record its caller writes in the caller's own statement (see
  * {@link RiskService.recordingSql}): one commit for the event's first write and the decision that let it through.
  */
 export interface DeferredDecision {
@@ -82,7 +82,7 @@ export type DeferredRecordOutcome = 'written' | 'conflict' | 'not_written';
 
 /** The decision records of a statement's batch, as SQL: common table expressions and the parameters they use. */
 export interface DecisionRecordingSql {
-  /** `risk_input`, `risk_unread`, `risk_decided`, `risk_opened`, `risk_used`: to follow a `WITH`. */
+  /** `risk_input`, `risk_unread`, `risk_decided` (and, for risk control's own batch, `risk_opened`, `risk_used`). */
   readonly ctes: string;
   readonly params: readonly unknown[];
 }
@@ -418,9 +418,10 @@ export class RiskService {
   }
 
   /**
-   * The decision at once, its record written later. An allowed decision that touches no review is `deferred`: the
-   * caller writes it in its own statement ({@link recordingSql}) and reports the outcome with {@link settleDeferred}.
-   * Any other decision is recorded by this service's group commit; `recorded` settles when it is durable. The caller
+   * The decision at once, its record written later. An allow with nothing to explain (no rule fired, no review) is
+   * `deferred`: the caller writes it in its own statement ({@link recordingSql}) and reports the outcome with
+   * {@link settleDeferred}. Any other decision is recorded by this service's group commit; `recorded` settles when it
+   * is durable. The caller
    * may do its own first step meanwhile, but must not act on an allowed event before its record is durable. If
    * `recorded` rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the
    * reservation has been given back and the event must not proceed.
@@ -437,7 +438,8 @@ export class RiskService {
     if (!normalized.ok) throw new ServiceRefusal('validation_failed', `risk facts: ${normalized.error}`);
     const taken = await this.take(kind, normalized.facts, facts, now);
     const { settled } = taken.pending;
-    if (settled.outcome !== 'allow' || settled.reviewOverride !== null || settled.consumes !== null)
+    // Deferred: an allow with nothing to explain (no rule fired, no review), which the lean record below holds whole.
+    if (settled.outcome !== 'allow' || settled.full || settled.consumes !== null)
       return { assessment: taken.assessment, recorded: this.submit(taken.pending, taken.undo) };
     return { assessment: taken.assessment, deferred: { decisionId: taken.pending.decisionId, pending: taken } };
   }
@@ -448,11 +450,41 @@ export class RiskService {
    * and named in `risk_unread`: the caller's event must not go ahead.
    */
   recordingSql(decisions: readonly DeferredDecision[], firstParam: number): DecisionRecordingSql {
-    return this.recordingStatement(
-      decisions.map((d) => (d.pending as TakenDecision).pending),
-      firstParam,
-      true,
-    );
+    const batch = decisions.map((d) => (d.pending as TakenDecision).pending);
+    const $ = (n: number): string => `$${firstParam + n - 1}`;
+    // Only plain allows come here: outcome, codes, facts, fired rules and checks are those of a plain allow.
+    const ctes = `risk_input AS (
+         SELECT * FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
+                              ${$(6)}::boolean[], ${$(7)}::boolean[], ${$(8)}::jsonb[], ${$(9)}::timestamptz[])
+           AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, reservations,
+                decided_at)),
+       risk_unread AS (
+         SELECT DISTINCT i.decision_id FROM risk_input i
+           JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
+          WHERE r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL)),
+       risk_decided AS (
+         INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
+           fired, checks, reserved, reservations, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
+         SELECT i.decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, 'allow', '[]', '[]', reserved,
+                reservations, decided_at, ${$(10)}, clock_timestamp(),
+                CASE WHEN u.decision_id IS NOT NULL AND reserved THEN decided_at END,
+                CASE WHEN u.decision_id IS NOT NULL AND reserved THEN clock_timestamp() END
+           FROM risk_input i LEFT JOIN risk_unread u ON u.decision_id = i.decision_id)`;
+    return {
+      ctes,
+      params: [
+        batch.map((p) => p.decisionId),
+        batch.map((p) => p.kind),
+        batch.map((p) => p.subjectRef),
+        batch.map((p) => p.factsDigest),
+        batch.map((p) => p.ruleSetVersion),
+        batch.map((p) => p.dryRun),
+        batch.map((p) => p.settled.reserved),
+        batch.map((p) => (p.settled.reserved ? JSON.stringify(p.evaluation.increments) : '[]')),
+        batch.map((p) => p.at.toISOString()),
+        this.instanceId,
+      ],
+    };
   }
 
   /** After the caller's statement: a decision not written, or written released, leaves the counters. */
@@ -744,7 +776,7 @@ export class RiskService {
    * (40001) if an approval was used meanwhile or the event has a review this process had not read.
    */
   private async record(batch: readonly PendingDecision[]): Promise<void> {
-    const { ctes, params } = this.recordingStatement(batch, 1, false);
+    const { ctes, params } = this.recordingStatement(batch);
     const consumes = batch.filter((p) => p.settled.consumes !== null).length;
     await this.database.query(
       `WITH ${ctes}
@@ -755,27 +787,21 @@ export class RiskService {
   }
 
   /**
-   * Decision records as common table expressions, parameters from `$firstParam`. `risk_unread` names the decisions
-   * whose event has a review (open, rejected, or approved and unused) other than the one the process knew;
-   * `releaseUnread` writes those released.
+   * Decision records as common table expressions. `risk_unread` names the decisions whose event has a review (open,
+   * rejected, or approved and unused) other than the one the process knew.
    */
-  private recordingStatement(
-    batch: readonly PendingDecision[],
-    firstParam: number,
-    releaseUnread: boolean,
-  ): DecisionRecordingSql {
+  private recordingStatement(batch: readonly PendingDecision[]): DecisionRecordingSql {
     const settled = batch.map((p) => p.settled);
     const full = (i: number): boolean => settled[i]!.full;
     const json = (value: unknown): string => JSON.stringify(value);
     const arrayLiteral = (values: readonly (string | number)[] | undefined): string | null =>
       values === undefined ? null : `{${values.join(',')}}`;
-    const $ = (n: number): string => `$${firstParam + n - 1}`;
     const ctes = `risk_input AS (
-         SELECT * FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
-                              ${$(6)}::boolean[], ${$(7)}::text[], ${$(8)}::text[], ${$(9)}::text[], ${$(10)}::text[],
-                              ${$(11)}::jsonb[], ${$(12)}::jsonb[], ${$(13)}::jsonb[], ${$(14)}::text[], ${$(15)}::text[],
-                              ${$(16)}::boolean[], ${$(17)}::jsonb[], ${$(18)}::timestamptz[], ${$(19)}::boolean[],
-                              ${$(20)}::text[], ${$(21)}::text[])
+         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
+                              $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[],
+                              $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::text[], $15::text[],
+                              $16::boolean[], $17::jsonb[], $18::timestamptz[], $19::boolean[],
+                              $20::text[], $21::text[])
            AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved,
                 reservations, decided_at, opens_review, consumes_review, known_review)),
@@ -787,15 +813,12 @@ export class RiskService {
        risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            code, iso_response_code, primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts,
-           reserved, reservations, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
+           reserved, reservations, decided_at, instance_id, recorded_at)
          SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
                 CASE outcome WHEN 'refuse' THEN 'risk_refused' WHEN 'hold' THEN 'risk_review' END, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts::bigint[], observed_amounts::numeric[],
-                reserved, reservations, decided_at, ${$(22)}, clock_timestamp(), u.released_at, u.release_recorded_at
-           FROM risk_input i
-           LEFT JOIN LATERAL (
-             SELECT i.decided_at AS released_at, clock_timestamp() AS release_recorded_at
-              WHERE ${$(23)}::boolean AND i.reserved AND i.decision_id IN (SELECT decision_id FROM risk_unread)) u ON true),
+                reserved, reservations, decided_at, $22, clock_timestamp()
+           FROM risk_input),
        risk_opened AS (
          INSERT INTO cp_risk_reviews (review_id, kind, subject_ref, facts_digest, iso_response_code, status, created_at,
            recorded_at)
@@ -829,7 +852,6 @@ export class RiskService {
         settled.map((d) => d.consumes),
         settled.map((d) => (d.reviewOverride === null ? null : d.reviewId)),
         this.instanceId,
-        releaseUnread,
       ],
     };
   }
