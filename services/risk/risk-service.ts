@@ -473,12 +473,7 @@ export class RiskService {
     return {
       ctes,
       params: [
-        batch.map((p) => p.decisionId),
-        batch.map((p) => p.kind),
-        batch.map((p) => p.subjectRef),
-        batch.map((p) => p.factsDigest),
-        batch.map((p) => p.ruleSetVersion),
-        batch.map((p) => p.dryRun),
+        ...identityColumns(batch),
         batch.map((p) => p.settled.reserved),
         batch.map((p) => (p.settled.reserved ? JSON.stringify(p.evaluation.increments) : '[]')),
         batch.map((p) => p.at.toISOString()),
@@ -830,12 +825,7 @@ export class RiskService {
     return {
       ctes,
       params: [
-        batch.map((p) => p.decisionId),
-        batch.map((p) => p.kind),
-        batch.map((p) => p.subjectRef),
-        batch.map((p) => p.factsDigest),
-        batch.map((p) => p.ruleSetVersion),
-        batch.map((p) => p.dryRun),
+        ...identityColumns(batch),
         settled.map((d) => d.outcome),
         settled.map((d) => d.isoResponseCode),
         settled.map((d) => d.primaryRule),
@@ -1104,6 +1094,18 @@ function observedOf(counts: readonly string[] | null, amounts: readonly string[]
 function checkActor(actor: string, field: string): void {
   if (typeof actor !== 'string' || actor.trim().length === 0 || actor.length > RISK_LIMITS.maxActorLength)
     throw new ServiceRefusal('validation_failed', `${field}: 1..${RISK_LIMITS.maxActorLength} characters`);
+}
+
+/** The first six columns of a decision record, for both its statements: id, kind, subject, facts digest, rule set. */
+function identityColumns(batch: readonly PendingDecision[]): unknown[][] {
+  return [
+    batch.map((p) => p.decisionId),
+    batch.map((p) => p.kind),
+    batch.map((p) => p.subjectRef),
+    batch.map((p) => p.factsDigest),
+    batch.map((p) => p.ruleSetVersion),
+    batch.map((p) => p.dryRun),
+  ];
 }
 
 async function audit(
