@@ -879,7 +879,9 @@ export class RiskService {
       rows = await this.database.query<Row>(
         `WITH registered AS (
            INSERT INTO cp_risk_instances (instance_id, started_at, seen_at)
-           VALUES ($2, clock_timestamp(), clock_timestamp()) ON CONFLICT (instance_id) DO NOTHING)
+           VALUES ($2, clock_timestamp(), clock_timestamp()) ON CONFLICT (instance_id) DO NOTHING),
+         -- Processes unseen beyond the longest window are read by nobody (see the next looks): forget them.
+         forgotten AS (DELETE FROM cp_risk_instances WHERE seen_at < $1::timestamptz)
          SELECT decision_id, reservations, false AS released, decided_at, clock_timestamp()::text AS looked_at
            FROM cp_risk_decisions WHERE reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
          UNION ALL SELECT NULL, NULL, NULL, NULL, clock_timestamp()::text`,

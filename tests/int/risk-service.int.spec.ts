@@ -336,6 +336,22 @@ describe('reviews', () => {
   });
 });
 
+describe('the registry of processes', () => {
+  test('a starting process forgets processes unseen beyond the longest window, and keeps the others', async () => {
+    await database.query(
+      `INSERT INTO cp_risk_instances (instance_id, started_at, seen_at) VALUES
+         ('gone', now() - interval '5 days', now() - interval '3 days'),
+         ('recent', now() - interval '5 days', now() - interval '1 hour')`,
+    );
+    const starting = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 200 });
+    await starting.install();
+    const left = await database.query<{ instance_id: string }>(
+      `SELECT instance_id FROM cp_risk_instances WHERE instance_id IN ('gone', 'recent')`,
+    );
+    expect(left.map((r) => r.instance_id)).toEqual(['recent']);
+  });
+});
+
 describe('decision records', () => {
   test('an approval asked for by two processes at once lets the event through once', async () => {
     await publish([{ id: 'big', kind: 'transaction_limit', action: 'review', maxAmount: '2000.00' }]);
