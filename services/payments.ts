@@ -1300,47 +1300,56 @@ export class PaymentService {
    * payment, whether this statement captured it (false: it was captured or failed before).
    */
   private async captureMany(items: readonly CapturedPayment[]): Promise<boolean[]> {
-    const webhookPayloads = items.map(({ view }) =>
-      JSON.stringify({
-        paymentId: view.paymentId,
-        orderId: view.orderId,
-        amount: view.amount,
-        fee: view.fee,
-        merchantNet: view.merchantNet,
-        tenders: view.tenders,
-        businessDate: view.businessDate,
-      }),
-    );
-    const notifications = items.map(({ view }) =>
-      JSON.stringify({ template: 'payment_succeeded', amount: view.amount, orderId: view.orderId }),
-    );
+    // The messages of each payment (announcementsOf), numbered by payment (n) and within it (k); written only for the
+    // payments this statement captures.
     const messages = this.outbox
+      ? items.flatMap(({ view, merchantId, walletId, at }, i) =>
+          announcementsOf(
+            merchantId,
+            walletId,
+            `payment.succeeded:${view.paymentId}`,
+            'payment.succeeded',
+            {
+              paymentId: view.paymentId,
+              orderId: view.orderId,
+              amount: view.amount,
+              fee: view.fee,
+              merchantNet: view.merchantNet,
+              tenders: view.tenders,
+              businessDate: view.businessDate,
+            },
+            { template: 'payment_succeeded', amount: view.amount, orderId: view.orderId },
+          ).map((message, k) => ({ n: i + 1, k: k + 1, message, at })),
+        )
+      : [];
+    const written = this.outbox
       ? `, messages AS (
-          SELECT i.n, 1 AS k, 'payment.succeeded:' || i.payment_id AS message_id, 'webhook:' || i.merchant_id AS receiver,
-                 'payment.succeeded' AS kind, i.webhook_payload AS payload, i.merchant_id AS only_if_webhook_of, i.at
-            FROM input i JOIN changed c ON c.payment_id = i.payment_id
-          UNION ALL
-          SELECT i.n, 2, 'payment.succeeded:' || i.payment_id || ':sms', 'sms:' || i.wallet_id, 'payment.succeeded',
-                 i.notification, NULL, i.at
-            FROM input i JOIN changed c ON c.payment_id = i.payment_id),
+          SELECT m.* FROM unnest($2::integer[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[],
+                                 $9::timestamptz[]) AS m(n, k, message_id, receiver, kind, payload, only_if_webhook_of, at)
+            JOIN input i ON i.n = m.n JOIN changed c ON c.payment_id = i.payment_id),
         written AS (${Outbox.insertFromSql('messages')})`
       : '';
     const rows = await this.database.query<{ payment_id: string }>(
-      `WITH input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::jsonb[], $5::jsonb[], $6::timestamptz[])
-           WITH ORDINALITY AS i(payment_id, merchant_id, wallet_id, webhook_payload, notification, at, n)),
+      `WITH input AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS i(payment_id, n)),
        changed AS (
          UPDATE cp_payments p SET status = 'captured' FROM input i
           WHERE p.payment_id = i.payment_id AND p.status IN ('authorizing', 'capturing') RETURNING p.payment_id)
-       ${messages}
+       ${written}
        SELECT payment_id FROM changed`,
       [
         items.map((i) => i.view.paymentId),
-        items.map((i) => i.merchantId),
-        items.map((i) => i.walletId),
-        webhookPayloads,
-        notifications,
-        items.map((i) => i.at.toISOString()),
+        ...(this.outbox
+          ? [
+              messages.map((m) => m.n),
+              messages.map((m) => m.k),
+              messages.map((m) => m.message.messageId),
+              messages.map((m) => m.message.receiver),
+              messages.map((m) => m.message.kind),
+              messages.map((m) => JSON.stringify(m.message.payload)),
+              messages.map((m) => m.message.onlyIfWebhookOf ?? null),
+              messages.map((m) => m.at.toISOString()),
+            ]
+          : []),
       ],
     );
     const changed = new Set(rows.map((r) => r.payment_id));

@@ -185,6 +185,15 @@ test('webhooks: a receiver down for a while gets everything later, in order, onc
     ...paymentIds.map((id) => `payment.succeeded:${id}`),
     `refund.succeeded:${paymentIds[0]!}:r-1`,
   ]);
+  // The webhook's body is the payment as captured; the payer's notification names the order and the amount.
+  const first = JSON.parse(received[0]!.body) as { data: Record<string, unknown> };
+  expect(first.data).toMatchObject({ paymentId: paymentIds[0], orderId: 'hook-0', amount: '1.00' });
+  const sms = await outbox.list(`sms:${walletId}`);
+  expect(sms.find((m) => m.messageId === `payment.succeeded:${paymentIds[1]!}:sms`)?.payload).toEqual({
+    template: 'payment_succeeded',
+    amount: '2.00',
+    orderId: 'hook-1',
+  });
   for (const r of received) {
     const expected = createHmac('sm3', SECRET).update(`${r.timestamp}.${r.id}.${r.body}`, 'utf8').digest('hex');
     expect(r.signature).toBe(`hmac-sm3=${expected}`);
