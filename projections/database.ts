@@ -1,11 +1,43 @@
 import type { PGlite, Transaction } from '@electric-sql/pglite';
+import type { QueryConfig } from 'pg';
 import { Client, Pool } from 'pg';
 import type { SqlEventStore } from '../core-ledger';
 import { PgliteDriver } from '../core-ledger';
 
+/**
+ * A statement run on the hot path: PostgreSQL keeps it parsed (and, once a generic plan pays, planned) on each
+ * connection under its name, so each run sends only its parameters. Names are unique: one text per name.
+ */
+export interface PreparedSql {
+  readonly name: string;
+  readonly text: string;
+}
+
+const preparedTexts = new Map<string, string>();
+
+export function preparedSql(name: string, text: string): PreparedSql {
+  const known = preparedTexts.get(name);
+  if (known !== undefined && known !== text) throw new Error(`assertion: prepared statement ${name} has two texts`);
+  preparedTexts.set(name, text);
+  return { name, text };
+}
+
+export type SqlStatement = string | PreparedSql;
+
+function textOf(statement: SqlStatement): string {
+  return typeof statement === 'string' ? statement : statement.text;
+}
+
+/** What `pg` runs: a named statement is parsed once per connection. */
+function pgQueryOf(statement: SqlStatement, params: readonly unknown[]): QueryConfig {
+  return typeof statement === 'string'
+    ? { text: statement, values: params as unknown[] }
+    : { name: statement.name, text: statement.text, values: params as unknown[] };
+}
+
 /** Runs one statement; rows come back as the driver parsed them (numeric and bigint as strings). */
 export interface SqlQueryable {
-  query<Row>(text: string, params?: readonly unknown[]): Promise<Row[]>;
+  query<Row>(statement: SqlStatement, params?: readonly unknown[]): Promise<Row[]>;
 }
 
 /**
@@ -57,8 +89,8 @@ export class PostgresReadModels implements ReadModelDatabase {
     this.pool.on('error', () => undefined);
   }
 
-  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
-    return (await this.pool.query(text, params as unknown[])).rows as Row[];
+  async query<Row>(statement: SqlStatement, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.pool.query(pgQueryOf(statement, params))).rows as Row[];
   }
 
   async exec(script: string): Promise<void> {
@@ -76,8 +108,8 @@ export class PostgresReadModels implements ReadModelDatabase {
   async transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
     const client = await this.pool.connect();
     const tx: SqlQueryable = {
-      query: async <Row>(text: string, params: readonly unknown[] = []) =>
-        (await client.query(text, params as unknown[])).rows as Row[],
+      query: async <Row>(statement: SqlStatement, params: readonly unknown[] = []) =>
+        (await client.query(pgQueryOf(statement, params))).rows as Row[],
     };
     let broken = false;
     try {
@@ -124,8 +156,8 @@ class PostgresSession implements ReadModelSession {
     return !this.lost && !this.closed;
   }
 
-  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
-    return (await this.client.query(text, params as unknown[])).rows as Row[];
+  async query<Row>(statement: SqlStatement, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.client.query(pgQueryOf(statement, params))).rows as Row[];
   }
 
   async tryLock(name: string): Promise<boolean> {
@@ -163,8 +195,8 @@ export class PgliteReadModels implements ReadModelDatabase {
 
   constructor(private readonly db: PGlite) {}
 
-  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
-    return (await this.db.query<Row>(text, params as unknown[])).rows;
+  async query<Row>(statement: SqlStatement, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.db.query<Row>(textOf(statement), params as unknown[])).rows;
   }
 
   async exec(script: string): Promise<void> {
@@ -201,8 +233,8 @@ class PgliteSession implements ReadModelSession {
     return !this.closed && !this.db.closed;
   }
 
-  async query<Row>(text: string, params: readonly unknown[] = []): Promise<Row[]> {
-    return (await this.db.query<Row>(text, params as unknown[])).rows;
+  async query<Row>(statement: SqlStatement, params: readonly unknown[] = []): Promise<Row[]> {
+    return (await this.db.query<Row>(textOf(statement), params as unknown[])).rows;
   }
 
   async tryLock(name: string): Promise<boolean> {
@@ -228,8 +260,8 @@ class PgliteSession implements ReadModelSession {
 function pgliteTransaction<T>(db: PGlite, work: (tx: SqlQueryable) => Promise<T>): Promise<T> {
   return db.transaction(async (tx: Transaction) =>
     work({
-      query: async <Row>(text: string, params: readonly unknown[] = []) =>
-        (await tx.query<Row>(text, params as unknown[])).rows,
+      query: async <Row>(statement: SqlStatement, params: readonly unknown[] = []) =>
+        (await tx.query<Row>(textOf(statement), params as unknown[])).rows,
     }),
   );
 }

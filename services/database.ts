@@ -10,7 +10,8 @@ export interface ServiceDatabase extends SqlQueryable {
   transaction<T>(work: (tx: SqlQueryable) => Promise<T>): Promise<T>;
 }
 
-export type { SqlQueryable };
+export type { PreparedSql, SqlQueryable, SqlStatement } from '../projections';
+export { preparedSql } from '../projections';
 
 /** Seals and opens personal data kept in service tables; `plain` keeps it as it is (no master key configured). */
 export interface PersonalDataCipher {

@@ -18,7 +18,7 @@ import { Outbox } from './outbox';
 import { GroupCommit } from './group-commit';
 import type { DeferredDecision, RiskService } from './risk';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
-import { executeOrRefuse, ServiceRefusal } from './database';
+import { executeOrRefuse, preparedSql, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
 
 /**
@@ -1279,13 +1279,16 @@ export class PaymentService {
     // The decisions' parameters follow the payments'.
     const risk = decisions.length === 0 ? undefined : this.risk!.recordingSql(decisions, params.length + 1);
     const rows = await this.database.query<{ n: number; outcome: BeginOutcome; unread: string[] | null }>(
-      `WITH ${risk === undefined ? '' : `${risk.ctes},`}
+      preparedSql(
+        risk === undefined ? 'cp_payment_begin' : 'cp_payment_begin_risk',
+        `WITH ${risk === undefined ? '' : `${risk.ctes},`}
        begun AS (
          SELECT n, outcome FROM cp_payment_begin_many($1::text[], $2::text[], $3::text[], $4::text[], $5::numeric[],
            $6::numeric[], $7::numeric[], $8::numeric[], $9::numeric[], $10::numeric[], $11::date[], $12::timestamptz[],
            $13::numeric[]))
        SELECT n, outcome, ${risk === undefined ? 'NULL' : '(SELECT array_agg(decision_id) FROM risk_unread)'} AS unread
          FROM begun ORDER BY n`,
+      ),
       [...params, ...(risk?.params ?? [])],
     );
     const unread = new Set(rows[0]?.unread ?? []);
@@ -1330,12 +1333,15 @@ export class PaymentService {
         written AS (${Outbox.insertFromSql('messages')})`
       : '';
     const rows = await this.database.query<{ payment_id: string }>(
-      `WITH input AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS i(payment_id, n)),
+      preparedSql(
+        this.outbox ? 'cp_payment_capture_announced' : 'cp_payment_capture',
+        `WITH input AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS i(payment_id, n)),
        changed AS (
          UPDATE cp_payments p SET status = 'captured' FROM input i
           WHERE p.payment_id = i.payment_id AND p.status IN ('authorizing', 'capturing') RETURNING p.payment_id)
        ${written}
        SELECT payment_id FROM changed`,
+      ),
       [
         items.map((i) => i.view.paymentId),
         ...(this.outbox

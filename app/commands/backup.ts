@@ -17,7 +17,7 @@ import { createGunzip, createGzip } from 'node:zlib';
 import { Client } from 'pg';
 import { parseSm3Manifest } from '../../clearing';
 import { encodePosition, openPostgresEventStore } from '../../core-ledger';
-import type { SqlQueryable } from '../../projections';
+import type { SqlQueryable, SqlStatement } from '../../projections';
 import type { Config } from '../config';
 import { ConfigError, loadConfig } from '../config';
 import { startReadModels } from '../platform';
@@ -479,8 +479,9 @@ async function serviceTableNames(client: SqlQueryable): Promise<string[]> {
 
 function queryableOf(client: Client): SqlQueryable {
   return {
-    query: async <Row>(text: string, params: readonly unknown[] = []) =>
-      (await client.query(text, params as unknown[])).rows as Row[],
+    query: async <Row>(statement: SqlStatement, params: readonly unknown[] = []) =>
+      (await client.query(typeof statement === 'string' ? statement : statement.text, params as unknown[]))
+        .rows as Row[],
   };
 }
 

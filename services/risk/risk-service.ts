@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { uuidV7 } from '../../core-ledger';
 import type { ServiceDatabase, SqlQueryable } from '../database';
-import { ServiceRefusal } from '../database';
+import { preparedSql, ServiceRefusal } from '../database';
 import { GroupCommit } from '../group-commit';
 import { RiskCounters } from './counters';
 import { canonicalJson, digestOf } from './canonical-json';
@@ -774,9 +774,12 @@ export class RiskService {
     const { ctes, params } = this.recordingStatement(batch);
     const consumes = batch.filter((p) => p.settled.consumes !== null).length;
     await this.database.query(
-      `WITH ${ctes}
+      preparedSql(
+        'cp_risk_record',
+        `WITH ${ctes}
        SELECT CASE WHEN (SELECT count(*) FROM risk_used) < $${params.length + 1} OR EXISTS (SELECT 1 FROM risk_unread)
                    THEN cp_risk_review_taken() END AS taken`,
+      ),
       [...params, consumes],
     );
   }
