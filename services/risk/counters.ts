@@ -35,6 +35,8 @@ export function microsText(micros: number): string {
  */
 export class RiskCounters {
   private readonly byKey = new Map<string, Map<number, Bucket>>();
+  /** The last prune's limits: buckets before them are gone. */
+  private pruned: { readonly beforeSecond: number; readonly beforeDay: number } | undefined;
 
   /** A counter's totals over buckets since..until (inclusive). */
   total(key: string, since: number, until: number): Observed {
@@ -59,6 +61,20 @@ export class RiskCounters {
     }
     if (!Number.isSafeInteger(micros)) throw new Error(`assertion: counter ${key} passed the exact range`);
     return { count, amount: rest === undefined ? microsText(micros) : rest.plus(microsText(micros)).toString() };
+  }
+
+  /**
+   * Takes a released event's increments back out, but for buckets pruned since it was counted: those are gone, with
+   * whatever the event had added to them.
+   */
+  takeOut(increments: readonly CounterIncrement[]): void {
+    const pruned = this.pruned;
+    this.apply(
+      pruned === undefined
+        ? increments
+        : increments.filter((inc) => inc.bucket >= (pruneLimitOf(inc.key, pruned.beforeSecond, pruned.beforeDay) ?? 0)),
+      -1,
+    );
   }
 
   /** Adds (sign 1) or takes back (sign −1) an allowed event's increments. */
@@ -96,15 +112,9 @@ export class RiskCounters {
    */
   prune(beforeSecond: number, beforeDay: number): number {
     let dropped = 0;
+    this.pruned = { beforeSecond, beforeDay };
     for (const [key, buckets] of this.byKey) {
-      const granularity = key.slice(key.lastIndexOf('|') + 1);
-      const minutes = /^m(\d+)$/.exec(granularity)?.[1];
-      const limit =
-        granularity === 'd'
-          ? beforeDay
-          : minutes !== undefined
-            ? Math.floor(beforeSecond / (Number(minutes) * 60))
-            : undefined;
+      const limit = pruneLimitOf(key, beforeSecond, beforeDay);
       if (limit === undefined) continue;
       for (const bucket of buckets.keys()) {
         if (bucket < limit) {
@@ -131,4 +141,12 @@ export class RiskCounters {
     }
     return { count, amount: amount.toString() };
   }
+}
+
+/** The first bucket a prune keeps of a key: by its granularity (`|m<minutes>` or `|d`); undefined for any other. */
+function pruneLimitOf(key: string, beforeSecond: number, beforeDay: number): number | undefined {
+  const granularity = key.slice(key.lastIndexOf('|') + 1);
+  if (granularity === 'd') return beforeDay;
+  const minutes = /^m(\d+)$/.exec(granularity)?.[1];
+  return minutes === undefined ? undefined : Math.floor(beforeSecond / (Number(minutes) * 60));
 }

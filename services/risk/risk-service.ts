@@ -254,16 +254,25 @@ export class RiskService {
   private loading: Promise<CompiledRuleSet> | undefined;
   private readonly versions = new Map<number, CompiledRuleSet>([[0, this.active]]);
   private readonly counters = new RiskCounters();
-  /** Reservations in the counters, by decision (this process's and others'), until released or pruned. */
-  private readonly applied = new Map<
-    string,
-    { readonly increments: readonly CounterIncrement[]; readonly atMs: number }
-  >();
-  /** Decisions seen released, so a late sighting of them never counts them again. */
-  private readonly released = new Map<string, number>();
+  /*
+   * What is in the counters is known without a record per decision (which, held for the longest window, grew by
+   * kilobytes per payment): this process's decisions are counted when taken; other processes' decisions when a look
+   * reads them, and a look reads back only `syncOverlapMs` behind the previous one. So a decision is remembered only
+   * while a look can read it again: by id, with the database's time of the write a look reads it by.
+   */
+  /** Other processes' decisions counted from a look (or at start) that a look may read again. */
+  private readonly countedRecently = new Map<string, number>();
+  /** Releases taken out of the counters, or found with nothing to take out, that a look may read again. */
+  private readonly releasedRecently = new Map<string, number>();
+  /** This process's releases and released records, until a look started after them gives them a database time. */
+  private unstamped: string[] = [];
+  /** This process's decisions taken back because their record's write failed: it may have landed all the same. */
+  private readonly takenBack = new Map<string, number>();
+  /** The first look counted every reservation recorded since this time (ms; the horizon). */
+  private countedSinceMs = Number.POSITIVE_INFINITY;
   private readonly instanceId = randomUUID();
   /** The database's clock at the last look at other processes' decisions; undefined before the first. */
-  private lastLook: string | undefined;
+  private lastLook: { readonly text: string; readonly ms: number } | undefined;
   private lastLookMs = Number.NEGATIVE_INFINITY;
   private lastPruneMs = Date.now();
   /** Reviews that decide an event when it comes again (open, rejected, approved and unused), by subject and facts. */
@@ -485,7 +494,10 @@ export class RiskService {
   /** After the caller's statement: a decision not written, or written released, leaves the counters. */
   settleDeferred(decision: DeferredDecision, outcome: DeferredRecordOutcome): void {
     if (outcome === 'written') return;
-    (decision.pending as TakenDecision).undo();
+    const taken = decision.pending as TakenDecision;
+    taken.undo();
+    // Written released: the next looks read its release, already taken out.
+    if (outcome === 'conflict') this.unstamped.push(taken.pending.decisionId);
   }
 
   private async decide(
@@ -517,7 +529,7 @@ export class RiskService {
     const settled = this.settleOne(decisionId, evaluation, review);
     // Everything below is synchronous: no other decision of this process runs between reading the counters and
     // reserving in them.
-    if (settled.reserved) this.reserve(decisionId, evaluation.increments, now.getTime());
+    if (settled.reserved) this.counters.apply(evaluation.increments, 1);
     if (settled.consumes !== null) this.reviews.delete(reviewKey);
     if (settled.outcome === 'hold' && settled.reviewOverride === null)
       this.reviews.set(reviewKey, {
@@ -528,7 +540,7 @@ export class RiskService {
         iso_response_code: settled.isoResponseCode,
       });
     const undo = (): void => {
-      if (settled.reserved) this.unapply(decisionId);
+      if (settled.reserved) this.counters.apply(evaluation.increments, -1);
       // Nothing of it was written: the review it opened does not exist, the approval it used is still there.
       if (this.reviews.get(reviewKey)?.review_id === decisionId) this.reviews.delete(reviewKey);
       if (settled.consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
@@ -570,6 +582,7 @@ export class RiskService {
   private submit(pending: PendingDecision, undo: () => void): Promise<void> {
     const recorded = this.records.submit(pending).catch((error: unknown) => {
       undo();
+      if (pending.settled.reserved) this.takenBack.set(pending.decisionId, Date.now());
       if ((error as { code?: unknown }).code === '40001')
         throw new ServiceRefusal('conflict', 'a review of this event was decided meanwhile: send it again');
       throw error;
@@ -587,13 +600,15 @@ export class RiskService {
     decisionId: string,
     now: Date = new Date(),
   ): Promise<{ status: 'released' | 'already_released' | 'nothing_reserved' }> {
-    const rows = await this.database.query<{ reservations: CounterIncrement[] }>(
+    const rows = await this.database.query<WrittenDecision>(
       `UPDATE cp_risk_decisions SET released_at = $2, release_recorded_at = clock_timestamp()
-        WHERE decision_id = $1 AND reserved AND released_at IS NULL RETURNING reservations`,
+        WHERE decision_id = $1 AND reserved AND released_at IS NULL
+        RETURNING decision_id, reservations, instance_id, ${msOf('recorded_at')} AS recorded_ms`,
       [decisionId, now.toISOString()],
     );
     if (rows.length === 1) {
-      this.unapply(decisionId);
+      if (this.countedHere(rows[0]!)) this.takeOut(rows[0]!);
+      this.unstamped.push(decisionId);
       return { status: 'released' };
     }
     const current = await this.database.query<{ reserved: boolean }>(
@@ -721,8 +736,7 @@ export class RiskService {
   /** Drops counter buckets (and remembered reservations) no window can reach any more. Answers the buckets dropped. */
   pruneCounters(now: Date = new Date()): number {
     const horizonMs = now.getTime() - RISK_LIMITS.counterRetentionDays * 86_400_000;
-    for (const [id, reservation] of this.applied) if (reservation.atMs < horizonMs) this.applied.delete(id);
-    for (const [id, atMs] of this.released) if (atMs < horizonMs) this.released.delete(id);
+    for (const [id, atMs] of this.takenBack) if (atMs < horizonMs) this.takenBack.delete(id);
     this.lastPruneMs = now.getTime();
     return this.counters.prune(
       Math.floor(horizonMs / 1000),
@@ -866,29 +880,41 @@ export class RiskService {
   }
 
   private async look(): Promise<void> {
-    const horizon = new Date(Date.now() - RISK_LIMITS.counterRetentionDays * 86_400_000).toISOString();
-    type Row = {
-      decision_id: string | null;
-      reservations: CounterIncrement[] | null;
-      released: boolean | null;
-      decided_at: Date | string | null;
-      looked_at: string;
-    };
+    const horizonMs = Date.now() - RISK_LIMITS.counterRetentionDays * 86_400_000;
+    const horizon = new Date(horizonMs).toISOString();
+    // Written before this look started: it reads them, or has read them, at a database time before its own.
+    const stamping = this.unstamped;
+    this.unstamped = [];
+    // Each row: a decision to count ('counted'), a release ('release'), a release already in what start counted
+    // ('released'), or the look's own time ('end', last).
+    const lookRow = (from: string, part: string): string =>
+      `'${part}' AS part, ${from}.decision_id, ${from}.reservations, ${from}.instance_id, ${from}.released_at,
+       ${msOf(`${from}.recorded_at`)} AS recorded_ms, ${msOf(`${from}.release_recorded_at`)} AS released_ms,
+       NULL AS looked_at`;
+    // The look's time: as text for the next look's parameters, in milliseconds (recorded_ms) for comparisons here.
+    const end = `SELECT 'end', NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text FROM (SELECT clock_timestamp() AS t) c`;
     const reviewColumns = `review_id, subject_ref, facts_digest, status, iso_response_code,
       (status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)) AS decides`;
-    let rows: Row[];
+    let rows: LookRow[];
     let reviews: (ReviewMatch & { decides: boolean })[];
     if (this.lastLook === undefined) {
-      rows = await this.database.query<Row>(
+      rows = await this.database.query<LookRow>(
         `WITH registered AS (
            INSERT INTO cp_risk_instances (instance_id, started_at, seen_at)
            VALUES ($2, clock_timestamp(), clock_timestamp()) ON CONFLICT (instance_id) DO NOTHING),
          -- Processes unseen beyond the longest window are read by nobody (see the next looks): forget them.
          forgotten AS (DELETE FROM cp_risk_instances WHERE seen_at < $1::timestamptz)
-         SELECT decision_id, reservations, false AS released, decided_at, clock_timestamp()::text AS looked_at
-           FROM cp_risk_decisions WHERE reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
-         UNION ALL SELECT NULL, NULL, NULL, NULL, clock_timestamp()::text`,
-        [horizon, this.instanceId],
+         SELECT ${lookRow('d', 'counted')}
+           FROM cp_risk_decisions d
+          WHERE reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
+            -- This process's own are counted as it takes them (some may be taken before its first look).
+            AND instance_id IS DISTINCT FROM $2
+         UNION ALL
+         SELECT ${lookRow('d', 'released')}
+           FROM cp_risk_decisions d
+          WHERE release_recorded_at >= clock_timestamp() - $3 * interval '1 millisecond' AND reserved
+         UNION ALL ${end}`,
+        [horizon, this.instanceId, RISK_LIMITS.syncOverlapMs],
       );
       reviews = await this.database.query(
         `SELECT ${reviewColumns} FROM cp_risk_reviews
@@ -898,36 +924,57 @@ export class RiskService {
       // Each other process is read from the later of its start and the last look (less the overlap); a process
       // started since the last look is read from its start. Releases are read from any process.
       [rows, reviews] = await Promise.all([
-        this.database.query<Row>(
-          `WITH seen AS (
-             UPDATE cp_risk_instances SET seen_at = clock_timestamp() WHERE instance_id = $2),
-           others AS (
-             SELECT instance_id, greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond') AS since
-               FROM cp_risk_instances WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
-           SELECT d.decision_id, d.reservations, d.released_at IS NOT NULL AS released, d.decided_at,
-                  clock_timestamp()::text AS looked_at
-             FROM others o CROSS JOIN LATERAL (
-               -- OFFSET 0 keeps the subquery apart: one index range per process, never a scan of the whole log.
-               SELECT decision_id, reservations, released_at, decided_at FROM cp_risk_decisions
-                WHERE instance_id = o.instance_id AND reserved AND recorded_at >= o.since OFFSET 0) d
-           UNION ALL
-           SELECT decision_id, reservations, true, decided_at, clock_timestamp()::text FROM cp_risk_decisions
-            WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
-           UNION ALL SELECT NULL, NULL, NULL, NULL, clock_timestamp()::text`,
-          [this.lastLook, this.instanceId, RISK_LIMITS.syncOverlapMs, horizon],
+        this.database.query<LookRow>(
+          preparedSql(
+            'cp_risk_look',
+            `WITH seen AS (
+               UPDATE cp_risk_instances SET seen_at = clock_timestamp() WHERE instance_id = $2),
+             others AS (
+               SELECT instance_id, greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond') AS since
+                 FROM cp_risk_instances WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
+             SELECT ${lookRow('d', 'counted')}
+               FROM others o CROSS JOIN LATERAL (
+                 -- OFFSET 0 keeps the subquery apart: one index range per process, never a scan of the whole log.
+                 SELECT * FROM cp_risk_decisions
+                  WHERE instance_id = o.instance_id AND reserved AND recorded_at >= o.since OFFSET 0) d
+             UNION ALL
+             SELECT ${lookRow('d', 'release')} FROM cp_risk_decisions d
+              WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
+             UNION ALL ${end}`,
+          ),
+          [this.lastLook.text, this.instanceId, RISK_LIMITS.syncOverlapMs, horizon],
         ),
         this.database.query<ReviewMatch & { decides: boolean }>(
           `SELECT ${reviewColumns} FROM cp_risk_reviews
             WHERE recorded_at >= $1::timestamptz - $2 * interval '1 millisecond'`,
-          [this.lastLook, RISK_LIMITS.syncOverlapMs],
+          [this.lastLook.text, RISK_LIMITS.syncOverlapMs],
         ),
       ]);
     }
+    const last = rows[rows.length - 1]!;
+    if (last.part !== 'end') throw new Error('assertion: a look ends with its own time');
+    const lookedAt = last.looked_at!;
+    const lookedAtMs = last.recorded_ms!;
+    // The next look reads back to this one's time less the overlap: what was written before that is never read again.
+    const forgetBefore = lookedAtMs - RISK_LIMITS.syncOverlapMs - 1;
+    if (this.lastLook === undefined) this.countedSinceMs = horizonMs;
+    // Taken out already: this look may read them released.
+    for (const id of stamping) if (!this.releasedRecently.has(id)) this.releasedRecently.set(id, lookedAtMs);
     for (const row of rows) {
-      if (row.decision_id === null) continue;
-      if (row.released) this.unapply(row.decision_id);
-      else if (!this.applied.has(row.decision_id) && !this.released.has(row.decision_id))
-        this.reserve(row.decision_id, row.reservations!, new Date(row.decided_at!).getTime());
+      const id = row.decision_id;
+      if (id === null) continue;
+      if (row.part === 'released') {
+        this.releasedRecently.set(id, row.released_ms!);
+      } else if (row.part === 'release' || row.released_at !== null) {
+        // A release, or a decision read again released: taken out once, if it was ever counted here.
+        if (this.releasedRecently.has(id)) continue;
+        if (row.part === 'release' ? this.countedHere(row) : this.countedRecently.has(id)) this.takeOut(row);
+        this.releasedRecently.set(id, row.released_ms!);
+      } else if (!this.countedRecently.has(id) && !this.releasedRecently.has(id)) {
+        this.counters.apply(row.reservations!, 1);
+        // What no look reads again needs no remembering (at start: all but the last overlap's).
+        if (row.recorded_ms! >= forgetBefore) this.countedRecently.set(id, row.recorded_ms!);
+      }
     }
     for (const review of reviews) {
       const key = `${review.subject_ref}\u0000${review.facts_digest}`;
@@ -935,22 +982,25 @@ export class RiskService {
       if (decides) this.reviews.set(key, match);
       else if (this.reviews.get(key)?.review_id === review.review_id) this.reviews.delete(key);
     }
-    this.lastLook = rows[rows.length - 1]!.looked_at;
+    this.lastLook = { text: lookedAt, ms: lookedAtMs };
     this.lastLookMs = Date.now();
+    for (const [id, ms] of this.countedRecently) if (ms < forgetBefore) this.countedRecently.delete(id);
+    for (const [id, ms] of this.releasedRecently) if (ms < forgetBefore) this.releasedRecently.delete(id);
   }
 
-  private reserve(decisionId: string, increments: readonly CounterIncrement[], atMs: number): void {
-    this.counters.apply(increments, 1);
-    this.applied.set(decisionId, { increments, atMs });
+  /** Whether a decision read released was in this process's counters: its own (unless taken back), or read by a look. */
+  private countedHere(row: WrittenDecision): boolean {
+    if (row.instance_id === this.instanceId) return !this.takenBack.has(row.decision_id!);
+    if (this.countedRecently.has(row.decision_id!)) return true;
+    // Where a look reads again and not counted: not read yet (the look that reads it finds it released). Before:
+    // read by a look, or at start if within the horizon.
+    if (this.lastLook === undefined || row.recorded_ms! >= this.lastLook.ms - RISK_LIMITS.syncOverlapMs) return false;
+    return row.recorded_ms! >= this.countedSinceMs;
   }
 
-  /** Takes a reservation back out of the counters, once; remembers the decision as released. */
-  private unapply(decisionId: string): void {
-    const reservation = this.applied.get(decisionId);
-    this.released.set(decisionId, reservation?.atMs ?? Date.now());
-    if (!reservation) return;
-    this.applied.delete(decisionId);
-    this.counters.apply(reservation.increments, -1);
+  /** Takes a released decision's reservation out of the counters (buckets pruned meanwhile have nothing to give). */
+  private takeOut(row: WrittenDecision): void {
+    this.counters.takeOut(row.reservations!);
   }
 
   private async current(): Promise<CompiledRuleSet> {
@@ -1011,6 +1061,27 @@ export class RiskService {
     });
     return view;
   }
+}
+
+/** A decision record as the looks and releases read it. */
+interface WrittenDecision {
+  decision_id: string | null;
+  reservations: CounterIncrement[] | null;
+  instance_id: string | null;
+  /** The database's time of the write (recorded_at), in ms since the epoch. */
+  recorded_ms: number | null;
+}
+
+interface LookRow extends WrittenDecision {
+  part: 'counted' | 'release' | 'released' | 'end';
+  released_at: Date | string | null;
+  released_ms: number | null;
+  looked_at: string | null;
+}
+
+/** Milliseconds since the epoch of a timestamptz expression, as a double. */
+function msOf(expression: string): string {
+  return `(extract(epoch FROM ${expression}) * 1000)::float8`;
 }
 
 interface ReviewRow {

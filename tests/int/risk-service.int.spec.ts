@@ -230,6 +230,76 @@ describe('50 concurrent requests for the same account', () => {
   });
 });
 
+describe('counting across processes, without a record per decision', () => {
+  const velocity = (id: string): RiskRule => ({
+    id,
+    kind: 'velocity',
+    action: 'refuse',
+    appliesTo: 'payment',
+    dimension: 'account',
+    windowSeconds: 600,
+    maxCount: 100,
+  });
+  const engine = async (): Promise<RiskService> => {
+    const started = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 60_000 });
+    await started.install();
+    return started;
+  };
+
+  test('a process releasing another process’s decision before it has read it counts it never, nor below zero', async () => {
+    await publish([velocity('vel-cross')]);
+    const [first, second] = [await engine(), await engine()];
+    const account = 'W-cross-unread';
+    const decided = await first.assess('payment', pay('2.00', { accountId: account }), NOW);
+    expect(decided.outcome).toBe('allow');
+    // The second has not looked since: it never counted the decision, so its release takes nothing out.
+    expect(await second.release(decided.decisionId, NOW)).toEqual({ status: 'released' });
+    expect(second.counterTotals(`payment|account:${account}|`).count).toBe(0);
+    for (let i = 0; i < 2; i++) {
+      await second.catchUp();
+      await first.catchUp();
+    }
+    expect(second.counterTotals(`payment|account:${account}|`).count).toBe(0);
+    expect(first.counterTotals(`payment|account:${account}|`).count).toBe(0);
+  });
+
+  test('a decision read, then released elsewhere, is taken out once however often the looks read it again', async () => {
+    await publish([velocity('vel-again')]);
+    const [first, second, third] = [await engine(), await engine(), await engine()];
+    const account = 'W-cross-read';
+    const decided = await Promise.all(
+      [1, 2, 3].map(async () => first.assess('payment', pay('2.00', { accountId: account }), NOW)),
+    );
+    await second.catchUp();
+    await third.catchUp();
+    expect(second.counterTotals(`payment|account:${account}|`).count).toBe(3);
+    // The third releases one the second has counted; every look within the overlap reads the release again.
+    expect(await third.release(decided[0]!.decisionId, NOW)).toEqual({ status: 'released' });
+    expect(third.counterTotals(`payment|account:${account}|`).count).toBe(2);
+    for (let i = 0; i < 3; i++) for (const e of [first, second, third]) await e.catchUp();
+    for (const e of [first, second, third]) expect(e.counterTotals(`payment|account:${account}|`).count).toBe(2);
+  });
+
+  test('a process started just after a release does not take it out again', async () => {
+    await publish([velocity('vel-start')]);
+    const account = 'W-cross-start';
+    const decided = await Promise.all(
+      [1, 2].map(async () => risk.assess('payment', pay('2.00', { accountId: account }), NOW)),
+    );
+    // Recorded a minute ago: before what the first look after a start reads again.
+    await database.query(
+      `UPDATE cp_risk_decisions SET recorded_at = recorded_at - interval '1 minute' WHERE decision_id = ANY($1)`,
+      [decided.map((d) => d.decisionId)],
+    );
+    expect(await risk.release(decided[0]!.decisionId, NOW)).toEqual({ status: 'released' });
+    const late = await engine();
+    expect(late.counterTotals(`payment|account:${account}|`).count).toBe(1);
+    for (let i = 0; i < 2; i++) await late.catchUp();
+    expect(late.counterTotals(`payment|account:${account}|`).count).toBe(1);
+    expect(counter(`payment|account:${account}|`).count).toBe(1);
+  });
+});
+
 describe('limits over time', () => {
   test('daily amount: 50 × 30.00 against 1000.00 allows exactly 33 (990.00), then releases give room back', async () => {
     await publish([{ id: 'day', kind: 'daily_limit', action: 'refuse', per: 'account', maxAmount: '1000.00' }]);
