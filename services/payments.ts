@@ -1064,7 +1064,7 @@ export class PaymentService {
         merchantCategory: merchant.category,
         channel: context.channel,
         businessDate,
-        cardRef: this.wallets.cardNumberIndex(wallet.cardNumber),
+        cardRef: wallet.cardNumberIndex,
         ...(input.terminalId !== undefined ? { terminalId: input.terminalId } : {}),
         ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : {}),
         ...(context.source !== undefined && isIP(context.source) !== 0 ? { ip: context.source } : {}),

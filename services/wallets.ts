@@ -54,6 +54,8 @@ export interface WalletRecord {
   readonly accountNumber: string;
   readonly name: string;
   readonly cardNumber: string;
+  /** The card number's blind index (cardNumberIndex), as stored: risk control's card identity. */
+  readonly cardNumberIndex: string;
   readonly customerClass: CustomerClass;
   readonly area: string;
   readonly accounts: Readonly<Record<SubAccountRole, string>>;
@@ -569,6 +571,7 @@ export class WalletService {
       accountNumber: this.cipher.open('accountNumber', row.account_number),
       name: this.cipher.open('name', row.name),
       cardNumber: this.cipher.open('cardNumber', row.card_number),
+      cardNumberIndex: row.card_number_index,
       customerClass: row.customer_class as CustomerClass,
       area: row.area,
       accounts: row.accounts,
