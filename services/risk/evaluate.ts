@@ -1,10 +1,9 @@
 import { microsOf } from './counters';
-import type { Amount } from '../../core-ledger';
-import { formatAmount, Money } from '../../core-ledger';
+import { Money } from '../../core-ledger';
 import type { NormalizedFacts } from './facts';
 import type { RiskReason } from './response-codes';
 import type { CompiledRule, CompiledRuleSet, CompiledScope, Dimension, RiskAction, RiskKind, RuleKind } from './rules';
-import { bucketSecondsFor, scopeKeyOf } from './rules';
+import { amountText, bucketSecondsFor } from './rules';
 
 /**
  * The one place risk is decided, pure: rules that need only the event (limits per transaction, block lists, trip
@@ -79,12 +78,15 @@ export function evaluate(
 ): Evaluation {
   const fired: FiredRule[] = [];
   const checks: CounterCheck[] = [];
+  let event: EventTexts | undefined;
   for (const compiled of set.byKind[facts.kind]) {
     if (!scopeMatches(compiled.scope, facts)) continue;
     const enforced = compiled.enforced && !engineDryRun;
     const hit = staticHit(compiled, facts);
     if (hit) fired.push(firedOf(compiled, enforced, hit));
-    const check = checkOf(compiled, facts, nowMs, enforced);
+    if (!COUNTED_KINDS.has(compiled.rule.kind)) continue;
+    event ??= { amount: amountText(facts.kind, facts.amount), day: dayNumberOf(facts.businessDate) };
+    const check = checkOf(compiled, facts, event, nowMs, enforced);
     if (check) checks.push(check);
   }
   const increments = new Map<string, CounterIncrement>();
@@ -235,18 +237,26 @@ function tripSpeedHit(compiled: CompiledRule, facts: NormalizedFacts): Record<st
   };
 }
 
+/** Rules that count: each becomes a counter check. */
+const COUNTED_KINDS: ReadonlySet<RuleKind> = new Set(['daily_limit', 'velocity', 'daily_quantity']);
+
+/** What every check of one event shares, worked out once: its amount as records show it, its business day. */
+interface EventTexts {
+  readonly amount: string;
+  readonly day: number;
+}
+
 function checkOf(
   compiled: CompiledRule,
   facts: NormalizedFacts,
+  event: EventTexts,
   nowMs: number,
   enforced: boolean,
 ): CounterCheck | undefined {
   const rule = compiled.rule;
   let dimension: Dimension;
-  let scopeKey = compiled.scopeKey;
   let windowSeconds: number | null = null;
   let maxCount: number | null = null;
-  let maxAmount: Amount | undefined = compiled.maxAmount;
   switch (rule.kind) {
     case 'daily_limit':
       dimension = rule.per;
@@ -260,8 +270,6 @@ function checkOf(
     case 'daily_quantity':
       if (facts.behaviour !== rule.behaviour) return undefined;
       dimension = 'account';
-      scopeKey = scopeKeyOf({ ...rule.scope, behaviours: [rule.behaviour] });
-      maxAmount = compiled.maxAmount;
       break;
     default:
       return undefined;
@@ -273,7 +281,7 @@ function checkOf(
   let until: number;
   if (windowSeconds === null) {
     granularity = 'd';
-    until = dayNumberOf(facts.businessDate);
+    until = event.day;
     since = until;
   } else {
     const bucketSeconds = bucketSecondsFor(windowSeconds);
@@ -292,13 +300,13 @@ function checkOf(
     isoResponseCode: compiled.isoResponseCode,
     // Joined, not concatenated: one flat string, where a template leaves a tree of pieces that the counters, keeping
     // the key, would keep too (two-thirds more memory per key).
-    key: [facts.kind, '|', dimension, ':', value, '|', scopeKey, '|', granularity].join(''),
+    key: [facts.kind, '|', dimension, ':', value, '|', compiled.counterScopeKey, '|', granularity].join(''),
     since,
     until,
     windowSeconds,
     maxCount,
-    maxAmount: maxAmount === undefined ? null : amountText(facts.kind, maxAmount),
-    amount: amountText(facts.kind, facts.amount),
+    maxAmount: compiled.maxAmountText?.[facts.kind] ?? null,
+    amount: event.amount,
   };
 }
 
@@ -323,9 +331,4 @@ export function dayNumberOf(date: string): number {
 /** Which kinds a fact set may be: for a type guard at the service's door. */
 export function isRiskKind(value: unknown): value is RiskKind {
   return value === 'payment' || value === 'carbon_record';
-}
-
-/** Amounts in explanations: CNY at its scale (fen), quantities as they are. */
-function amountText(kind: RiskKind, amount: Amount): string {
-  return kind === 'payment' ? formatAmount('CNY', amount) : amount.toString();
 }

@@ -1,5 +1,5 @@
 import type { Amount } from '../../core-ledger';
-import { BEHAVIOUR_TYPES, METHODOLOGIES, Money, parseAmount } from '../../core-ledger';
+import { BEHAVIOUR_TYPES, formatAmount, METHODOLOGIES, Money, parseAmount } from '../../core-ledger';
 import { IpAllowList } from '../../security';
 import { digestOf } from './canonical-json';
 import type { RiskReason } from './response-codes';
@@ -134,8 +134,12 @@ export interface CompiledRule {
   readonly isoResponseCode: string;
   /** Canonical text of the scope: rules of the same dimension, scope and granularity share a counter. */
   readonly scopeKey: string;
+  /** The scope part of the rule's counter key (a daily quantity's scope includes its behaviour). */
+  readonly counterScopeKey: string;
   readonly scope: CompiledScope;
   readonly maxAmount?: Amount;
+  /** `maxAmount` as decision records show it, per kind of event. */
+  readonly maxAmountText?: Readonly<Record<RiskKind, string>>;
   readonly entries?: ReadonlySet<string>;
   readonly ips?: IpAllowList;
   readonly maxKmPerHour?: ReadonlyMap<string, Amount>;
@@ -256,16 +260,31 @@ function compileRule(rule: RiskRule, index: number, setDryRun: boolean): Compile
     reason,
     isoResponseCode: rule.isoResponseCode ?? RISK_RESPONSE_CODES[reason].isoResponseCode,
     scopeKey: scopeKeyOf(rule.scope),
+    counterScopeKey:
+      rule.kind === 'daily_quantity'
+        ? scopeKeyOf({ ...rule.scope, behaviours: [rule.behaviour] })
+        : scopeKeyOf(rule.scope),
     scope: compileScope(rule.scope),
+  };
+  const withMax = (text: string): CompiledRule => {
+    const maxAmount = new Money(text);
+    return {
+      ...base,
+      maxAmount,
+      maxAmountText: {
+        payment: amountText('payment', maxAmount),
+        carbon_record: amountText('carbon_record', maxAmount),
+      },
+    };
   };
   switch (rule.kind) {
     case 'transaction_limit':
-      return { ...base, maxAmount: new Money(rule.maxAmount) };
+      return withMax(rule.maxAmount);
     case 'daily_limit':
     case 'velocity':
-      return rule.maxAmount === undefined ? base : { ...base, maxAmount: new Money(rule.maxAmount) };
+      return rule.maxAmount === undefined ? base : withMax(rule.maxAmount);
     case 'daily_quantity':
-      return { ...base, maxAmount: new Money(rule.maxQuantity) };
+      return withMax(rule.maxQuantity);
     case 'trip_speed':
       return {
         ...base,
@@ -488,4 +507,9 @@ class Checker {
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/** Amounts in explanations: CNY at its scale (fen), quantities as they are. */
+export function amountText(kind: RiskKind, amount: Amount): string {
+  return kind === 'payment' ? formatAmount('CNY', amount) : amount.toString();
 }
