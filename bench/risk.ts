@@ -20,7 +20,7 @@ import { BankChannelSimulator, PaymentService, PLAINTEXT, ServiceRefusal, Wallet
 import { PostgresReadModels } from '../projections';
 import { allZero, freshDatabase, payment, populate, sumOfBalancesByAsset } from './scenarios';
 import type { LoopResult } from './stats';
-import { localPostgresCpuUs, postgresCpuUsSince, runClosedLoop } from './stats';
+import { localPostgresCpuUs, postgresCpuUsSince, profiled, runClosedLoop } from './stats';
 
 interface Options {
   seconds: number;
@@ -213,7 +213,7 @@ async function main(): Promise<void> {
       await database.query('CHECKPOINT');
       // On stderr, for a profiler to attach to one phase.
       process.stderr.write(`phase ${name} round ${round + 1}\n`);
-      runs[name]!.push(await cpu(() => loop(operation)));
+      runs[name]!.push(await cpu(() => profiled(`risk-${name}-${round + 1}`, () => loop(operation))));
     }
 
   // The pure evaluator alone, in process: what 20 rules cost in CPU per decision.

@@ -1,4 +1,6 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector/promises';
+import { join } from 'node:path';
 
 /** Latency samples with bounded memory: reservoir sampling beyond the bound keeps percentiles unbiased. */
 export class LatencyRecorder {
@@ -43,6 +45,28 @@ export interface LoopResult {
   readonly seconds: number;
   readonly tps: number;
   readonly latency: ReturnType<LatencyRecorder['summary']>;
+}
+
+/**
+ * Runs `run` under the V8 sampling profiler when BENCH_PROFILE_DIR is set, and writes `<name>.cpuprofile` there (for
+ * chrome://inspect or a script): the profile of one phase alone, without the setup before it.
+ */
+export async function profiled<T>(name: string, run: () => Promise<T>): Promise<T> {
+  const dir = process.env['BENCH_PROFILE_DIR'];
+  if (dir === undefined || dir === '') return run();
+  const session = new Session();
+  session.connect();
+  await session.post('Profiler.enable');
+  await session.post('Profiler.setSamplingInterval', { interval: 200 });
+  await session.post('Profiler.start');
+  try {
+    return await run();
+  } finally {
+    const { profile } = await session.post('Profiler.stop');
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(join(dir, `${name}.cpuprofile`), JSON.stringify(profile));
+    session.disconnect();
+  }
 }
 
 const elapsedMs = (since: bigint): number => Number(process.hrtime.bigint() - since) / 1e6;

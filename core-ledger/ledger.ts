@@ -18,6 +18,7 @@ import type {
   StreamAppend,
 } from './eventstore/port';
 import { EVENT_STORE_LIMITS, WrongExpectedRevisionError } from './eventstore/port';
+import { BoundedCache } from './bounded-cache';
 import { eventIdsFor } from './ids';
 
 export type CommandOutcome =
@@ -124,8 +125,8 @@ export interface LedgerStats {
  */
 export class Ledger {
   private readonly options: LedgerOptions;
-  private readonly accounts = new Map<string, AccountState>();
-  private readonly transfers = new Map<string, TransferState>();
+  private readonly accounts: BoundedCache<AccountState>;
+  private readonly transfers: BoundedCache<TransferState>;
   private readonly snapshotRevisions = new Map<string, number>();
   /** Transfers whose stream must be read before the next decision (a `no_stream` append found them). */
   private readonly transfersToReload = new Set<string>();
@@ -149,6 +150,8 @@ export class Ledger {
     options: Partial<LedgerOptions> = {},
   ) {
     this.options = { ...DEFAULT_LEDGER_OPTIONS, ...options };
+    this.accounts = new BoundedCache(this.options.maxCachedAccounts);
+    this.transfers = new BoundedCache(this.options.maxCachedTransfers);
     assert(
       this.options.maxBatchCommands > 0 &&
         this.options.maxBatchCommands * MAX_EVENTS_PER_COMMAND <= EVENT_STORE_LIMITS.maxEventsPerAppend,
@@ -406,20 +409,12 @@ export class Ledger {
   private commit(overlay: BatchOverlay): void {
     for (const [id, state] of overlay.accounts) {
       const cached = this.accounts.get(id);
-      if (!cached || cached.revision < state.revision)
-        this.remember(this.accounts, id, state, this.options.maxCachedAccounts);
+      if (!cached || cached.revision < state.revision) this.accounts.remember(id, state);
     }
     for (const [id, state] of overlay.transfers) {
       const cached = this.transfers.get(id);
-      if (!cached || cached.revision < state.revision)
-        this.remember(this.transfers, id, state, this.options.maxCachedTransfers);
+      if (!cached || cached.revision < state.revision) this.transfers.remember(id, state);
     }
-  }
-
-  private remember<T>(cache: Map<string, T>, id: string, state: T, bound: number): void {
-    cache.delete(id);
-    cache.set(id, state);
-    if (cache.size > bound) cache.delete(cache.keys().next().value as string);
   }
 
   private forgetConflicted(error: WrongExpectedRevisionError): void {
@@ -494,8 +489,7 @@ export class Ledger {
       state = evolveAccount(state, toLedgerEvent(event) as AccountEvent);
     }
     const now = this.accounts.get(accountId);
-    if (!now || now.revision < state.revision)
-      this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
+    if (!now || now.revision < state.revision) this.accounts.remember(accountId, state);
     return now && now.revision > state.revision ? now : state;
   }
 
@@ -510,8 +504,7 @@ export class Ledger {
     }
     // A load that started before a commit may end after it: never replace a newer state with it.
     const cached = this.accounts.get(accountId);
-    if (state && (!cached || cached.revision < state.revision))
-      this.remember(this.accounts, accountId, state, this.options.maxCachedAccounts);
+    if (state && (!cached || cached.revision < state.revision)) this.accounts.remember(accountId, state);
     return cached && state && cached.revision > state.revision ? cached : state;
   }
 
@@ -522,8 +515,7 @@ export class Ledger {
       state = evolveTransfer(state, toLedgerEvent(event) as TransferEvent);
     }
     const cached = this.transfers.get(transferId);
-    if (state && (!cached || cached.revision < state.revision))
-      this.remember(this.transfers, transferId, state, this.options.maxCachedTransfers);
+    if (state && (!cached || cached.revision < state.revision)) this.transfers.remember(transferId, state);
     return cached && state && cached.revision > state.revision ? cached : state;
   }
 
