@@ -1,10 +1,12 @@
 /**
- * A map that keeps at most `bound` entries, forgetting the least recently remembered first. It is a Map (readers
- * use it as one); writers call {@link BoundedCache.remember}.
+ * A map that keeps at most `bound` entries, forgetting the one remembered first (an update keeps an entry's place).
+ * It is a Map (readers use it as one); writers call {@link BoundedCache.remember}.
  *
- * The oldest key comes from one iterator kept across evictions. Asking a fresh `keys()` for its first key on every
- * eviction walks over every entry deleted since the map last compacted (V8 keeps them in place until then): with
- * 200,000 cached transfers that cost 6–26 µs per remembered state and grew between compactions.
+ * Not a least-recently-used order, on purpose: moving an entry to the end (delete, then set) leaves a deleted entry
+ * in its hash chain until V8 compacts the table, so a hot account updated on every payment made every lookup of it
+ * walk thousands of them (6–8 µs a remember, ~100 µs a payment in the risk bench). An account evicted while still
+ * hot is read again from the store, once. The oldest key comes from one iterator kept across evictions: a fresh
+ * `keys()` would walk every deleted entry at the front on each eviction.
  */
 export class BoundedCache<V> extends Map<string, V> {
   private oldest: Iterator<string> | undefined;
@@ -15,13 +17,13 @@ export class BoundedCache<V> extends Map<string, V> {
       throw new Error(`assertion: a cache bound is a positive integer, not ${bound}`);
   }
 
-  /** Sets `key` as the most recently remembered entry; beyond the bound, forgets the least recent one. */
+  /** Sets `key` to `value` (in place when it is cached); beyond the bound, forgets the entry remembered first. */
   remember(key: string, value: V): void {
-    this.delete(key);
+    const size = this.size;
     this.set(key, value);
-    if (this.size <= this.bound) return;
-    // Every live entry lies ahead of the iterator (those it passed were forgotten, and an entry set again moves to
-    // the end), so its next key is the oldest; a finished iterator starts again from the beginning.
+    if (this.size === size || this.size <= this.bound) return;
+    // Every live entry lies ahead of the iterator (those it passed were forgotten; new ones join the end), so its
+    // next key is the oldest; a finished iterator starts again from the beginning.
     let next = this.oldest?.next();
     if (next === undefined || next.done === true) {
       this.oldest = this.keys();

@@ -11,6 +11,7 @@ export * from './domain/request-hash';
 export * from './domain/state';
 export * from './domain/decide';
 export * from './ledger';
+export { BoundedCache } from './bounded-cache';
 export * from './eventstore/port';
 export { InMemoryEventStore } from './eventstore/memory';
 export { SqlEventStore } from './eventstore/sql-store';
