@@ -904,11 +904,17 @@ export class RiskService {
            VALUES ($2, clock_timestamp(), clock_timestamp()) ON CONFLICT (instance_id) DO NOTHING),
          -- Processes unseen beyond the longest window are read by nobody (see the next looks): forget them.
          forgotten AS (DELETE FROM cp_risk_instances WHERE seen_at < $1::timestamptz)
+         -- Every other process's reservations, one index range each (this process counts its own as it takes them,
+         -- some perhaps before its first look).
          SELECT ${lookRow('d', 'counted')}
-           FROM cp_risk_decisions d
-          WHERE reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
-            -- This process's own are counted as it takes them (some may be taken before its first look).
-            AND instance_id IS DISTINCT FROM $2
+           FROM cp_risk_instances o CROSS JOIN LATERAL (
+             SELECT * FROM cp_risk_decisions
+              WHERE instance_id = o.instance_id AND reserved AND recorded_at >= $1::timestamptz OFFSET 0) d
+          WHERE o.instance_id <> $2 AND d.released_at IS NULL
+         UNION ALL
+         -- Written before processes had ids.
+         SELECT ${lookRow('d', 'counted')} FROM cp_risk_decisions d
+          WHERE instance_id IS NULL AND reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
          UNION ALL
          SELECT ${lookRow('d', 'released')}
            FROM cp_risk_decisions d

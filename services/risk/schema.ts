@@ -87,8 +87,12 @@ ALTER TABLE cp_risk_decisions ADD COLUMN IF NOT EXISTS instance_id text;
 ALTER TABLE cp_risk_decisions ADD COLUMN IF NOT EXISTS recorded_at timestamptz;
 ALTER TABLE cp_risk_decisions ADD COLUMN IF NOT EXISTS release_recorded_at timestamptz;
 UPDATE cp_risk_decisions SET recorded_at = decided_at WHERE recorded_at IS NULL;
-CREATE INDEX IF NOT EXISTS cp_risk_decisions_recorded ON cp_risk_decisions (recorded_at) WHERE reserved;
 CREATE INDEX IF NOT EXISTS cp_risk_decisions_instance ON cp_risk_decisions (instance_id, recorded_at) WHERE reserved;
+-- A starting process reads the reservations of each registered process by the index above; rows written before
+-- processes had ids by this one (no new row enters it). One index fewer to write per allowed payment.
+CREATE INDEX IF NOT EXISTS cp_risk_decisions_unowned ON cp_risk_decisions (recorded_at)
+  WHERE instance_id IS NULL AND reserved;
+DROP INDEX IF EXISTS cp_risk_decisions_recorded;
 ALTER TABLE cp_risk_reviews ADD COLUMN IF NOT EXISTS recorded_at timestamptz;
 CREATE INDEX IF NOT EXISTS cp_risk_reviews_recorded ON cp_risk_reviews (recorded_at);
 -- Processes that decide, so each reads only the others' decisions (none at all when it is alone).
