@@ -733,7 +733,7 @@ export class RiskService {
     }));
   }
 
-  /** Drops counter buckets (and remembered reservations) no window can reach any more. Answers the buckets dropped. */
+  /** Drops counter buckets no window can reach any more (and old taken-back decisions). Answers the buckets dropped. */
   pruneCounters(now: Date = new Date()): number {
     const horizonMs = now.getTime() - RISK_LIMITS.counterRetentionDays * 86_400_000;
     for (const [id, atMs] of this.takenBack) if (atMs < horizonMs) this.takenBack.delete(id);
@@ -886,13 +886,13 @@ export class RiskService {
     const stamping = this.unstamped;
     this.unstamped = [];
     // Each row: a decision to count ('counted'), a release ('release'), a release already in what start counted
-    // ('released'), or the look's own time ('end', last).
+    // ('released'), or the look's own time ('end').
     const lookRow = (from: string, part: string): string =>
       `'${part}' AS part, ${from}.decision_id, ${from}.reservations, ${from}.instance_id, ${from}.released_at,
        ${msOf(`${from}.recorded_at`)} AS recorded_ms, ${msOf(`${from}.release_recorded_at`)} AS released_ms,
        NULL AS looked_at`;
     // The look's time: as text for the next look's parameters, in milliseconds (recorded_ms) for comparisons here.
-    const end = `SELECT 'end', NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text FROM (SELECT clock_timestamp() AS t) c`;
+    const lookTime = `SELECT 'end', NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text FROM (SELECT clock_timestamp() AS t) c`;
     const reviewColumns = `review_id, subject_ref, facts_digest, status, iso_response_code,
       (status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)) AS decides`;
     let rows: LookRow[];
@@ -919,7 +919,7 @@ export class RiskService {
          SELECT ${lookRow('d', 'released')}
            FROM cp_risk_decisions d
           WHERE release_recorded_at >= clock_timestamp() - $3 * interval '1 millisecond' AND reserved
-         UNION ALL ${end}`,
+         UNION ALL ${lookTime}`,
         [horizon, this.instanceId, RISK_LIMITS.syncOverlapMs],
       );
       reviews = await this.database.query(
@@ -946,7 +946,7 @@ export class RiskService {
              UNION ALL
              SELECT ${lookRow('d', 'release')} FROM cp_risk_decisions d
               WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
-             UNION ALL ${end}`,
+             UNION ALL ${lookTime}`,
           ),
           [this.lastLook.text, this.instanceId, RISK_LIMITS.syncOverlapMs, horizon],
         ),
@@ -957,10 +957,10 @@ export class RiskService {
         ),
       ]);
     }
-    const last = rows[rows.length - 1]!;
-    if (last.part !== 'end') throw new Error('assertion: a look ends with its own time');
-    const lookedAt = last.looked_at!;
-    const lookedAtMs = last.recorded_ms!;
+    const end = rows.find((row) => row.part === 'end');
+    if (end === undefined) throw new Error('assertion: a look reads its own time');
+    const lookedAt = end.looked_at!;
+    const lookedAtMs = end.recorded_ms!;
     // The next look reads back to this one's time less the overlap: what was written before that is never read again.
     const forgetBefore = lookedAtMs - RISK_LIMITS.syncOverlapMs - 1;
     if (this.lastLook === undefined) this.countedSinceMs = horizonMs;
