@@ -31,7 +31,7 @@ export interface LedgerOptions {
   readonly maxBatchCommands: number;
   /** Commands waiting for a batch; beyond this `execute` refuses with `conflict` (back-pressure). */
   readonly maxQueuedCommands: number;
-  /** Accounts and transfers held in memory; the least recently loaded are dropped first. */
+  /** Accounts and transfers held in memory; beyond the bound, the one remembered first is dropped (BoundedCache). */
   readonly maxCachedAccounts: number;
   readonly maxCachedTransfers: number;
   /** An account stream gets a snapshot once this many events follow the last one. */
