@@ -78,14 +78,12 @@ export function evaluate(
 ): Evaluation {
   const fired: FiredRule[] = [];
   const checks: CounterCheck[] = [];
-  let event: EventTexts | undefined;
+  const event: EventTexts = { amount: amountText(facts.kind, facts.amount), day: dayNumberOf(facts.businessDate) };
   for (const compiled of set.byKind[facts.kind]) {
     if (!scopeMatches(compiled.scope, facts)) continue;
     const enforced = compiled.enforced && !engineDryRun;
     const hit = staticHit(compiled, facts);
     if (hit) fired.push(firedOf(compiled, enforced, hit));
-    if (!COUNTED_KINDS.has(compiled.rule.kind)) continue;
-    event ??= { amount: amountText(facts.kind, facts.amount), day: dayNumberOf(facts.businessDate) };
     const check = checkOf(compiled, facts, event, nowMs, enforced);
     if (check) checks.push(check);
   }
@@ -237,9 +235,6 @@ function tripSpeedHit(compiled: CompiledRule, facts: NormalizedFacts): Record<st
   };
 }
 
-/** Rules that count: each becomes a counter check. */
-const COUNTED_KINDS: ReadonlySet<RuleKind> = new Set(['daily_limit', 'velocity', 'daily_quantity']);
-
 /** What every check of one event shares, worked out once: its amount as records show it, its business day. */
 interface EventTexts {
   readonly amount: string;
@@ -300,7 +295,7 @@ function checkOf(
     isoResponseCode: compiled.isoResponseCode,
     // Joined, not concatenated: one flat string, where a template leaves a tree of pieces that the counters, keeping
     // the key, would keep too (two-thirds more memory per key).
-    key: [facts.kind, '|', dimension, ':', value, '|', compiled.counterScopeKey, '|', granularity].join(''),
+    key: [facts.kind, '|', dimension, ':', value, '|', compiled.scopeKey, '|', granularity].join(''),
     since,
     until,
     windowSeconds,

@@ -132,10 +132,11 @@ export interface CompiledRule {
   readonly enforced: boolean;
   readonly reason: RiskReason;
   readonly isoResponseCode: string;
-  /** Canonical text of the scope: rules of the same dimension, scope and granularity share a counter. */
+  /**
+   * Canonical text of the scope, the part of the rule's counter key: rules of the same dimension, scope and granularity
+   * share a counter (a daily quantity's scope includes its behaviour).
+   */
   readonly scopeKey: string;
-  /** The scope part of the rule's counter key (a daily quantity's scope includes its behaviour). */
-  readonly counterScopeKey: string;
   readonly scope: CompiledScope;
   readonly maxAmount?: Amount;
   /** `maxAmount` as decision records show it, per kind of event. */
@@ -259,8 +260,7 @@ function compileRule(rule: RiskRule, index: number, setDryRun: boolean): Compile
     enforced: !(setDryRun || rule.dryRun === true),
     reason,
     isoResponseCode: rule.isoResponseCode ?? RISK_RESPONSE_CODES[reason].isoResponseCode,
-    scopeKey: scopeKeyOf(rule.scope),
-    counterScopeKey:
+    scopeKey:
       rule.kind === 'daily_quantity'
         ? scopeKeyOf({ ...rule.scope, behaviours: [rule.behaviour] })
         : scopeKeyOf(rule.scope),
