@@ -146,6 +146,23 @@ BEGIN
   END LOOP;
 END
 $fn$;
+-- Marks a batch of payments captured, each found by its key: a join of the batch to cp_payments would be planned once
+-- (a prepared statement) while the table is small, and could keep scanning cp_payments_unfinished, which holds every
+-- payment updated since the last vacuum, or the whole table. The status test cannot use that partial index either.
+-- Answers the payments this call captured, in the order given (the same payment twice: the first).
+CREATE OR REPLACE FUNCTION cp_payment_capture_many(p_payment_id text[])
+RETURNS SETOF text LANGUAGE plpgsql AS $fn$
+DECLARE
+  captured text;
+BEGIN
+  FOR i IN 1 .. coalesce(array_length(p_payment_id, 1), 0) LOOP
+    UPDATE cp_payments SET status = 'captured'
+     WHERE payment_id = p_payment_id[i] AND status NOT IN ('captured', 'failed', 'reversing', 'reversed')
+    RETURNING payment_id INTO captured;
+    IF FOUND THEN RETURN NEXT captured; END IF;
+  END LOOP;
+END
+$fn$;
 CREATE TABLE IF NOT EXISTS cp_top_ups (
   top_up_id text PRIMARY KEY,
   wallet_id text NOT NULL,
@@ -1336,9 +1353,7 @@ export class PaymentService {
       preparedSql(
         this.outbox ? 'cp_payment_capture_announced' : 'cp_payment_capture',
         `WITH input AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS i(payment_id, n)),
-       changed AS (
-         UPDATE cp_payments p SET status = 'captured' FROM input i
-          WHERE p.payment_id = i.payment_id AND p.status IN ('authorizing', 'capturing') RETURNING p.payment_id)
+       changed AS (SELECT payment_id FROM cp_payment_capture_many($1::text[]) AS c(payment_id))
        ${written}
        SELECT payment_id FROM changed`,
       ),
