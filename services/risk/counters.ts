@@ -56,7 +56,8 @@ export class RiskCounters {
     if (rests)
       for (const [bucket, amount] of rests)
         if (bucket >= since && bucket <= until) rest = (rest ?? new Money(0)).plus(amount);
-    return { count, amount: rest === undefined ? microsText(micros) : rest.plus(microsText(micros)).toString() };
+    if (rest === undefined) return { count, amount: microsText(micros), micros };
+    return { count, amount: rest.plus(microsText(micros)).toString() };
   }
 
   /**

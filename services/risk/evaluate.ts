@@ -44,8 +44,12 @@ export interface CounterCheck {
   readonly windowSeconds: number | null;
   readonly maxCount: number | null;
   readonly maxAmount: string | null;
+  /** The maximum in whole millionths, when it is a plain decimal small enough to add exactly (microsOf). */
+  readonly maxAmountMicros: number | undefined;
   /** This event's amount (CNY) or quantity. */
   readonly amount: string;
+  /** The amount in whole millionths, when exact (microsOf). */
+  readonly amountMicros: number | undefined;
 }
 
 /** What an allowed event adds to a counter; released again if the payment fails. */
@@ -68,6 +72,8 @@ export interface Evaluation {
 export interface Observed {
   readonly count: number;
   readonly amount: string;
+  /** The amount in whole millionths, when the counters hold it exactly so (most do): judged without parsing. */
+  readonly micros?: number;
 }
 
 export function evaluate(
@@ -78,7 +84,8 @@ export function evaluate(
 ): Evaluation {
   const fired: FiredRule[] = [];
   const checks: CounterCheck[] = [];
-  const event: EventTexts = { amount: amountText(facts.kind, facts.amount), day: dayNumberOf(facts.businessDate) };
+  const amount = amountText(facts.kind, facts.amount);
+  const event: EventTexts = { amount, amountMicros: microsOf(amount), day: dayNumberOf(facts.businessDate) };
   for (const compiled of set.byKind[facts.kind]) {
     if (!scopeMatches(compiled.scope, facts)) continue;
     const enforced = compiled.enforced && !engineDryRun;
@@ -97,7 +104,7 @@ export function evaluate(
 export function judgeCheck(check: CounterCheck, observed: Observed): FiredRule | undefined {
   const countAfter = observed.count + 1;
   const countOver = check.maxCount !== null && countAfter > check.maxCount;
-  const amountOver = check.maxAmount !== null && amountPasses(observed.amount, check.amount, check.maxAmount);
+  const amountOver = check.maxAmount !== null && amountPasses(observed, check);
   if (!countOver && !amountOver) return undefined;
   const inputs: Record<string, string | number> = {
     counterKey: check.key,
@@ -123,10 +130,11 @@ export function judgeCheck(check: CounterCheck, observed: Observed): FiredRule |
 }
 
 /** Whether before + this > max: in whole millionths when all three are plain decimals, else exactly in decimal.js. */
-function amountPasses(before: string, amount: string, max: string): boolean {
-  const [b, a, m] = [microsOf(before), microsOf(amount), microsOf(max)];
-  if (b !== undefined && a !== undefined && m !== undefined) return b + a > m;
-  return new Money(before).plus(amount).gt(max);
+function amountPasses(observed: Observed, check: CounterCheck): boolean {
+  const before = observed.micros ?? microsOf(observed.amount);
+  if (before !== undefined && check.amountMicros !== undefined && check.maxAmountMicros !== undefined)
+    return before + check.amountMicros > check.maxAmountMicros;
+  return new Money(observed.amount).plus(check.amount).gt(check.maxAmount!);
 }
 
 /** Refuse beats hold beats allow; the primary rule is the first (in rule order) with the winning action. */
@@ -238,6 +246,7 @@ function tripSpeedHit(compiled: CompiledRule, facts: NormalizedFacts): Record<st
 /** What every check of one event shares, worked out once: its amount as records show it, its business day. */
 interface EventTexts {
   readonly amount: string;
+  readonly amountMicros: number | undefined;
   readonly day: number;
 }
 
@@ -301,7 +310,9 @@ function checkOf(
     windowSeconds,
     maxCount,
     maxAmount: compiled.maxAmountText?.[facts.kind] ?? null,
+    maxAmountMicros: compiled.maxAmountMicros?.[facts.kind],
     amount: event.amount,
+    amountMicros: event.amountMicros,
   };
 }
 

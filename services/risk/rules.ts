@@ -2,6 +2,7 @@ import type { Amount } from '../../core-ledger';
 import { BEHAVIOUR_TYPES, formatAmount, METHODOLOGIES, Money, parseAmount } from '../../core-ledger';
 import { IpAllowList } from '../../security';
 import { digestOf } from './canonical-json';
+import { microsOf } from './counters';
 import type { RiskReason } from './response-codes';
 import { RISK_RESPONSE_CODES } from './response-codes';
 
@@ -141,6 +142,8 @@ export interface CompiledRule {
   readonly maxAmount?: Amount;
   /** `maxAmount` as decision records show it, per kind of event. */
   readonly maxAmountText?: Readonly<Record<RiskKind, string>>;
+  /** The same in whole millionths, where exact (microsOf): judged without parsing. */
+  readonly maxAmountMicros?: Readonly<Record<RiskKind, number | undefined>>;
   readonly entries?: ReadonlySet<string>;
   readonly ips?: IpAllowList;
   readonly maxKmPerHour?: ReadonlyMap<string, Amount>;
@@ -268,13 +271,13 @@ function compileRule(rule: RiskRule, index: number, setDryRun: boolean): Compile
   };
   const withMax = (text: string): CompiledRule => {
     const maxAmount = new Money(text);
+    const payment = amountText('payment', maxAmount);
+    const carbonRecord = amountText('carbon_record', maxAmount);
     return {
       ...base,
       maxAmount,
-      maxAmountText: {
-        payment: amountText('payment', maxAmount),
-        carbon_record: amountText('carbon_record', maxAmount),
-      },
+      maxAmountText: { payment, carbon_record: carbonRecord },
+      maxAmountMicros: { payment: microsOf(payment), carbon_record: microsOf(carbonRecord) },
     };
   };
   switch (rule.kind) {

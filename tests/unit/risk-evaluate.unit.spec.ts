@@ -91,6 +91,17 @@ describe('daily_limit', () => {
     expect(over.firedRules[0]!.inputs).toMatchObject({ amountBefore: '1000.00', amount: '0.01', maxAmount: '1000.00' });
     expect(e.assess('payment', pay('0.01', { businessDate: '2026-11-24' }), NOW).outcome).toBe('allow');
   });
+  test('amounts beyond whole millionths are judged exactly: at a 2,000,000,000.00 limit allowed, a fen beyond refused', () => {
+    const e = engine([
+      { id: 'big', kind: 'daily_limit', action: 'refuse', per: 'account', maxAmount: '2000000000.00' },
+    ]);
+    expect(e.assess('payment', pay('1999999999.99', { businessDate: '2026-11-23' }), NOW).outcome).toBe('allow');
+    expect(e.assess('payment', pay('0.02', { businessDate: '2026-11-23' }), NOW).outcome).toBe('refuse');
+    expect(e.assess('payment', pay('0.01', { businessDate: '2026-11-23' }), NOW).outcome).toBe('allow');
+    const over = e.assess('payment', pay('0.01', { businessDate: '2026-11-23' }), NOW);
+    expect(over.firedRules[0]!.inputs).toMatchObject({ amountBefore: '2000000000.00', maxAmount: '2000000000.00' });
+  });
+
   test('count per card: the 3rd of 3 allowed, the 4th refused; a released payment gives its place back', () => {
     const e = engine([{ id: 'cnt', kind: 'daily_limit', action: 'refuse', per: 'card', maxCount: 3 }]);
     const first = e.assess('payment', pay('1.00'), NOW);

@@ -1,0 +1,56 @@
+import fc from 'fast-check';
+import { canonicalJson } from '../../services/risk/canonical-json';
+
+/** The definition, written plainly: sorted keys at every depth, undefined members left out, undefined items null. */
+function modelCanonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) return `[${value.map((v) => modelCanonicalJson(v === undefined ? null : v)).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${modelCanonicalJson(v)}`).join(',')}}`;
+}
+
+/** JSON values with, here and there, members and items that are undefined (facts built by callers have those). */
+const withUndefined = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.jsonValue({ maxDepth: 1 }),
+    fc.constant(undefined),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), tie('value'), { maxKeys: 5 }),
+  ),
+})).value;
+
+describe('canonical JSON (digests of facts and rule sets)', () => {
+  test('is the model text for any JSON value: keys sorted by code unit, undefined left out', () => {
+    fc.assert(
+      fc.property(withUndefined, (value) => {
+        expect(canonicalJson(value)).toBe(modelCanonicalJson(value));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
+  test('reads back as the same value, whatever order its keys were written in', () => {
+    fc.assert(
+      fc.property(fc.jsonValue(), (value) => {
+        const text = canonicalJson(value);
+        expect(JSON.parse(text)).toEqual(JSON.parse(JSON.stringify(value)));
+        const reversed = JSON.parse(JSON.stringify(value), (_key, v: unknown) =>
+          v !== null && typeof v === 'object' && !Array.isArray(v)
+            ? Object.fromEntries(Object.entries(v as Record<string, unknown>).reverse())
+            : v,
+        ) as unknown;
+        expect(canonicalJson(reversed)).toBe(text);
+      }),
+      { numRuns: 1_000 },
+    );
+  });
+
+  test('orders keys by UTF-16 code unit, not by locale', () => {
+    expect(canonicalJson({ b: 1, a: [{ z: true, é: null, Z: 'x' }], '𝟘': 0, ﬀ: 2 })).toBe(
+      '{"a":[{"Z":"x","z":true,"é":null}],"b":1,"𝟘":0,"ﬀ":2}',
+    );
+  });
+});
