@@ -14,7 +14,7 @@ import type {
   RiskOutcome,
   Settlement,
 } from './evaluate';
-import { evaluate, settle, staticOutcome } from './evaluate';
+import { countedText, evaluate, incrementsOf, settle, staticOutcome } from './evaluate';
 import type { CarbonRecordFacts, NormalizedFacts, PaymentFacts } from './facts';
 import { normalizeFacts } from './facts';
 import type { RiskRefusalCode } from './response-codes';
@@ -198,7 +198,9 @@ interface DecisionRow {
   observed_counts: string[] | null;
   observed_amounts: string[] | null;
   reserved: boolean;
-  reservations: CounterIncrement[];
+  counted: string | null;
+  /** Rows written before `counted`. */
+  reservations: CounterIncrement[] | null;
   decided_at: Date | string;
   released_at: Date | string | null;
 }
@@ -464,8 +466,8 @@ export class RiskService {
     // Only plain allows come here: outcome, codes, facts, fired rules and checks are those of a plain allow.
     const ctes = `risk_input AS (
          SELECT * FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
-                              ${$(6)}::boolean[], ${$(7)}::boolean[], ${$(8)}::jsonb[], ${$(9)}::timestamptz[])
-           AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, reservations,
+                              ${$(6)}::boolean[], ${$(7)}::boolean[], ${$(8)}::text[], ${$(9)}::timestamptz[])
+           AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, counted,
                 decided_at)),
        risk_unread AS (
          SELECT DISTINCT i.decision_id FROM risk_input i
@@ -473,9 +475,9 @@ export class RiskService {
           WHERE r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL)),
        risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
-           fired, checks, reserved, reservations, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
+           fired, checks, reserved, counted, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
          SELECT i.decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, 'allow', '[]', '[]', reserved,
-                reservations, decided_at, ${$(10)}, clock_timestamp(),
+                counted, decided_at, ${$(10)}, clock_timestamp(),
                 CASE WHEN u.decision_id IS NOT NULL AND reserved THEN decided_at END,
                 CASE WHEN u.decision_id IS NOT NULL AND reserved THEN clock_timestamp() END
            FROM risk_input i LEFT JOIN risk_unread u ON u.decision_id = i.decision_id)`;
@@ -484,7 +486,7 @@ export class RiskService {
       params: [
         ...identityColumns(batch),
         batch.map((p) => p.settled.reserved),
-        batch.map((p) => (p.settled.reserved ? JSON.stringify(p.evaluation.increments) : '[]')),
+        batch.map((p) => (p.settled.reserved ? countedText(p.evaluation.increments) : '')),
         batch.map((p) => p.at.toISOString()),
         this.instanceId,
       ],
@@ -603,7 +605,7 @@ export class RiskService {
     const rows = await this.database.query<WrittenDecision>(
       `UPDATE cp_risk_decisions SET released_at = $2, release_recorded_at = clock_timestamp()
         WHERE decision_id = $1 AND reserved AND released_at IS NULL
-        RETURNING decision_id, reservations, instance_id, ${msOf('recorded_at')} AS recorded_ms`,
+        RETURNING decision_id, counted, reservations, instance_id, ${msOf('recorded_at')} AS recorded_ms`,
       [decisionId, now.toISOString()],
     );
     if (rows.length === 1) {
@@ -812,11 +814,11 @@ export class RiskService {
          SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
                               $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[],
                               $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::text[], $15::text[],
-                              $16::boolean[], $17::jsonb[], $18::timestamptz[], $19::boolean[],
+                              $16::boolean[], $17::text[], $18::timestamptz[], $19::boolean[],
                               $20::text[], $21::text[])
            AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved,
-                reservations, decided_at, opens_review, consumes_review, known_review)),
+                counted, decided_at, opens_review, consumes_review, known_review)),
        risk_unread AS (
          SELECT DISTINCT i.decision_id FROM risk_input i
            JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
@@ -825,11 +827,11 @@ export class RiskService {
        risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            code, iso_response_code, primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts,
-           reserved, reservations, decided_at, instance_id, recorded_at)
+           reserved, counted, decided_at, instance_id, recorded_at)
          SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
                 CASE outcome WHEN 'refuse' THEN 'risk_refused' WHEN 'hold' THEN 'risk_review' END, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts::bigint[], observed_amounts::numeric[],
-                reserved, reservations, decided_at, $22, clock_timestamp()
+                reserved, counted, decided_at, $22, clock_timestamp()
            FROM risk_input),
        risk_opened AS (
          INSERT INTO cp_risk_reviews (review_id, kind, subject_ref, facts_digest, iso_response_code, status, created_at,
@@ -853,7 +855,7 @@ export class RiskService {
         settled.map((d) => (d.full ? arrayLiteral(d.observed?.map((o) => o.count)) : null)),
         settled.map((d) => (d.full ? arrayLiteral(d.observed?.map((o) => o.amount)) : null)),
         settled.map((d) => d.reserved),
-        batch.map((p, i) => (settled[i]!.reserved ? json(p.evaluation.increments) : '[]')),
+        batch.map((p, i) => (settled[i]!.reserved ? countedText(p.evaluation.increments) : '')),
         batch.map((p) => p.at.toISOString()),
         settled.map((d) => d.outcome === 'hold' && d.reviewOverride === null),
         settled.map((d) => d.consumes),
@@ -888,11 +890,13 @@ export class RiskService {
     // Each row: a decision to count ('counted'), a release ('release'), a release already in what start counted
     // ('released'), or the look's own time ('end').
     const lookRow = (from: string, part: string): string =>
-      `'${part}' AS part, ${from}.decision_id, ${from}.reservations, ${from}.instance_id, ${from}.released_at,
+      `'${part}' AS part, ${from}.decision_id, ${from}.counted, ${from}.reservations, ${from}.instance_id,
+       ${from}.released_at,
        ${msOf(`${from}.recorded_at`)} AS recorded_ms, ${msOf(`${from}.release_recorded_at`)} AS released_ms,
        NULL AS looked_at`;
     // The look's time: as text for the next look's parameters, in milliseconds (recorded_ms) for comparisons here.
-    const lookTime = `SELECT 'end', NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text FROM (SELECT clock_timestamp() AS t) c`;
+    const lookTime = `SELECT 'end', NULL, NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text
+                        FROM (SELECT clock_timestamp() AS t) c`;
     const reviewColumns = `review_id, subject_ref, facts_digest, status, iso_response_code,
       (status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)) AS decides`;
     let rows: LookRow[];
@@ -977,7 +981,7 @@ export class RiskService {
         if (row.part === 'release' ? this.countedHere(row) : this.countedRecently.has(id)) this.takeOut(row);
         this.releasedRecently.set(id, row.released_ms!);
       } else if (!this.countedRecently.has(id) && !this.releasedRecently.has(id)) {
-        this.counters.apply(row.reservations!, 1);
+        this.counters.apply(incrementsOf(row.counted, row.reservations), 1);
         // What no look reads again needs no remembering (at start: all but the last overlap's).
         if (row.recorded_ms! >= forgetBefore) this.countedRecently.set(id, row.recorded_ms!);
       }
@@ -1006,7 +1010,7 @@ export class RiskService {
 
   /** Takes a released decision's reservation out of the counters (buckets pruned meanwhile have nothing to give). */
   private takeOut(row: WrittenDecision): void {
-    this.counters.takeOut(row.reservations!);
+    this.counters.takeOut(incrementsOf(row.counted, row.reservations));
   }
 
   private async current(): Promise<CompiledRuleSet> {
@@ -1072,6 +1076,8 @@ export class RiskService {
 /** A decision record as the looks and releases read it. */
 interface WrittenDecision {
   decision_id: string | null;
+  counted: string | null;
+  /** Rows written before `counted`. */
   reservations: CounterIncrement[] | null;
   instance_id: string | null;
   /** The database's time of the write (recorded_at), in ms since the epoch. */
@@ -1154,7 +1160,7 @@ function recordOf(r: DecisionRow): DecisionRecord {
     observed,
     firedRules: allFired(r.fired, r.checks, observed ?? undefined),
     reserved: r.reserved,
-    reservations: r.reservations,
+    reservations: incrementsOf(r.counted, r.reservations),
     decidedAt: new Date(r.decided_at).toISOString(),
     releasedAt: r.released_at === null ? null : new Date(r.released_at).toISOString(),
   };

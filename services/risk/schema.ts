@@ -103,6 +103,10 @@ CREATE TABLE IF NOT EXISTS cp_risk_instances (
 );
 CREATE INDEX IF NOT EXISTS cp_risk_decisions_released ON cp_risk_decisions (release_recorded_at)
   WHERE release_recorded_at IS NOT NULL;
+-- Reservations as text lines (countedText in evaluate.ts) instead of JSON: rows written before keep theirs in
+-- reservations (readers take counted, else reservations).
+ALTER TABLE cp_risk_decisions ADD COLUMN IF NOT EXISTS counted text;
+ALTER TABLE cp_risk_decisions ALTER COLUMN reservations DROP NOT NULL;
 -- Counters and the batch function of the first design (counters in rows, decided in PL/pgSQL under advisory locks).
 DROP FUNCTION IF EXISTS cp_risk_assess(jsonb);
 DROP FUNCTION IF EXISTS cp_risk_release(text, timestamptz);

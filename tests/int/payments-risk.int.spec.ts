@@ -122,7 +122,7 @@ async function decisionsOf(wallet: WalletRecord): Promise<DecisionRow[]> {
   // The velocity rule's reservation names the wallet; refusals store their facts in full.
   return database.query<DecisionRow>(
     `SELECT subject_ref, outcome, reserved, released_at IS NOT NULL AS released FROM cp_risk_decisions
-      WHERE reservations::text LIKE '%' || $1 || '%' OR facts->>'accountId' = $1 ORDER BY decided_at, subject_ref`,
+      WHERE coalesce(counted, reservations::text) LIKE '%' || $1 || '%' OR facts->>'accountId' = $1 ORDER BY decided_at, subject_ref`,
     [wallet.walletId],
   );
 }

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { Money } from '../../core-ledger';
+import { countedText, incrementsOf } from '../../services/risk';
 import { microsOf, microsText, RiskCounters } from '../../services/risk/counters';
 
 describe('risk counters', () => {
@@ -151,5 +152,28 @@ describe('risk counters', () => {
       ),
       { numRuns: 300 },
     );
+  });
+
+  test('increments as the decision log keeps them read back the same, keys with spaces and any script included', () => {
+    const increment = fc.record({
+      // Keys hold no control character (dimension values and scope labels exclude them).
+      key: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).filter((k) => !/\p{Cc}/u.test(k)),
+      bucket: fc.integer({ min: 0, max: 2 ** 40 }),
+      count: fc.integer({ min: 1, max: 5 }),
+      amount: fc.bigInt({ min: 1n, max: 10n ** 15n }).map((fen) => new Money(fen.toString()).div(100).toFixed(2)),
+    });
+    fc.assert(
+      fc.property(fc.array(increment, { maxLength: 8 }), (increments) => {
+        expect(incrementsOf(countedText(increments), null)).toEqual(increments);
+      }),
+      { numRuns: 500 },
+    );
+    // Rows written before the text column keep JSON; a row with neither reserved nothing.
+    const old = [{ key: 'payment|account:W1|*|d', bucket: 20_794, count: 1, amount: '9.31' }];
+    expect(incrementsOf(null, old)).toEqual(old);
+    expect(incrementsOf(null, null)).toEqual([]);
+    expect(incrementsOf('', null)).toEqual([]);
+    expect(() => countedText([{ key: 'a\nb', bucket: 1, count: 1, amount: '1' }])).toThrow(/line break/);
+    expect(() => incrementsOf('20794 1 9.31', null)).toThrow(/bucket/);
   });
 });
