@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash } from 'node:crypto';
 
 /**
@@ -25,6 +26,12 @@ export function canonicalJson(value: unknown): string {
   return `${text}}`;
 }
 
+/** Node's one-shot hash (from 20.12): half the cost of a Hash object for a payment's facts. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
+
 export function digestOf(value: unknown): string {
-  return createHash('sha256').update(canonicalJson(value), 'utf8').digest('hex');
+  const text = canonicalJson(value);
+  return oneShotHash !== undefined
+    ? oneShotHash('sha256', text, 'hex')
+    : createHash('sha256').update(text, 'utf8').digest('hex');
 }

@@ -519,7 +519,8 @@ export class RiskService {
     facts: PaymentFacts | CarbonRecordFacts,
     now: Date,
   ): Promise<TakenDecision> {
-    const set = await this.current();
+    // The rule set in hand while it is fresh, without a turn of the event loop.
+    const set = Date.now() - this.loadedAtMs < this.options.ruleSetRefreshMs ? this.active : await this.current();
     if (Date.now() - this.lastLookMs >= this.options.syncIntervalMs) void this.lookInBackground();
     if (Date.now() - this.lastPruneMs >= RISK_LIMITS.pruneIntervalMs) this.pruneCounters();
     const evaluation = evaluate(set, normalizedFacts, now.getTime(), this.options.dryRun);

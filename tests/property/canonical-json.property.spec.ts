@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { canonicalJson } from '../../services/risk/canonical-json';
+import { createHash } from 'node:crypto';
+import { canonicalJson, digestOf } from '../../services/risk/canonical-json';
 
 /** The definition, written plainly: sorted keys at every depth, undefined members left out, undefined items null. */
 function modelCanonicalJson(value: unknown): string {
@@ -52,5 +53,10 @@ describe('canonical JSON (digests of facts and rule sets)', () => {
     expect(canonicalJson({ b: 1, a: [{ z: true, é: null, Z: 'x' }], '𝟘': 0, ﬀ: 2 })).toBe(
       '{"a":[{"Z":"x","z":true,"é":null}],"b":1,"𝟘":0,"ﬀ":2}',
     );
+  });
+
+  test('the digest is SHA-256 of the canonical text, in hex (stored digests of reviews stay comparable)', () => {
+    expect(digestOf({ b: 1, a: 'x' })).toBe(createHash('sha256').update('{"a":"x","b":1}', 'utf8').digest('hex'));
+    expect(digestOf({})).toBe('44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a');
   });
 });
