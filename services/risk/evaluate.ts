@@ -61,15 +61,28 @@ export interface CounterIncrement {
 }
 
 /**
- * Increments as the decision log keeps them (cp_risk_decisions.counted): a line each, `<bucket> <count> <amount> <key>`,
- * the key last (it may hold spaces; no line break: dimension values and scope labels exclude control characters).
- * A third of the JSON's size, and text costs PostgreSQL nothing to take in.
+ * Increments as the decision log keeps them (cp_risk_decisions.counted): a line each,
+ * `<bucket> <count> <amount> <shared> <rest of the key>`. The amount is `=` when it is the line before's, and a key
+ * is written as how many of its leading characters it shares with the key before, then the rest: a payment's keys
+ * repeat its kind and account. The key's rest comes last (it may hold spaces; no line break: dimension values and
+ * scope labels exclude control characters). A third of the JSON's size, and text costs PostgreSQL nothing to take in.
  */
 export function countedText(increments: readonly CounterIncrement[]): string {
   let text = '';
+  let previous: CounterIncrement | undefined;
   for (const inc of increments) {
     if (inc.key.includes('\n')) throw new Error(`assertion: counter key ${JSON.stringify(inc.key)} holds a line break`);
-    text += `${text === '' ? '' : '\n'}${inc.bucket} ${inc.count} ${inc.amount} ${inc.key}`;
+    let shared = 0;
+    if (previous !== undefined) {
+      const limit = Math.min(previous.key.length, inc.key.length);
+      while (shared < limit && previous.key.charCodeAt(shared) === inc.key.charCodeAt(shared)) shared += 1;
+      // Never between the halves of a surrogate pair: the rest must stay well-formed text (UTF-8 in the database).
+      const last = inc.key.charCodeAt(shared - 1);
+      if (shared > 0 && last >= 0xd800 && last <= 0xdbff) shared -= 1;
+    }
+    const amount = previous !== undefined && previous.amount === inc.amount ? '=' : inc.amount;
+    text += `${previous === undefined ? '' : '\n'}${inc.bucket} ${inc.count} ${amount} ${shared} ${inc.key.slice(shared)}`;
+    previous = inc;
   }
   return text;
 }
@@ -81,19 +94,30 @@ export function incrementsOf(
 ): CounterIncrement[] {
   if (counted === null) return reservations === null ? [] : [...reservations];
   if (counted === '') return [];
-  return counted.split('\n').map((line) => {
-    const first = line.indexOf(' ');
-    const second = line.indexOf(' ', first + 1);
-    const third = line.indexOf(' ', second + 1);
-    if (first <= 0 || second <= first || third <= second)
-      throw new Error(`assertion: a counted line is <bucket> <count> <amount> <key>: ${JSON.stringify(line)}`);
-    return {
-      bucket: Number(line.slice(0, first)),
-      count: Number(line.slice(first + 1, second)),
-      amount: line.slice(second + 1, third),
-      key: line.slice(third + 1),
+  const increments: CounterIncrement[] = [];
+  let previous: CounterIncrement | undefined;
+  for (const line of counted.split('\n')) {
+    const cut: number[] = [];
+    for (let at = -1, n = 0; n < 4; n++) {
+      at = line.indexOf(' ', at + 1);
+      if (at < 0) throw new Error(`assertion: a counted line is <bucket> <count> <amount> <shared> <key>: ${line}`);
+      cut.push(at);
+    }
+    const [a, b, c, d] = cut as [number, number, number, number];
+    const amountText = line.slice(b + 1, c);
+    const shared = Number(line.slice(c + 1, d));
+    if (previous === undefined ? shared !== 0 || amountText === '=' : shared > previous.key.length)
+      throw new Error(`assertion: a counted line refers to a key or an amount before it that is not there: ${line}`);
+    const increment: CounterIncrement = {
+      bucket: Number(line.slice(0, a)),
+      count: Number(line.slice(a + 1, b)),
+      amount: amountText === '=' ? previous!.amount : amountText,
+      key: (previous?.key.slice(0, shared) ?? '') + line.slice(d + 1),
     };
-  });
+    increments.push(increment);
+    previous = increment;
+  }
+  return increments;
 }
 
 export interface Evaluation {

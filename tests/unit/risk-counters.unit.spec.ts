@@ -157,14 +157,23 @@ describe('risk counters', () => {
   test('increments as the decision log keeps them read back the same, keys with spaces and any script included', () => {
     const increment = fc.record({
       // Keys hold no control character (dimension values and scope labels exclude them).
-      key: fc.string({ unit: 'grapheme', minLength: 1, maxLength: 40 }).filter((k) => !/\p{Cc}/u.test(k)),
+      key: fc
+        .tuple(
+          fc.constantFrom('payment|account:W1|', 'payment|account:W😀', 'payment|account:W😁', ''),
+          fc.string({ unit: 'grapheme', minLength: 1, maxLength: 30 }),
+        )
+        .map(([prefix, rest]) => prefix + rest)
+        .filter((k) => !/\p{Cc}/u.test(k)),
       bucket: fc.integer({ min: 0, max: 2 ** 40 }),
       count: fc.integer({ min: 1, max: 5 }),
       amount: fc.bigInt({ min: 1n, max: 10n ** 15n }).map((fen) => new Money(fen.toString()).div(100).toFixed(2)),
     });
     fc.assert(
       fc.property(fc.array(increment, { maxLength: 8 }), (increments) => {
-        expect(incrementsOf(countedText(increments), null)).toEqual(increments);
+        const text = countedText(increments);
+        expect(incrementsOf(text, null)).toEqual(increments);
+        // Well-formed text (no half of a surrogate pair), so it survives UTF-8 in the database unchanged.
+        expect(Buffer.from(text, 'utf8').toString('utf8')).toBe(text);
       }),
       { numRuns: 500 },
     );
@@ -174,6 +183,13 @@ describe('risk counters', () => {
     expect(incrementsOf(null, null)).toEqual([]);
     expect(incrementsOf('', null)).toEqual([]);
     expect(() => countedText([{ key: 'a\nb', bucket: 1, count: 1, amount: '1' }])).toThrow(/line break/);
-    expect(() => incrementsOf('20794 1 9.31', null)).toThrow(/bucket/);
+    expect(() => incrementsOf('20794 1 9.31 0', null)).toThrow(/bucket/);
+    expect(() => incrementsOf('20794 1 = 0 payment|account:W1|*|d', null)).toThrow(/not there/);
+    expect(() => incrementsOf('20794 1 9.31 3 payment|account:W1|*|d', null)).toThrow(/not there/);
+    // What a payment's four keys come to: the kind and the account written once.
+    const keys = ['payment|account:W1|customerClasses=2,6|d', 'payment|account:W1|*|d', 'payment|card:ab|*|d'];
+    expect(countedText(keys.map((key) => ({ key, bucket: 20_794, count: 1, amount: '9.31' })))).toBe(
+      '20794 1 9.31 0 payment|account:W1|customerClasses=2,6|d\n20794 1 = 19 *|d\n20794 1 = 8 card:ab|*|d',
+    );
   });
 });
