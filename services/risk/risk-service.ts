@@ -219,6 +219,21 @@ interface PendingDecision {
   readonly settled: SettledDecision;
 }
 
+/** What every decision record starts with. */
+type DecisionIdentity = Pick<
+  PendingDecision,
+  'decisionId' | 'kind' | 'subjectRef' | 'factsDigest' | 'ruleSetVersion' | 'dryRun'
+>;
+
+/** A deferred plain allow as it waits for the caller's statement: its lean record, and how to take it back out. */
+interface LeanDeferred extends DecisionIdentity {
+  readonly reserved: boolean;
+  /** Its reservations as text lines (countedText), '' when it reserved nothing. */
+  readonly counted: string;
+  readonly at: Date;
+  readonly undo: () => void;
+}
+
 /** A decision taken in memory: its record to write, how to take it back out, and the caller's answer. */
 interface TakenDecision {
   readonly pending: PendingDecision;
@@ -452,7 +467,22 @@ export class RiskService {
     // Deferred: an allow with nothing to explain (no rule fired, no review), which the lean record below holds whole.
     if (settled.outcome !== 'allow' || settled.full || settled.consumes !== null)
       return { assessment: taken.assessment, recorded: this.submit(taken.pending, taken.undo) };
-    return { assessment: taken.assessment, deferred: { decisionId: taken.pending.decisionId, pending: taken } };
+    const { pending } = taken;
+    // Only what its record and its undoing need: the evaluation, the facts and the settlement are left behind, so a
+    // payment in flight holds a few hundred bytes of risk control, not its whole decision.
+    const lean: LeanDeferred = {
+      decisionId: pending.decisionId,
+      kind: pending.kind,
+      subjectRef: pending.subjectRef,
+      factsDigest: pending.factsDigest,
+      ruleSetVersion: pending.ruleSetVersion,
+      dryRun: pending.dryRun,
+      reserved: settled.reserved,
+      counted: settled.reserved ? countedText(pending.evaluation.increments) : '',
+      at: pending.at,
+      undo: taken.undo,
+    };
+    return { assessment: taken.assessment, deferred: { decisionId: pending.decisionId, pending: lean } };
   }
 
   /**
@@ -461,7 +491,7 @@ export class RiskService {
    * and named in `risk_unread`: the caller's event must not go ahead.
    */
   recordingSql(decisions: readonly DeferredDecision[], firstParam: number): DecisionRecordingSql {
-    const batch = decisions.map((d) => (d.pending as TakenDecision).pending);
+    const batch = decisions.map((d) => d.pending as LeanDeferred);
     const $ = (n: number): string => `$${firstParam + n - 1}`;
     // Only plain allows come here: outcome, codes, facts, fired rules and checks are those of a plain allow.
     const ctes = `risk_input AS (
@@ -485,8 +515,8 @@ export class RiskService {
       ctes,
       params: [
         ...identityColumns(batch),
-        batch.map((p) => p.settled.reserved),
-        batch.map((p) => (p.settled.reserved ? countedText(p.evaluation.increments) : '')),
+        batch.map((p) => p.reserved),
+        batch.map((p) => p.counted),
         batch.map((p) => p.at.toISOString()),
         this.instanceId,
       ],
@@ -496,10 +526,10 @@ export class RiskService {
   /** After the caller's statement: a decision not written, or written released, leaves the counters. */
   settleDeferred(decision: DeferredDecision, outcome: DeferredRecordOutcome): void {
     if (outcome === 'written') return;
-    const taken = decision.pending as TakenDecision;
-    taken.undo();
+    const lean = decision.pending as LeanDeferred;
+    lean.undo();
     // Written released: the next looks read its release, already taken out.
-    if (outcome === 'conflict') this.unstamped.push(taken.pending.decisionId);
+    if (outcome === 'conflict') this.unstamped.push(lean.decisionId);
   }
 
   private async decide(
@@ -542,11 +572,14 @@ export class RiskService {
         status: 'open',
         iso_response_code: settled.isoResponseCode,
       });
+    // The closure keeps what undoing needs, not the evaluation or the settlement (it waits as long as the record).
+    const { increments } = evaluation;
+    const { reserved, consumes } = settled;
     const undo = (): void => {
-      if (settled.reserved) this.counters.apply(evaluation.increments, -1);
+      if (reserved) this.counters.apply(increments, -1);
       // Nothing of it was written: the review it opened does not exist, the approval it used is still there.
       if (this.reviews.get(reviewKey)?.review_id === decisionId) this.reviews.delete(reviewKey);
-      if (settled.consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
+      if (consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
         this.reviews.set(reviewKey, review);
       // What this process believed about the event's review may be wrong: read the reviews again.
       this.lastLookMs = Number.NEGATIVE_INFINITY;
@@ -1186,7 +1219,7 @@ function checkActor(actor: string, field: string): void {
 }
 
 /** The first six columns of a decision record, for both its statements: id, kind, subject, facts digest, rule set. */
-function identityColumns(batch: readonly PendingDecision[]): unknown[][] {
+function identityColumns(batch: readonly DecisionIdentity[]): unknown[][] {
   return [
     batch.map((p) => p.decisionId),
     batch.map((p) => p.kind),
