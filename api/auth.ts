@@ -11,6 +11,8 @@ export interface Principal {
   readonly role: Role | null;
   /** A signed request's client and nonce: its answer is signed back. */
   readonly signedBy?: { readonly credential: ClientCredential; readonly nonce: string };
+  /** The merchant a merchant-bound principal acts for (its client registration's `merchantId`). */
+  readonly merchantId?: string;
 }
 
 export const UNAUTHENTICATED: Principal = { kind: 'unauthenticated', id: 'unauthenticated', role: null };
@@ -89,7 +91,13 @@ export async function authenticate(
   if (!(await deps.nonces.claim(clientId, nonce, SIGNING_LIMITS.nonceRetentionMs))) {
     throw new ApiError('replayed_request', 'this nonce was already used', {});
   }
-  return { kind: 'client', id: clientId, role: credential.role, signedBy: { credential, nonce } };
+  return {
+    kind: 'client',
+    id: clientId,
+    role: credential.role,
+    signedBy: { credential, nonce },
+    ...(credential.merchantId === undefined ? {} : { merchantId: credential.merchantId }),
+  };
 }
 
 export function authorize(deps: AuthDependencies, principal: Principal, operationId: string, source: string): void {

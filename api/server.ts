@@ -19,6 +19,8 @@ import { parseJsonBody, readRawBody } from './json-body';
 import type { AuthDependencies } from './auth';
 import type { Principal } from './auth';
 import { authenticate, authorize, UNAUTHENTICATED } from './auth';
+import type { MerchantScopeLookups } from './merchant-scope';
+import { checkMerchantScope } from './merchant-scope';
 import type { AuditChain } from '../security';
 import {
   ENCRYPTED_FIELDS_HEADER,
@@ -93,6 +95,21 @@ export function createApi(deps: ApiDependencies): Api {
   const limits = deps.limits ?? DEFAULT_API_LIMITS;
   const now = deps.now ?? (() => new Date());
   const operations = compileOperations();
+  const scopeLookups: MerchantScopeLookups = {
+    merchantAccounts: async (merchantId) => {
+      const merchant = await deps.services?.payments.getMerchant(merchantId);
+      return merchant === undefined ? undefined : [merchant.pendingAccount, merchant.settledAccount];
+    },
+    paymentMerchant: async (paymentId) => (await deps.services?.payments.getPayment(paymentId))?.merchantId,
+    transferAccounts: async (transferId) => {
+      const transfer = await deps.ledger.getTransfer(transferId);
+      if (!transfer) return undefined;
+      const accounts = transfer.postings.map((posting) => posting.accountId);
+      if (transfer.authorization)
+        accounts.push(transfer.authorization.debitAccountId, transfer.authorization.creditAccountId);
+      return accounts;
+    },
+  };
   const handlerDeps: HandlerDependencies = {
     ...deps,
     operators: deps.auth.operators,
@@ -215,6 +232,7 @@ export function createApi(deps: ApiDependencies): Api {
       if (!isPublic) authorize(deps.auth, principal, operation.operationId, request.socket.remoteAddress ?? '');
       const parameters = parametersOf(request);
       if (!operation.parameters(parameters)) throw validationError('parameters', operation.parameters.errors);
+      if (!isPublic) await checkMerchantScope(scopeLookups, principal, operation.operationId, parameters);
       let idempotencyKey: string | undefined;
       if (operation.requiresIdempotencyKey) {
         idempotencyKey = request.get('Idempotency-Key');

@@ -243,6 +243,34 @@ export function mayUnmask(role: Role | null): boolean {
   return role !== null && UNMASK_ROLES.includes(role);
 }
 
+/**
+ * Roles whose principals act for one merchant (its client registration names it, `merchantId`): they reach that
+ * merchant's own objects only (OWASP API1, object-level authorization). How each operation they may call names its
+ * object is data below; an operation granted to them but not named here is refused to them.
+ */
+export const MERCHANT_BOUND_ROLES: readonly Role[] = ['merchant'];
+
+/** What an operation's request names: the merchant (path), a payment, a ledger account, a transfer, or nothing. */
+export type MerchantObject = 'merchant' | 'payment' | 'account' | 'transfer' | 'none';
+
+export const MERCHANT_OBJECTS: Readonly<Partial<Record<ProtectedOperation, MerchantObject>>> = {
+  getMerchantFlows: 'merchant',
+  setMerchantWebhook: 'merchant',
+  listWebhookDeliveries: 'merchant',
+  replayWebhooks: 'merchant',
+  getPayment: 'payment',
+  refund: 'payment',
+  getAccount: 'account',
+  getBalance: 'account',
+  getStatement: 'account',
+  getTransfer: 'transfer',
+  logout: 'none',
+};
+
+export function isMerchantBound(role: Role | null): boolean {
+  return role !== null && MERCHANT_BOUND_ROLES.includes(role);
+}
+
 const GRANTS = new Map<Role, ReadonlySet<string>>(ROLES.map((role) => [role, new Set<string>(ROLE_PERMISSIONS[role])]));
 
 export function isRole(value: unknown): value is Role {

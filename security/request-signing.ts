@@ -1,5 +1,5 @@
 import type { Role } from './permissions';
-import { isRole } from './permissions';
+import { isMerchantBound, isRole } from './permissions';
 import { IpAllowList } from './ip-allow-list';
 import type { Sm2PrivateKey } from './crypto';
 import {
@@ -42,6 +42,7 @@ export const SIGNING_LIMITS = {
 
 const NONCE_PATTERN = /^[A-Za-z0-9_-]{16,64}$/;
 const CLIENT_ID_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+const MERCHANT_ID_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
 
 export type SigningMethod = 'sm2' | 'hmac-sm3';
 
@@ -62,6 +63,8 @@ export interface ClientCredential {
   readonly allowedIps: IpAllowList | undefined;
   /** The SM4 key this client seals sensitive request fields with (`X-CP-Encrypted-Fields`); none: it may not. */
   readonly fieldKey?: Buffer;
+  /** The merchant a merchant-bound role acts for (MERCHANT_BOUND_ROLES): it reaches that merchant's objects only. */
+  readonly merchantId?: string;
 }
 
 /** A client registration as data (a JSON file kept apart from the database). Keys in hex. */
@@ -78,6 +81,8 @@ export interface ClientRegistration {
   /** Key rotation: the key being replaced, accepted beside the new one until this line is removed. */
   readonly previousPublicKeyHex?: string;
   readonly previousSecretHex?: string;
+  /** Required for a merchant-bound role (`merchant`), refused for any other: the merchant this client acts for. */
+  readonly merchantId?: string;
 }
 
 export class ClientRegistrationError extends Error {
@@ -102,8 +107,19 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
     throw new ClientRegistrationError(clientId, 'fieldKeyHex must be 32 hex digits (an SM4 key)');
   if (registration.previousSecretHex !== undefined && !/^[0-9a-fA-F]{32,}$/.test(registration.previousSecretHex))
     throw new ClientRegistrationError(clientId, 'previousSecretHex must be at least 16 bytes in hex');
-  const fieldKey =
-    registration.fieldKeyHex === undefined ? {} : { fieldKey: Buffer.from(registration.fieldKeyHex, 'hex') };
+  if (isMerchantBound(registration.role) !== (registration.merchantId !== undefined))
+    throw new ClientRegistrationError(
+      clientId,
+      isMerchantBound(registration.role)
+        ? `a ${registration.role} client names the merchant it acts for (merchantId)`
+        : `merchantId is for merchant clients only, not ${registration.role}`,
+    );
+  if (registration.merchantId !== undefined && !MERCHANT_ID_PATTERN.test(registration.merchantId))
+    throw new ClientRegistrationError(clientId, 'merchantId must be 1–64 of [A-Za-z0-9._:-]');
+  const extras = {
+    ...(registration.fieldKeyHex === undefined ? {} : { fieldKey: Buffer.from(registration.fieldKeyHex, 'hex') }),
+    ...(registration.merchantId === undefined ? {} : { merchantId: registration.merchantId }),
+  };
   try {
     if (registration.method === 'sm2') {
       if (!registration.publicKeyHex) throw new ClientRegistrationError(clientId, 'an sm2 client needs publicKeyHex');
@@ -115,7 +131,7 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
         publicKey,
         userId: registration.userId ?? SM2_DEFAULT_USER_ID,
         allowedIps,
-        ...fieldKey,
+        ...extras,
         ...(registration.previousPublicKeyHex
           ? { previousPublicKey: Sm2PublicKey.from(registration.previousPublicKeyHex, { precompute: true }) }
           : {}),
@@ -130,7 +146,7 @@ export function credentialOf(registration: ClientRegistration): ClientCredential
         method: 'hmac-sm3',
         secret: Buffer.from(registration.secretHex, 'hex'),
         allowedIps,
-        ...fieldKey,
+        ...extras,
         ...(registration.previousSecretHex
           ? { previousSecret: Buffer.from(registration.previousSecretHex, 'hex') }
           : {}),

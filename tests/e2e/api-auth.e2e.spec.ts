@@ -36,6 +36,9 @@ const clients: ClientRegistration[] = [
     role,
     method: 'hmac-sm3' as const,
     secretHex: secrets.get(role)!.toString('hex'),
+    // A merchant client acts for one merchant: the one the route table's paths name (merchant-scope.e2e.spec.ts
+    // shows what it may not reach).
+    ...(role === 'merchant' ? { merchantId: 'no-such-merchantId' } : {}),
   })),
   { clientId: 'partner-sm2', role: 'partner', method: 'sm2', publicKeyHex: partnerKey.publicKey.toHex() },
   {
