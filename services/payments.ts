@@ -316,6 +316,8 @@ export class PaymentService {
   /** Active merchants, whose records never change once reviewed (no UPDATE of an active merchant exists). */
   private readonly activeMerchants = new Map<string, MerchantRecord>();
   /** Payments' first writes and captures, group-committed: one round trip for all that arrive together. */
+  /** Payments this process is taking to their end, by id: a retransmission of one waits for its answer. */
+  private readonly driving = new Map<string, Promise<void>>();
   private readonly begins = new GroupCommit<PaymentRowWithLimit, BeginResult>((rows) => this.beginMany(rows));
   private readonly captures = new GroupCommit<CapturedPayment, boolean>((items) => this.captureMany(items));
 
@@ -539,7 +541,7 @@ export class PaymentService {
         await this.markFailed(paymentId, 'risk decision not recorded');
         if (passwordFree) await this.wallets.releasePasswordFree(wallet.walletId, gross, businessDate);
       }
-      if (outcome === 'exists') return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
+      if (outcome === 'exists') return this.answerReplay(paymentId, input, gross);
       throw recorded.status === 'rejected'
         ? recorded.reason
         : new ServiceRefusal(
@@ -549,12 +551,19 @@ export class PaymentService {
     }
     if (outcome === 'exists') {
       await releaseRisk();
-      return this.replayOrConflict((await this.getPayment(paymentId))!, input, gross);
+      return this.answerReplay(paymentId, input, gross);
     }
     if (outcome === 'password_free_limit_exceeded') {
       await releaseRisk();
       throw this.wallets.passwordFreeDailyRefusal(wallet);
     }
+    let ended!: () => void;
+    this.driving.set(
+      paymentId,
+      new Promise<void>((resolve) => {
+        ended = resolve;
+      }),
+    );
     try {
       return await this.drive(row, wallet, merchant, context, now);
     } catch (error) {
@@ -564,7 +573,33 @@ export class PaymentService {
       const view = await this.getPayment(paymentId);
       if (view?.status === 'failed') await releaseReservations();
       throw error;
+    } finally {
+      this.driving.delete(paymentId);
+      ended();
     }
+  }
+
+  /**
+   * The answer to a payment asked for again (same merchant and order): the payment as it ended. One still under way
+   * in this process is waited for; one under way elsewhere (or left by a crash until resumePayments) is refused as
+   * `conflict`, to be asked again, rather than answered with a status that is not the end of it.
+   */
+  private async answerReplay(paymentId: string, input: PayInput, gross: Amount): Promise<PaymentView> {
+    let existing = (await this.getPayment(paymentId))!;
+    this.replayOrConflict(existing, input, gross);
+    if (isUnderWay(existing.status)) {
+      const ending = this.driving.get(paymentId);
+      if (ending !== undefined) {
+        await ending;
+        existing = (await this.getPayment(paymentId))!;
+      }
+    }
+    if (isUnderWay(existing.status))
+      throw new ServiceRefusal('conflict', `payment ${paymentId} is still under way: ask again shortly`, {
+        paymentId,
+        status: existing.status,
+      });
+    return existing;
   }
 
   /** Finishes payments a crash or a failure left between phases: before the commit point void, after it capture. */
@@ -1095,7 +1130,7 @@ export class PaymentService {
     await decided.recorded;
     // A retransmission of an order already paid gets the payment, not a decision taken on later traffic.
     const existing = await this.getPayment(paymentId);
-    if (existing) return { replay: this.replayOrConflict(existing, input, gross) };
+    if (existing) return { replay: await this.answerReplay(paymentId, input, gross) };
     throw new ServiceRefusal(decision.code!, 'payment refused by risk control', {
       decisionId: decision.decisionId,
       isoResponseCode: decision.isoResponseCode ?? null,
@@ -1567,6 +1602,11 @@ function isSingleTender(row: PaymentRow): boolean {
   return wallet !== coupon && new Money(row.credits).eq(0);
 }
 
+/** A payment not yet captured or failed (a reversal under way is another operation's: the payment itself ended). */
+function isUnderWay(status: PaymentView['status']): boolean {
+  return status === 'authorizing' || status === 'capturing';
+}
+
 function singleTransferId(paymentId: string): string {
   return uuidV5(`payment|${paymentId}`);
 }
@@ -1592,7 +1632,8 @@ export function paymentTransferIds(payment: Pick<PaymentView, 'paymentId' | 'ten
   return ids;
 }
 
-function paymentIdOf(merchantId: string, orderId: string): string {
+/** The payment id a merchant's order stands for: one order, one payment, whichever process or door sees it. */
+export function paymentIdOf(merchantId: string, orderId: string): string {
   return uuidV5(`payment|${merchantId}|${orderId}`);
 }
 

@@ -7,6 +7,7 @@ import {
   CarbonService,
   DEFAULT_CARBON_POLICY,
   PaymentService,
+  paymentIdOf,
   PLAINTEXT,
   ServiceRefusal,
   WalletService,
@@ -603,9 +604,8 @@ describe('mall payments with mixed tender', () => {
     };
     const views = await Promise.all(Array.from({ length: 20 }, () => payments.pay(input, CONTEXT, NOW)));
     expect(new Set(views.map((v) => v.paymentId)).size).toBe(1);
-    // The first is captured; a replay that arrived while it was in flight answers the state it found then.
-    expect(views.filter((v) => v.status === 'captured').length).toBeGreaterThanOrEqual(1);
-    for (const view of views) expect(['authorizing', 'captured']).toContain(view.status);
+    // A replay that arrived while the first was under way here waited for its end: every answer is the captured one.
+    expect(views.map((v) => v.status)).toEqual(views.map(() => 'captured'));
     expect(await payments.getPayment(views[0]!.paymentId)).toMatchObject({ status: 'captured', amount: '12.34' });
     expect(before.minus((await account(wallet.accounts.main)).posted).toFixed(2)).toBe('12.34');
     const usage = await database.query<{ used: string }>(
@@ -619,6 +619,32 @@ describe('mall payments with mixed tender', () => {
     ).rejects.toMatchObject({
       code: 'idempotency_conflict',
     });
+  });
+
+  test('an order under way at another process is answered conflict (ask again), then as it ended', async () => {
+    const merchantId = await activeMerchant();
+    const wallet = await fundedWallet();
+    const input = {
+      merchantId,
+      orderId: 'elsewhere',
+      walletId: wallet.walletId,
+      amount: '3.00',
+      tenders: { wallet: '3.00' },
+    };
+    // What another process's begin leaves before its ledger transfer: the row, authorizing.
+    await database.query(
+      `INSERT INTO cp_payments (payment_id, merchant_id, order_id, wallet_id, gross, wallet_amount, coupon_amount, credits,
+         credits_value, fee, status, business_date, created_at)
+       VALUES ($1, $2, 'elsewhere', $3, 3.00, 3.00, 0, 0, 0, 0.02, 'authorizing', '2026-11-23', $4)`,
+      [paymentIdOf(merchantId, 'elsewhere'), merchantId, wallet.walletId, NOW.toISOString()],
+    );
+    await expect(payments.pay(input, CONTEXT, NOW)).rejects.toMatchObject({
+      code: 'conflict',
+      details: { status: 'authorizing' },
+    });
+    // The sweep ends it (nothing had moved: failed); asked again, the order is answered as it ended.
+    expect(await payments.resumePayments(CONTEXT, NOW)).toBeGreaterThanOrEqual(1);
+    expect(await payments.pay(input, CONTEXT, NOW)).toMatchObject({ orderId: 'elsewhere', status: 'failed' });
   });
 });
 
