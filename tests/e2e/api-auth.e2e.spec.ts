@@ -15,7 +15,7 @@ import {
   verifyResponse,
 } from '../../security';
 import type { HttpAnswer, TestApi } from '../support/api-server';
-import { startTestApi } from '../support/api-server';
+import { httpAnswerOf, startTestApi } from '../support/api-server';
 import { makeCardNumber } from '../../core-ledger';
 import { BANK, merchantPending, userWallet } from '../support/ledger-fixtures';
 
@@ -105,12 +105,7 @@ async function signed(
     },
     ...(method === 'POST' ? { body: tweak.bodyAfterSigning ?? text } : {}),
   });
-  const raw = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {},
-  };
+  return httpAnswerOf(response);
 }
 
 function expectError(answer: HttpAnswer, code: keyof typeof ERROR_STATUS): void {

@@ -5,7 +5,7 @@ import { signRequest, Sm2PrivateKey } from '../../security';
 import type { ExchangeBatch } from '../../services';
 import { ExchangeSender } from '../../services';
 import type { HttpAnswer, TestApi } from '../support/api-server';
-import { startTestApi } from '../support/api-server';
+import { httpAnswerOf, startTestApi } from '../support/api-server';
 
 /**
  * #13 must-show 1: a city platform sends its day to the province over HTTP between two instances; sent three times it
@@ -61,12 +61,7 @@ async function asProvinceAdmin(method: 'GET' | 'POST', path: string, body?: unkn
     },
     ...(method === 'POST' ? { body: text } : {}),
   });
-  const raw = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {},
-  };
+  return httpAnswerOf(response);
 }
 
 async function asCity(method: 'GET' | 'POST', path: string, body: string): Promise<HttpAnswer> {
@@ -88,12 +83,7 @@ async function asCity(method: 'GET' | 'POST', path: string, body: string): Promi
     },
     ...(method === 'POST' ? { body } : {}),
   });
-  const raw = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {},
-  };
+  return httpAnswerOf(response);
 }
 
 async function cityDay(): Promise<void> {

@@ -5,7 +5,7 @@ import { makeAccountId } from '../../core-ledger';
 import type { ClientRegistration } from '../../security';
 import { credentialOf, MERCHANT_BOUND_ROLES, MERCHANT_OBJECTS, ROLE_PERMISSIONS, signRequest } from '../../security';
 import type { HttpAnswer, TestApi } from '../support/api-server';
-import { startTestApi } from '../support/api-server';
+import { httpAnswerOf, startTestApi } from '../support/api-server';
 
 /**
  * Object-level authorization over real HTTP (OWASP API1): a merchant's signed credential reaches its own merchant,
@@ -53,12 +53,7 @@ async function asShopOne(method: 'GET' | 'POST', path: string, body?: unknown): 
     },
     ...(method === 'POST' ? { body: text } : {}),
   });
-  const raw = await response.text();
-  return {
-    status: response.status,
-    headers: response.headers,
-    body: raw ? (JSON.parse(raw) as Record<string, unknown>) : {},
-  };
+  return httpAnswerOf(response);
 }
 
 function expectError(answer: HttpAnswer, code: keyof typeof ERROR_STATUS): void {

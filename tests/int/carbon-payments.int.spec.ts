@@ -591,17 +591,16 @@ describe('mall payments with mixed tender', () => {
     for (const o of outcomes)
       if (o.status === 'rejected') expect(o.reason).toMatchObject({ code: 'password_free_limit_exceeded' });
   });
+  /** An order paid wholly from the wallet. */
+  function walletOrder(merchantId: string, wallet: WalletRecord, orderId: string, amount: string) {
+    return { merchantId, orderId, walletId: wallet.walletId, amount, tenders: { wallet: amount } };
+  }
+
   test('one order sent 20 times at once (one group commit) is paid once: one payment, one transfer, one reservation', async () => {
     const merchantId = await activeMerchant();
     const wallet = await fundedWallet();
     const before = (await account(wallet.accounts.main)).posted;
-    const input = {
-      merchantId,
-      orderId: 'retransmitted-order',
-      walletId: wallet.walletId,
-      amount: '12.34',
-      tenders: { wallet: '12.34' },
-    };
+    const input = walletOrder(merchantId, wallet, 'retransmitted-order', '12.34');
     const views = await Promise.all(Array.from({ length: 20 }, () => payments.pay(input, CONTEXT, NOW)));
     expect(new Set(views.map((v) => v.paymentId)).size).toBe(1);
     // A replay that arrived while the first was under way here waited for its end: every answer is the captured one.
@@ -624,13 +623,7 @@ describe('mall payments with mixed tender', () => {
   test('an order under way at another process is answered conflict (ask again), then as it ended', async () => {
     const merchantId = await activeMerchant();
     const wallet = await fundedWallet();
-    const input = {
-      merchantId,
-      orderId: 'elsewhere',
-      walletId: wallet.walletId,
-      amount: '3.00',
-      tenders: { wallet: '3.00' },
-    };
+    const input = walletOrder(merchantId, wallet, 'elsewhere', '3.00');
     // What another process's begin leaves before its ledger transfer: the row, authorizing.
     await database.query(
       `INSERT INTO cp_payments (payment_id, merchant_id, order_id, wallet_id, gross, wallet_amount, coupon_amount, credits,

@@ -34,6 +34,16 @@ export interface TestApi {
   close(): Promise<void>;
 }
 
+/** An HTTP response as tests read it: status, headers and the JSON body ({} when empty). */
+export async function httpAnswerOf(response: Response): Promise<HttpAnswer> {
+  const text = await response.text();
+  return {
+    status: response.status,
+    headers: response.headers,
+    body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
+  };
+}
+
 export interface TestApiOptions {
   /** `off` unless a test is about authentication. */
   readonly auth?: 'required' | 'off';
@@ -77,14 +87,7 @@ export async function startTestApi(kind: 'postgres' | 'memory', options: TestApi
     tlsKeyFile: undefined,
   });
   const base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  const answer = async (response: Response): Promise<HttpAnswer> => {
-    const text = await response.text();
-    return {
-      status: response.status,
-      headers: response.headers,
-      body: text === '' ? {} : (JSON.parse(text) as Record<string, unknown>),
-    };
-  };
+  const answer = httpAnswerOf;
   return Object.assign(harness, {
     base,
     store,
