@@ -5,6 +5,7 @@ import type { Server } from 'node:http';
 import express from 'express';
 import type { NextFunction, Request, Response } from 'express';
 import type { EventStore, Ledger } from '../core-ledger';
+import { accountsNamedBy } from '../core-ledger';
 import type { ProjectionRunner, ReadModelQueries } from '../projections';
 import type { ErrorCode } from './errors';
 import { ApiError } from './errors';
@@ -103,11 +104,7 @@ export function createApi(deps: ApiDependencies): Api {
     paymentMerchant: async (paymentId) => (await deps.services?.payments.getPayment(paymentId))?.merchantId,
     transferAccounts: async (transferId) => {
       const transfer = await deps.ledger.getTransfer(transferId);
-      if (!transfer) return undefined;
-      const accounts = transfer.postings.map((posting) => posting.accountId);
-      if (transfer.authorization)
-        accounts.push(transfer.authorization.debitAccountId, transfer.authorization.creditAccountId);
-      return accounts;
+      return transfer === undefined ? undefined : accountsNamedBy(transfer);
     },
   };
   const handlerDeps: HandlerDependencies = {

@@ -629,7 +629,8 @@ function asReplayIf(replayed: boolean, outcome: CommandOutcome): CommandOutcome 
   return replayed && outcome.status === 'accepted' ? { status: 'replayed', result: outcome.result } : outcome;
 }
 
-function accountsNamedBy(transfer: TransferState | undefined): string[] {
+/** The accounts a transfer names: its postings' and, for an authorization, the two it holds between. */
+export function accountsNamedBy(transfer: TransferState | undefined): string[] {
   if (!transfer) return [];
   const ids = transfer.postings.map((p) => p.accountId);
   if (transfer.authorization) ids.push(transfer.authorization.debitAccountId, transfer.authorization.creditAccountId);

@@ -586,7 +586,7 @@ export class PaymentService {
    */
   private async answerReplay(paymentId: string, input: PayInput, gross: Amount): Promise<PaymentView> {
     let existing = (await this.getPayment(paymentId))!;
-    this.replayOrConflict(existing, input, gross);
+    checkSameOrder(existing, input, gross);
     if (isUnderWay(existing.status)) {
       const ending = this.driving.get(paymentId);
       if (ending !== undefined) {
@@ -1378,7 +1378,8 @@ export class PaymentService {
         )
       : [];
     const written = this.outbox
-      ? `, messages AS (
+      ? `, input AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS i(payment_id, n)),
+        messages AS (
           SELECT m.* FROM unnest($2::integer[], $3::integer[], $4::text[], $5::text[], $6::text[], $7::jsonb[], $8::text[],
                                  $9::timestamptz[]) AS m(n, k, message_id, receiver, kind, payload, only_if_webhook_of, at)
             JOIN input i ON i.n = m.n JOIN changed c ON c.payment_id = i.payment_id),
@@ -1387,8 +1388,7 @@ export class PaymentService {
     const rows = await this.database.query<{ payment_id: string }>(
       preparedSql(
         this.outbox ? 'cp_payment_capture_announced' : 'cp_payment_capture',
-        `WITH input AS (SELECT * FROM unnest($1::text[]) WITH ORDINALITY AS i(payment_id, n)),
-       changed AS (SELECT payment_id FROM cp_payment_capture_many($1::text[]) AS c(payment_id))
+        `WITH changed AS (SELECT payment_id FROM cp_payment_capture_many($1::text[]) AS c(payment_id))
        ${written}
        SELECT payment_id FROM changed`,
       ),
@@ -1533,12 +1533,6 @@ export class PaymentService {
     };
   }
 
-  private replayOrConflict(existing: PaymentView, input: PayInput, gross: Amount): PaymentView {
-    if (existing.walletId !== input.walletId || !new Money(existing.amount).eq(gross))
-      throw new ServiceRefusal('idempotency_conflict', `order ${input.orderId} was paid with other details`);
-    return existing;
-  }
-
   private async paymentRow(db: SqlQueryable, paymentId: string, forUpdate = false): Promise<PaymentRow | undefined> {
     const rows = await db.query<PaymentRow>(
       `SELECT ${PAYMENT_COLUMNS} FROM cp_payments WHERE payment_id = $1${forUpdate ? ' FOR UPDATE' : ''}`,
@@ -1600,6 +1594,12 @@ function isSingleTender(row: PaymentRow): boolean {
   const wallet = new Money(row.wallet_amount).gt(0);
   const coupon = new Money(row.coupon_amount).gt(0);
   return wallet !== coupon && new Money(row.credits).eq(0);
+}
+
+/** A payment asked for again must be asked with the same wallet and amount; other details are a conflict. */
+function checkSameOrder(existing: PaymentView, input: PayInput, gross: Amount): void {
+  if (existing.walletId !== input.walletId || !new Money(existing.amount).eq(gross))
+    throw new ServiceRefusal('idempotency_conflict', `order ${input.orderId} was paid with other details`);
 }
 
 /** A payment not yet captured or failed (a reversal under way is another operation's: the payment itself ended). */

@@ -550,7 +550,7 @@ export class RiskService {
     now: Date,
   ): Promise<TakenDecision> {
     // The rule set in hand while it is fresh, without a turn of the event loop.
-    const set = Date.now() - this.loadedAtMs < this.options.ruleSetRefreshMs ? this.active : await this.current();
+    const set = this.fresh() ?? (await this.refresh());
     if (Date.now() - this.lastLookMs >= this.options.syncIntervalMs) void this.lookInBackground();
     if (Date.now() - this.lastPruneMs >= RISK_LIMITS.pruneIntervalMs) this.pruneCounters();
     const evaluation = evaluate(set, normalizedFacts, now.getTime(), this.options.dryRun);
@@ -1047,9 +1047,9 @@ export class RiskService {
     this.counters.takeOut(incrementsOf(row.counted, row.reservations));
   }
 
-  private async current(): Promise<CompiledRuleSet> {
-    if (Date.now() - this.loadedAtMs < this.options.ruleSetRefreshMs) return this.active;
-    return this.refresh();
+  /** The active rule set while it is fresh; undefined once it is due to be read again. */
+  private fresh(): CompiledRuleSet | undefined {
+    return Date.now() - this.loadedAtMs < this.options.ruleSetRefreshMs ? this.active : undefined;
   }
 
   private async compiled(version: number): Promise<CompiledRuleSet> {
