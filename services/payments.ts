@@ -315,9 +315,9 @@ export class PaymentService {
   private risk: RiskService | undefined;
   /** Active merchants, whose records never change once reviewed (no UPDATE of an active merchant exists). */
   private readonly activeMerchants = new Map<string, MerchantRecord>();
-  /** Payments' first writes and captures, group-committed: one round trip for all that arrive together. */
   /** Payments this process is taking to their end, by id: a retransmission of one waits for its answer. */
   private readonly driving = new Map<string, Promise<void>>();
+  /** Payments' first writes and captures, group-committed: one round trip for all that arrive together. */
   private readonly begins = new GroupCommit<PaymentRowWithLimit, BeginResult>((rows) => this.beginMany(rows));
   private readonly captures = new GroupCommit<CapturedPayment, boolean>((items) => this.captureMany(items));
 
