@@ -368,7 +368,10 @@ export class Ledger {
       } else if (decision.outcome === 'replayed') {
         outcomes.push(() => ({ status: 'replayed', result: decision.result }));
       } else {
-        const eventIds = eventIdsFor(decisionKeyOf(command), decision.events.length);
+        // The revision the decision was taken on is part of its key: the same command at the same instant, taken again
+        // on a later state (freeze, unfreeze, freeze), is another decision with other ids.
+        const basis = decision.events.length === 0 ? -1 : overlay.revisionOf(decision.events[0]!);
+        const eventIds = eventIdsFor(`${decisionKeyOf(command)}|${basis}`, decision.events.length);
         const audit = auditMetadataOf(command, context);
         decision.events.forEach((streamEvent, index) =>
           overlay.apply(streamEvent, eventIds[index]!, index === 0 ? audit : undefined),
@@ -573,6 +576,15 @@ class BatchOverlay implements DecisionState {
     return this.cachedTransfers.get(transferId);
   }
 
+  /** The revision of the event's stream as this batch sees it (−1: no stream yet). */
+  revisionOf(streamEvent: StreamEvent): number {
+    return (
+      (streamEvent.kind === 'account'
+        ? this.account(streamEvent.accountId)?.revision
+        : this.transfer(streamEvent.transferId)?.revision) ?? -1
+    );
+  }
+
   /** Evolves the state with a decided event (asserting every invariant again) and queues it for the append. */
   apply(streamEvent: StreamEvent, eventId: string, metadata: JsonObject | undefined): void {
     let before: number;
@@ -609,8 +621,9 @@ class BatchOverlay implements DecisionState {
 }
 
 /**
- * What a decision's event ids derive from: the command's whole content and time. Two different decisions never
- * share an id (else a store would take the second for a retry of the first); a retried append of one decision does.
+ * What a decision's event ids derive from: the command's whole content and time, and (added where it is used) the
+ * revision it was decided on. Two different decisions never share an id (else a store would take the second for a
+ * retry of the first); a retried append of one decision does.
  */
 function decisionKeyOf(command: LedgerCommand): string {
   return `${command.type}|${requestHashOf(command)}|${command.at}`;

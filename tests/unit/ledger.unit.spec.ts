@@ -84,6 +84,25 @@ describe('accounts', () => {
     expect(refusalOf(await ledger.execute(move(BANK, alice, '1.00')))).toBe('account_closed');
     expect(refusalOf(await ledger.execute(status('UnfreezeAccount')))).toBe('account_closed');
   });
+
+  test('freeze, unfreeze, freeze at the same instant are three decisions, in one batch or one after another', async () => {
+    const { ledger, store } = await fresh();
+    const status = (type: 'FreezeAccount' | 'UnfreezeAccount'): LedgerCommand => ({
+      type,
+      accountId: alice,
+      reason: 'same instant',
+      at: AT,
+    });
+    const together = await Promise.all(
+      (['FreezeAccount', 'UnfreezeAccount', 'FreezeAccount'] as const).map((type) => ledger.execute(status(type))),
+    );
+    expect(together.map((o) => o.status)).toEqual(['accepted', 'accepted', 'accepted']);
+    await mustAccept(ledger, status('UnfreezeAccount'));
+    await mustAccept(ledger, status('FreezeAccount'));
+    expect((await ledger.getAccount(alice))!.status).toBe('frozen');
+    const ids = (await store.readStream(accountStreamId(alice))).map((e) => e.eventId);
+    expect(new Set(ids).size).toBe(ids.length);
+  });
 });
 
 describe('transfers', () => {
