@@ -22,6 +22,11 @@ export function preparedSql(name: string, text: string): PreparedSql {
   return { name, text };
 }
 
+/** Every named statement this process has defined, by name (their plans are checked by a test). */
+export function preparedStatements(): ReadonlyMap<string, string> {
+  return preparedTexts;
+}
+
 export type SqlStatement = string | PreparedSql;
 
 function textOf(statement: SqlStatement): string {

@@ -500,9 +500,12 @@ export class RiskService {
            AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, counted,
                 decided_at)),
        risk_unread AS (
-         SELECT DISTINCT i.decision_id FROM risk_input i
-           JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
-          WHERE r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL)),
+         -- One index probe per decision (LATERAL … LIMIT 1): a join could be planned, once, as a scan of every review.
+         SELECT i.decision_id FROM risk_input i CROSS JOIN LATERAL (
+           SELECT 1 FROM cp_risk_reviews r
+            WHERE r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
+              AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))
+            LIMIT 1) found),
        risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            fired, checks, reserved, counted, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
@@ -854,10 +857,12 @@ export class RiskService {
                 primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved,
                 counted, decided_at, opens_review, consumes_review, known_review)),
        risk_unread AS (
-         SELECT DISTINCT i.decision_id FROM risk_input i
-           JOIN cp_risk_reviews r ON r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
-          WHERE r.review_id IS DISTINCT FROM i.known_review
-            AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))),
+         SELECT i.decision_id FROM risk_input i CROSS JOIN LATERAL (
+           SELECT 1 FROM cp_risk_reviews r
+            WHERE r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
+              AND r.review_id IS DISTINCT FROM i.known_review
+              AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))
+            LIMIT 1) found),
        risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            code, iso_response_code, primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts,
@@ -873,8 +878,10 @@ export class RiskService {
          SELECT decision_id, kind, subject_ref, facts_digest, iso_response_code, 'open', decided_at, clock_timestamp()
            FROM risk_input WHERE opens_review),
        risk_used AS (
-         UPDATE cp_risk_reviews r SET consumed_by = i.decision_id, recorded_at = clock_timestamp() FROM risk_input i
-          WHERE r.review_id = i.consumes_review AND r.consumed_by IS NULL RETURNING r.review_id)`;
+         -- Each approval by its key (cp_risk_use_review), not a join whose plan could scan every review.
+         SELECT u.review_id FROM risk_input i CROSS JOIN LATERAL cp_risk_use_review(i.consumes_review, i.decision_id)
+           AS u(review_id)
+          WHERE i.consumes_review IS NOT NULL)`;
     return {
       ctes,
       params: [
@@ -969,9 +976,9 @@ export class RiskService {
       // started since the last look is read from its start. Releases are read from any process.
       [rows, reviews] = await Promise.all([
         this.database.query<LookRow>(
-          preparedSql(
-            'cp_risk_look',
-            `WITH seen AS (
+          // Planned at each look (five a second at most), not prepared: a plan kept from the first looks, on a near-empty
+          // log, scanned the whole log for releases.
+          `WITH seen AS (
                UPDATE cp_risk_instances SET seen_at = clock_timestamp() WHERE instance_id = $2),
              others AS (
                SELECT instance_id, greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond') AS since
@@ -985,7 +992,6 @@ export class RiskService {
              SELECT ${lookRow('d', 'release')} FROM cp_risk_decisions d
               WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
              UNION ALL ${lookTime}`,
-          ),
           [this.lastLook.text, this.instanceId, RISK_LIMITS.syncOverlapMs, horizon],
         ),
         this.database.query<ReviewMatch & { decides: boolean }>(

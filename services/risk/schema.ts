@@ -111,6 +111,13 @@ ALTER TABLE cp_risk_decisions ALTER COLUMN reservations DROP NOT NULL;
 DROP FUNCTION IF EXISTS cp_risk_assess(jsonb);
 DROP FUNCTION IF EXISTS cp_risk_release(text, timestamptz);
 DROP TABLE IF EXISTS cp_risk_counters;
+-- Marks an approved review used by a decision, found by its key; answers the review if this call used it.
+CREATE OR REPLACE FUNCTION cp_risk_use_review(p_review_id text, p_decision_id text)
+RETURNS SETOF text LANGUAGE sql AS $fn$
+  UPDATE cp_risk_reviews SET consumed_by = p_decision_id, recorded_at = clock_timestamp()
+   WHERE review_id = p_review_id AND consumed_by IS NULL
+  RETURNING review_id
+$fn$;
 -- Aborts a batch decided on reviews that were not what it read: an approval another batch used first, or a review it
 -- did not read at all (batches read reviews only after one was met). The batch is decided again (SQLSTATE 40001).
 CREATE OR REPLACE FUNCTION cp_risk_review_taken() RETURNS integer LANGUAGE plpgsql AS $fn$

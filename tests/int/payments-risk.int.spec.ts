@@ -1,6 +1,6 @@
 import type { CommandContext, EventStore } from '../../core-ledger';
 import { Ledger, openPostgresEventStore } from '../../core-ledger';
-import { PostgresReadModels } from '../../projections';
+import { PostgresReadModels, preparedStatements } from '../../projections';
 import type { PaymentView, WalletRecord } from '../../services';
 import { BankChannelSimulator, PaymentService, PLAINTEXT, ServiceRefusal, WalletService } from '../../services';
 import type { PaymentFacts, RiskRule } from '../../services/risk';
@@ -217,4 +217,36 @@ describe('a payment and the risk decision that allowed it', () => {
     expect(risk.counterTotals(`payment|account:${wallet.walletId}|`).count).toBe(0);
     expect(await balanceOf(wallet)).toBe('10.00');
   });
+});
+
+/**
+ * A prepared statement is planned once per connection, on its sixth run: in a fresh database, on empty tables. Its
+ * generic plan must still find rows by key, never scan a table that grows with every payment (a capture that scanned
+ * the partial index of unfinished payments grew slower with every payment until a vacuum).
+ */
+test('the generic plan of every prepared statement reaches growing tables by key, planned on near-empty tables', async () => {
+  const prepared = preparedStatements();
+  expect([...prepared.keys()].sort()).toEqual(
+    expect.arrayContaining(['cp_payment_begin_risk', 'cp_payment_capture', 'cp_risk_record']),
+  );
+  const growing = 'cp_payments|cp_risk_decisions|cp_risk_reviews|cp_events|cp_outbox|cp_password_free_usage';
+  const scans = new RegExp(`(Seq Scan|Bitmap Heap Scan) on (${growing})\\b`, 'g');
+  const found: string[] = [];
+  await database.transaction(async (tx) => {
+    await tx.query('SET LOCAL plan_cache_mode = force_generic_plan');
+    for (const [name, text] of prepared) {
+      const parameters = Math.max(0, ...[...text.matchAll(/\$(\d+)/g)].map((m) => Number(m[1])));
+      await tx.query(`PREPARE plan_probe_${name} AS ${text}`);
+      const plan = await tx.query<{ 'QUERY PLAN': string }>(
+        `EXPLAIN EXECUTE plan_probe_${name}(${Array.from({ length: parameters }, () => 'NULL').join(', ')})`,
+      );
+      for (const match of plan
+        .map((row) => row['QUERY PLAN'])
+        .join('\n')
+        .matchAll(scans))
+        found.push(`${name}: ${match[0]}`);
+      await tx.query(`DEALLOCATE plan_probe_${name}`);
+    }
+  });
+  expect(found).toEqual([]);
 });
