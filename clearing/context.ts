@@ -66,19 +66,28 @@ export function addDays(businessDate: string, days: number): string {
   return new Date(Date.parse(`${businessDate}T00:00:00.000Z`) + days * 86_400_000).toISOString().slice(0, 10);
 }
 
-/** Runs `work` over `items` with at most `limit` in flight, in order of start. */
+/**
+ * Runs `work` over `items` with at most `limit` in flight, in order of start. After a failure no item starts, and the
+ * first failure is thrown once the items in flight have ended: a step that failed leaves nothing still writing.
+ */
 export async function inParallel<T>(
   items: readonly T[],
   limit: number,
   work: (item: T) => Promise<void>,
 ): Promise<void> {
   let next = 0;
+  let failure: { readonly error: unknown } | undefined;
   const workers = Array.from({ length: Math.min(limit, items.length) }, async () => {
-    while (next < items.length) {
+    while (next < items.length && failure === undefined) {
       const item = items[next]!;
       next += 1;
-      await work(item);
+      try {
+        await work(item);
+      } catch (error) {
+        failure ??= { error };
+      }
     }
   });
   await Promise.all(workers);
+  if (failure !== undefined) throw failure.error;
 }
