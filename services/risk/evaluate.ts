@@ -44,12 +44,15 @@ export interface CounterCheck {
   readonly windowSeconds: number | null;
   readonly maxCount: number | null;
   readonly maxAmount: string | null;
-  /** The maximum in whole millionths, when it is a plain decimal small enough to add exactly (microsOf). */
-  readonly maxAmountMicros: number | undefined;
+  /**
+   * The maximum in whole millionths, when it is a plain decimal small enough to add exactly (microsOf). The judge's
+   * shortcut: set by the evaluator, left out of stored records (read back, a check is judged from its texts).
+   */
+  readonly maxAmountMicros?: number;
   /** This event's amount (CNY) or quantity. */
   readonly amount: string;
-  /** The amount in whole millionths, when exact (microsOf). */
-  readonly amountMicros: number | undefined;
+  /** The amount in whole millionths, when exact (microsOf); as `maxAmountMicros`. */
+  readonly amountMicros?: number;
 }
 
 /** What an allowed event adds to a counter; released again if the payment fails. */

@@ -694,7 +694,7 @@ export class RiskService {
     const settled = settle(again, record.observed ?? undefined);
     const sameInputs =
       canonicalJson(again.fired) === canonicalJson(record.staticFired) &&
-      canonicalJson(again.checks) === canonicalJson(record.checks);
+      canonicalJson(again.checks.map(checkRecordOf)) === canonicalJson(record.checks);
     const sameOutcome =
       record.reviewOverride !== null ||
       (settled.outcome === record.outcome && (settled.primary?.ruleId ?? null) === record.primaryRule);
@@ -892,7 +892,7 @@ export class RiskService {
         settled.map((d) => d.reviewOverride),
         batch.map((p, i) => (full(i) ? json(p.facts) : null)),
         batch.map((p, i) => (full(i) ? json(p.evaluation.fired) : '[]')),
-        batch.map((p, i) => (full(i) ? json(p.evaluation.checks) : '[]')),
+        batch.map((p, i) => (full(i) ? json(p.evaluation.checks.map(checkRecordOf)) : '[]')),
         settled.map((d) => (d.full ? arrayLiteral(d.observed?.map((o) => o.count)) : null)),
         settled.map((d) => (d.full ? arrayLiteral(d.observed?.map((o) => o.amount)) : null)),
         settled.map((d) => d.reserved),
@@ -1225,6 +1225,12 @@ function checkActor(actor: string, field: string): void {
 }
 
 /** The first six columns of a decision record, for both its statements: id, kind, subject, facts digest, rule set. */
+/** A check as its record keeps it: the millionths are the judge's shortcut, derived from the amounts beside them. */
+function checkRecordOf(check: CounterCheck): Omit<CounterCheck, 'amountMicros' | 'maxAmountMicros'> {
+  const { amountMicros: _amount, maxAmountMicros: _max, ...recorded } = check;
+  return recorded;
+}
+
 function identityColumns(batch: readonly DecisionIdentity[]): unknown[][] {
   return [
     batch.map((p) => p.decisionId),
