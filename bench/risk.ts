@@ -90,7 +90,7 @@ function factsFor(rng: () => number): PaymentFacts {
   };
 }
 
-type Measured = LoopResult & { cpuUsPerOp: number; databaseCpuUsPerOp: number };
+type Measured = LoopResult & { cpuUsPerOp: number; databaseCpuUsPerOp: number; walBytesPerOp: number };
 
 interface PhaseSummary {
   tps: number;
@@ -98,6 +98,8 @@ interface PhaseSummary {
   p99Ms: number;
   cpuUsPerOp: number;
   databaseCpuUsPerOp: number;
+  /** WAL written per operation (pg_current_wal_insert_lsn before and after the phase): what the disk must take. */
+  walBytesPerOp: number;
   refused: number;
 }
 
@@ -161,16 +163,26 @@ async function main(): Promise<void> {
   const loop = (operation: () => Promise<boolean>): Promise<LoopResult> =>
     runClosedLoop({ clients: options.clients, seconds: options.seconds, warmupSeconds: 1, operation });
   const cpu = async (run: () => Promise<LoopResult>): Promise<Measured> => {
+    const walAt = async (): Promise<string> =>
+      (await database.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn'))[0]!.lsn;
+    const walBefore = await walAt();
     const before = process.cpuUsage();
     const databaseBefore = localPostgresCpuUs();
     const result = await run();
     const used = process.cpuUsage(before);
     const databaseAfter = localPostgresCpuUs();
+    const walAfter = await walAt();
+    const walBytes = await database.query<{ bytes: string }>('SELECT pg_wal_lsn_diff($1, $2)::text AS bytes', [
+      walAfter,
+      walBefore,
+    ]);
+    // Like the CPU figures: the warm-up's writes are counted, its operations not (alike in every phase).
     const operations = result.completed + result.refused;
     return {
       ...result,
       cpuUsPerOp: (used.user + used.system) / operations,
       databaseCpuUsPerOp: postgresCpuUsSince(databaseBefore, databaseAfter) / operations,
+      walBytesPerOp: Number(walBytes[0]!.bytes) / operations,
     };
   };
   const assessWith = (engine: RiskService) => async (): Promise<boolean> =>
@@ -244,6 +256,7 @@ async function main(): Promise<void> {
         p99Ms: Number(mean(rs.map((r) => r.latency.p99Ms)).toFixed(2)),
         cpuUsPerOp: Number(mean(rs.map((r) => r.cpuUsPerOp)).toFixed(1)),
         databaseCpuUsPerOp: Number(mean(rs.map((r) => r.databaseCpuUsPerOp)).toFixed(1)),
+        walBytesPerOp: Math.round(mean(rs.map((r) => r.walBytesPerOp))),
         refused: rs.reduce((a, r) => a + r.refused, 0),
       },
     ]),
@@ -254,6 +267,7 @@ async function main(): Promise<void> {
     p99Ms: Number.NaN,
     cpuUsPerOp: Number.NaN,
     databaseCpuUsPerOp: Number.NaN,
+    walBytesPerOp: Number.NaN,
     refused: 0,
   };
   const s = (name: string): PhaseSummary => summary[name] ?? notRun;

@@ -49,6 +49,12 @@ export function uuidV7(nowMs: number = Date.now()): string {
   return uuidText(bytes);
 }
 
+/** The milliseconds a v7 UUID was made at; undefined for any other text (another version, not a UUID). */
+export function msOfUuidV7(id: string): number | undefined {
+  if (!/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/.test(id)) return undefined;
+  return Number.parseInt(id.slice(0, 8) + id.slice(9, 13), 16);
+}
+
 /** Random bytes drawn 4 KiB at a time: one system call per 256 ids, not one each (as `randomUUID` does). */
 const randomPool = Buffer.alloc(4_096);
 let randomOffset = randomPool.length;

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import { uuidV7 } from '../../core-ledger';
+import { msOfUuidV7, uuidV7 } from '../../core-ledger';
 import type { ServiceDatabase, SqlQueryable } from '../database';
 import { preparedSql, ServiceRefusal } from '../database';
 import { GroupCommit } from '../group-commit';
@@ -65,6 +65,8 @@ export const RISK_LIMITS = {
   readReviewsForMs: 5_000,
   /** Memory is pruned of buckets no window reaches at most this often. */
   pruneIntervalMs: 60_000,
+  /** The decisions of one cp_risk_allows row were decided within this time of its first (it is found by that time). */
+  allowRowSpanMs: 60_000,
 } as const;
 
 /**
@@ -493,6 +495,15 @@ export class RiskService {
   recordingSql(decisions: readonly DeferredDecision[], firstParam: number): DecisionRecordingSql {
     const batch = decisions.map((d) => d.pending as LeanDeferred);
     const $ = (n: number): string => `$${firstParam + n - 1}`;
+    let first = batch[0]!;
+    let lastMs = first.at.getTime();
+    for (const p of batch) {
+      if (p.at.getTime() < first.at.getTime()) first = p;
+      lastMs = Math.max(lastMs, p.at.getTime());
+    }
+    // One row of arrays (cp_risk_allows) when its decisions can be found by the time in their ids; else, and when a
+    // decision met a review this process had not read, a row each in cp_risk_decisions.
+    const inOneRow = lastMs - first.at.getTime() <= RISK_LIMITS.allowRowSpanMs;
     // Only plain allows come here: outcome, codes, facts, fired rules and checks are those of a plain allow.
     const ctes = `risk_input AS (
          SELECT * FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
@@ -506,6 +517,14 @@ export class RiskService {
             WHERE r.subject_ref = i.subject_ref AND r.facts_digest = i.facts_digest
               AND (r.status IN ('open', 'rejected') OR (r.status = 'approved' AND r.consumed_by IS NULL))
             LIMIT 1) found),
+       risk_in_one_row AS (SELECT ${$(11)}::boolean AND NOT EXISTS (SELECT 1 FROM risk_unread) AS yes),
+       risk_allowed AS (
+         INSERT INTO cp_risk_allows (first_decision_id, instance_id, recorded_at, decided_from, decision_ids, kinds,
+           subject_refs, facts_digests, rule_set_versions, dry_runs, reserved, counted, decided_at)
+         SELECT ${$(12)}::uuid, ${$(10)}, clock_timestamp(), ${$(13)}::timestamptz, ${$(1)}::uuid[], ${$(2)}::text[],
+                ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[], ${$(6)}::boolean[], ${$(7)}::boolean[],
+                ${$(8)}::text[], ${$(9)}::timestamptz[]
+           FROM risk_in_one_row WHERE yes),
        risk_decided AS (
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            fired, checks, reserved, counted, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
@@ -513,7 +532,8 @@ export class RiskService {
                 counted, decided_at, ${$(10)}, clock_timestamp(),
                 CASE WHEN u.decision_id IS NOT NULL AND reserved THEN decided_at END,
                 CASE WHEN u.decision_id IS NOT NULL AND reserved THEN clock_timestamp() END
-           FROM risk_input i LEFT JOIN risk_unread u ON u.decision_id = i.decision_id)`;
+           FROM risk_input i LEFT JOIN risk_unread u ON u.decision_id = i.decision_id
+          WHERE NOT (SELECT yes FROM risk_in_one_row))`;
     return {
       ctes,
       params: [
@@ -522,6 +542,9 @@ export class RiskService {
         batch.map((p) => p.counted),
         batch.map((p) => p.at.toISOString()),
         this.instanceId,
+        inOneRow,
+        first.decisionId,
+        first.at.toISOString(),
       ],
     };
   }
@@ -639,11 +662,24 @@ export class RiskService {
     decisionId: string,
     now: Date = new Date(),
   ): Promise<{ status: 'released' | 'already_released' | 'nothing_reserved' }> {
+    const within = allowRowBounds(decisionId);
+    // Its row in cp_risk_decisions, or a plain allow of cp_risk_allows copied there released (never both: a decision
+    // is written to one of the two, and a copy is made once).
     const rows = await this.database.query<WrittenDecision>(
-      `UPDATE cp_risk_decisions SET released_at = $2, release_recorded_at = clock_timestamp()
-        WHERE decision_id = $1 AND reserved AND released_at IS NULL
-        RETURNING decision_id, counted, reservations, instance_id, ${msOf('recorded_at')} AS recorded_ms`,
-      [decisionId, now.toISOString()],
+      `WITH updated AS (
+         UPDATE cp_risk_decisions SET released_at = $2, release_recorded_at = clock_timestamp()
+          WHERE decision_id = $1 AND reserved AND released_at IS NULL
+         RETURNING decision_id, counted, reservations, instance_id, recorded_at),
+       copied AS (
+         INSERT INTO cp_risk_decisions (${DECISION_COLUMNS}, released_at, release_recorded_at)
+         SELECT ${DECISION_COLUMNS}, $2, clock_timestamp() FROM cp_risk_allowed_decisions
+          WHERE decided_from BETWEEN $3 AND $4 AND decision_id = $1 AND reserved
+         ON CONFLICT (decision_id) DO NOTHING
+         RETURNING decision_id, counted, reservations, instance_id, recorded_at)
+       SELECT decision_id, counted, reservations, instance_id, ${msOf('recorded_at')} AS recorded_ms FROM updated
+       UNION ALL
+       SELECT decision_id, counted, reservations, instance_id, ${msOf('recorded_at')} AS recorded_ms FROM copied`,
+      [decisionId, now.toISOString(), within?.from ?? null, within?.to ?? null],
     );
     if (rows.length === 1) {
       if (this.countedHere(rows[0]!)) this.takeOut(rows[0]!);
@@ -651,8 +687,10 @@ export class RiskService {
       return { status: 'released' };
     }
     const current = await this.database.query<{ reserved: boolean }>(
-      'SELECT reserved FROM cp_risk_decisions WHERE decision_id = $1',
-      [decisionId],
+      `SELECT reserved FROM cp_risk_decisions WHERE decision_id = $1
+       UNION ALL
+       SELECT reserved FROM cp_risk_allowed_decisions WHERE decided_from BETWEEN $2 AND $3 AND decision_id = $1`,
+      [decisionId, within?.from ?? null, within?.to ?? null],
     );
     if (!current[0]) throw new ServiceRefusal('not_found', `risk decision ${decisionId} does not exist`);
     return { status: current[0].reserved ? 'already_released' : 'nothing_reserved' };
@@ -671,11 +709,17 @@ export class RiskService {
   // ---- explanation ----
 
   async decision(decisionId: string): Promise<DecisionRecord | undefined> {
+    const within = allowRowBounds(decisionId);
+    const read = `${DECISION_COLUMNS_READ}, released_at`;
     const rows = await this.database.query<DecisionRow>(
-      `SELECT *, observed_counts::text[] AS observed_counts, observed_amounts::text[] AS observed_amounts
-         FROM cp_risk_decisions WHERE decision_id = $1`,
-      [decisionId],
+      `SELECT ${read} FROM cp_risk_decisions WHERE decision_id = $1
+       UNION ALL
+       SELECT ${read} FROM cp_risk_allowed_decisions a
+        WHERE decided_from BETWEEN $2 AND $3 AND decision_id = $1
+          AND NOT EXISTS (SELECT 1 FROM cp_risk_decisions d WHERE d.decision_id = $1)`,
+      [decisionId, within?.from ?? null, within?.to ?? null],
     );
+    if (rows.length > 1) throw new Error(`assertion: decision ${decisionId} is recorded twice`);
     return rows[0] ? recordOf(rows[0]) : undefined;
   }
 
@@ -957,6 +1001,13 @@ export class RiskService {
               WHERE instance_id = o.instance_id AND reserved AND recorded_at >= $1::timestamptz OFFSET 0) d
           WHERE o.instance_id <> $2 AND d.released_at IS NULL
          UNION ALL
+         -- Their plain allows written a row of many (those released have their own row, above).
+         SELECT ${lookRow('a', 'counted')}
+           FROM cp_risk_instances o CROSS JOIN LATERAL (
+             SELECT * FROM cp_risk_allowed_decisions
+              WHERE instance_id = o.instance_id AND recorded_at >= $1::timestamptz AND reserved OFFSET 0) a
+          WHERE o.instance_id <> $2 AND NOT EXISTS (SELECT 1 FROM cp_risk_decisions x WHERE x.decision_id = a.decision_id)
+         UNION ALL
          -- Written before processes had ids.
          SELECT ${lookRow('d', 'counted')} FROM cp_risk_decisions d
           WHERE instance_id IS NULL AND reserved AND released_at IS NULL AND recorded_at >= $1::timestamptz
@@ -988,6 +1039,12 @@ export class RiskService {
                  -- OFFSET 0 keeps the subquery apart: one index range per process, never a scan of the whole log.
                  SELECT * FROM cp_risk_decisions
                   WHERE instance_id = o.instance_id AND reserved AND recorded_at >= o.since OFFSET 0) d
+             UNION ALL
+             SELECT ${lookRow('a', 'counted')}
+               FROM others o CROSS JOIN LATERAL (
+                 SELECT * FROM cp_risk_allowed_decisions
+                  WHERE instance_id = o.instance_id AND recorded_at >= o.since AND reserved OFFSET 0) a
+              WHERE NOT EXISTS (SELECT 1 FROM cp_risk_decisions x WHERE x.decision_id = a.decision_id)
              UNION ALL
              SELECT ${lookRow('d', 'release')} FROM cp_risk_decisions d
               WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
@@ -1132,6 +1189,27 @@ interface LookRow extends WrittenDecision {
 }
 
 /** Milliseconds since the epoch of a timestamptz expression, as a double. */
+/** The columns a decision is written with (cp_risk_decisions, cp_risk_allowed_decisions), bar its release. */
+const DECISION_COLUMNS = decisionColumns('observed_counts, observed_amounts');
+
+/** The same, with the observed totals as read (text: bigint and numeric arrays kept exact). */
+const DECISION_COLUMNS_READ = decisionColumns(
+  'observed_counts::text[] AS observed_counts, observed_amounts::text[] AS observed_amounts',
+);
+
+function decisionColumns(observed: string): string {
+  return `decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, code, iso_response_code,
+    primary_rule, review_override, facts, fired, checks, ${observed}, reserved, reservations, counted, decided_at,
+    instance_id, recorded_at`;
+}
+
+/** Where a plain allow's row of cp_risk_allows starts (decided_from), by the time in the decision's id. */
+function allowRowBounds(decisionId: string): { from: string; to: string } | undefined {
+  const ms = msOfUuidV7(decisionId);
+  if (ms === undefined || ms < RISK_LIMITS.allowRowSpanMs) return undefined;
+  return { from: new Date(ms - RISK_LIMITS.allowRowSpanMs).toISOString(), to: new Date(ms).toISOString() };
+}
+
 function msOf(expression: string): string {
   return `(extract(epoch FROM ${expression}) * 1000)::float8`;
 }

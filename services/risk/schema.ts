@@ -107,6 +107,57 @@ CREATE INDEX IF NOT EXISTS cp_risk_decisions_released ON cp_risk_decisions (rele
 -- reservations (readers take counted, else reservations).
 ALTER TABLE cp_risk_decisions ADD COLUMN IF NOT EXISTS counted text;
 ALTER TABLE cp_risk_decisions ALTER COLUMN reservations DROP NOT NULL;
+-- Plain allows of the payment path (deferred decisions, RiskService.recordingSql): one row per statement of the
+-- caller's, a decision per array element, instead of a row and two index entries per decision. A decision released
+-- later is copied into cp_risk_decisions, released; from then on that row is the decision (cp_risk_decision_log).
+-- Found by id through decided_from: every decision of a row was decided within RISK_LIMITS.allowRowSpanMs of it.
+CREATE TABLE IF NOT EXISTS cp_risk_allows (
+  first_decision_id uuid PRIMARY KEY,
+  instance_id text NOT NULL,
+  recorded_at timestamptz NOT NULL,
+  decided_from timestamptz NOT NULL,
+  decision_ids uuid[] NOT NULL,
+  kinds text[] NOT NULL,
+  subject_refs text[] NOT NULL,
+  facts_digests text[] NOT NULL,
+  rule_set_versions integer[] NOT NULL,
+  dry_runs boolean[] NOT NULL,
+  reserved boolean[] NOT NULL,
+  counted text[] NOT NULL,
+  decided_at timestamptz[] NOT NULL,
+  CHECK (cardinality(decision_ids) > 0)
+);
+-- A row of many is compressed (its reservation lines repeat their keys' shapes); lz4 is several times faster than
+-- the default pglz, where the server has it (PGlite has not).
+DO $lz4$ BEGIN
+  ALTER TABLE cp_risk_allows ALTER COLUMN subject_refs SET COMPRESSION lz4, ALTER COLUMN counted SET COMPRESSION lz4;
+EXCEPTION WHEN feature_not_supported THEN NULL;
+END $lz4$;
+CREATE INDEX IF NOT EXISTS cp_risk_allows_decided ON cp_risk_allows (decided_from);
+CREATE INDEX IF NOT EXISTS cp_risk_allows_instance ON cp_risk_allows (instance_id, recorded_at);
+-- The plain allows one per row, with cp_risk_decisions' columns (and the row's decided_from, to find them by).
+CREATE OR REPLACE VIEW cp_risk_allowed_decisions AS
+  SELECT u.decision_id::text AS decision_id, u.kind, u.subject_ref, u.facts_digest, u.rule_set_version, u.dry_run,
+         'allow'::text AS outcome, NULL::text AS code, NULL::text AS iso_response_code, NULL::text AS primary_rule,
+         NULL::text AS review_override, NULL::jsonb AS facts, '[]'::jsonb AS fired, '[]'::jsonb AS checks,
+         NULL::bigint[] AS observed_counts, NULL::numeric[] AS observed_amounts, u.reserved,
+         NULL::jsonb AS reservations, u.decided_at, NULL::timestamptz AS released_at, a.instance_id, a.recorded_at,
+         NULL::timestamptz AS release_recorded_at, u.counted, a.decided_from
+    FROM cp_risk_allows a CROSS JOIN LATERAL unnest(a.decision_ids, a.kinds, a.subject_refs, a.facts_digests,
+           a.rule_set_versions, a.dry_runs, a.reserved, a.counted, a.decided_at)
+           AS u(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, counted, decided_at);
+-- Every decision once, for auditors and reports: a plain allow's row in cp_risk_decisions (released) wins.
+CREATE OR REPLACE VIEW cp_risk_decision_log AS
+  SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, code, iso_response_code,
+         primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved, reservations,
+         decided_at, released_at, instance_id, recorded_at, release_recorded_at, counted
+    FROM cp_risk_decisions
+  UNION ALL
+  SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome, code, iso_response_code,
+         primary_rule, review_override, facts, fired, checks, observed_counts, observed_amounts, reserved, reservations,
+         decided_at, released_at, instance_id, recorded_at, release_recorded_at, counted
+    FROM cp_risk_allowed_decisions a
+   WHERE NOT EXISTS (SELECT 1 FROM cp_risk_decisions d WHERE d.decision_id = a.decision_id);
 -- Counters and the batch function of the first design (counters in rows, decided in PL/pgSQL under advisory locks).
 DROP FUNCTION IF EXISTS cp_risk_assess(jsonb);
 DROP FUNCTION IF EXISTS cp_risk_release(text, timestamptz);

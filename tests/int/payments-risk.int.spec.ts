@@ -4,7 +4,7 @@ import { PostgresReadModels, preparedStatements } from '../../projections';
 import type { PaymentView, WalletRecord } from '../../services';
 import { BankChannelSimulator, PaymentService, PLAINTEXT, ServiceRefusal, WalletService } from '../../services';
 import type { PaymentFacts, RiskRule } from '../../services/risk';
-import { RiskService } from '../../services/risk';
+import { RISK_LIMITS, RiskService } from '../../services/risk';
 import { createTestDatabase } from '../support/databases';
 import { openPlatformAccounts } from '../support/ledger-fixtures';
 
@@ -121,7 +121,7 @@ interface DecisionRow {
 async function decisionsOf(wallet: WalletRecord): Promise<DecisionRow[]> {
   // The velocity rule's reservation names the wallet; refusals store their facts in full.
   return database.query<DecisionRow>(
-    `SELECT subject_ref, outcome, reserved, released_at IS NOT NULL AS released FROM cp_risk_decisions
+    `SELECT subject_ref, outcome, reserved, released_at IS NOT NULL AS released FROM cp_risk_decision_log
       WHERE coalesce(counted, reservations::text) LIKE '%' || $1 || '%' OR facts->>'accountId' = $1 ORDER BY decided_at, subject_ref`,
     [wallet.walletId],
   );
@@ -219,6 +219,90 @@ describe('a payment and the risk decision that allowed it', () => {
   });
 });
 
+describe('plain allows written a row of many (cp_risk_allows)', () => {
+  const subjectsOf = (views: readonly PaymentView[]): string[] => views.map((v) => `payment:${v.paymentId}`);
+
+  test('found by id, released once (then a row of its own), and counted by other processes from the row', async () => {
+    const wallet = await fundedWallet('10.00');
+    const paid = await Promise.all([1, 2, 3].map(() => pay(wallet, '1.00')));
+    const subjects = subjectsOf(paid);
+    expect(
+      await database.query('SELECT 1 FROM cp_risk_decisions WHERE subject_ref = ANY($1)', [subjects]),
+    ).toHaveLength(0);
+    const inRows = await database.query<{ decision_id: string }>(
+      'SELECT decision_id FROM cp_risk_allowed_decisions WHERE subject_ref = ANY($1) ORDER BY decided_at, decision_id',
+      [subjects],
+    );
+    expect(inRows).toHaveLength(3);
+    const ids = inRows.map((r) => r.decision_id);
+    for (const id of ids) {
+      const record = (await risk.decision(id))!;
+      expect([record.outcome, record.reserved, record.releasedAt, record.facts]).toEqual(['allow', true, null, null]);
+      expect(record.reservations.map((r) => r.count)).toEqual([1]);
+    }
+    // Another process counts them from the rows at its start.
+    const other = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+    await other.install();
+    const key = `payment|account:${wallet.walletId}|`;
+    expect(other.counterTotals(key)).toEqual({ count: 3, amount: '3' });
+
+    expect(await risk.release(ids[0]!, NOW)).toEqual({ status: 'released' });
+    expect(await risk.release(ids[0]!, NOW)).toEqual({ status: 'already_released' });
+    expect(risk.counterTotals(key)).toEqual({ count: 2, amount: '2' });
+    expect((await risk.decision(ids[0]!))!.releasedAt).toBe(NOW.toISOString());
+    // Once in the log: its own row (released) wins over its place in the row of many.
+    const logged = await database.query<{ decision_id: string; released: boolean }>(
+      `SELECT decision_id, released_at IS NOT NULL AS released FROM cp_risk_decision_log
+        WHERE subject_ref = ANY($1) ORDER BY decided_at, decision_id`,
+      [subjects],
+    );
+    expect(logged).toEqual(ids.map((id, i) => ({ decision_id: id, released: i === 0 })));
+    await other.catchUp();
+    expect(other.counterTotals(key)).toEqual({ count: 2, amount: '2' });
+    const late = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+    await late.install();
+    expect(late.counterTotals(key)).toEqual({ count: 2, amount: '2' });
+    await expect(risk.release('01a24d7c-4e48-720d-86f0-4313f1f216d8', NOW)).rejects.toMatchObject({
+      code: 'not_found',
+    });
+  });
+
+  test('decisions of one statement further apart than a row may span are written a row each', async () => {
+    const facts = (n: number): PaymentFacts => ({
+      subjectRef: `payment:span-${n}`,
+      amount: '1.00',
+      accountId: `W-span-${n}`,
+      customerClass: '2',
+      walletPurpose: 'general',
+      merchantId,
+      merchantCategory: 'food',
+      channel: 'api',
+    });
+    const record = async (at: readonly Date[]): Promise<{ own: number; inRows: number }> => {
+      const taken = await Promise.all(
+        at.map((when, i) => risk.assessDeferred('payment', facts(i + at.length * 10), when)),
+      );
+      const deferred = taken.map((t) => {
+        if (!('deferred' in t)) throw new Error('a plain allow is deferred');
+        return t.deferred;
+      });
+      const { ctes, params } = risk.recordingSql(deferred, 1);
+      await database.query(`WITH ${ctes} SELECT 1`, params);
+      for (const d of deferred) risk.settleDeferred(d, 'written');
+      const ids = deferred.map((d) => d.decisionId);
+      const [own, inRows] = await Promise.all([
+        database.query('SELECT 1 FROM cp_risk_decisions WHERE decision_id = ANY($1)', [ids]),
+        database.query('SELECT 1 FROM cp_risk_allowed_decisions WHERE decision_id = ANY($1)', [ids]),
+      ]);
+      for (const id of ids) expect((await risk.decision(id))?.outcome).toBe('allow');
+      return { own: own.length, inRows: inRows.length };
+    };
+    const later = (ms: number): Date => new Date(NOW.getTime() + ms);
+    expect(await record([NOW, later(RISK_LIMITS.allowRowSpanMs)])).toEqual({ own: 0, inRows: 2 });
+    expect(await record([NOW, later(RISK_LIMITS.allowRowSpanMs + 1), later(1)])).toEqual({ own: 3, inRows: 0 });
+  });
+});
+
 /**
  * A prepared statement is planned once per connection, on its sixth run: in a fresh database, on empty tables. Its
  * generic plan must still find rows by key, never scan a table that grows with every payment (a capture that scanned
@@ -229,7 +313,8 @@ test('the generic plan of every prepared statement reaches growing tables by key
   expect([...prepared.keys()].sort()).toEqual(
     expect.arrayContaining(['cp_payment_begin_risk', 'cp_payment_capture', 'cp_risk_record']),
   );
-  const growing = 'cp_payments|cp_risk_decisions|cp_risk_reviews|cp_events|cp_outbox|cp_password_free_usage';
+  const growing =
+    'cp_payments|cp_risk_decisions|cp_risk_allows|cp_risk_reviews|cp_events|cp_outbox|cp_password_free_usage';
   const scans = new RegExp(`(Seq Scan|Bitmap Heap Scan) on (${growing})\\b`, 'g');
   const found: string[] = [];
   await database.transaction(async (tx) => {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { eventIdsFor, transferIdFor, uuidV5, uuidV7 } from '../../core-ledger';
+import { eventIdsFor, msOfUuidV7, transferIdFor, uuidV5, uuidV7 } from '../../core-ledger';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-([89ab])[0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -27,6 +27,7 @@ describe('ids', () => {
         expect(match?.[1]).toBe('7');
         expect(match?.[2]).toMatch(/[89ab]/);
         expect(parseInt(id.replace(/-/g, '').slice(0, 12), 16)).toBe(ms);
+        expect(msOfUuidV7(id)).toBe(ms);
       }),
     );
   });
@@ -36,6 +37,14 @@ describe('ids', () => {
     const later = Array.from({ length: 1_000 }, () => uuidV7(1_700_000_000_001));
     expect(new Set([...earlier, ...later]).size).toBe(2_000);
     for (const a of earlier) expect(a < later[0]!).toBe(true);
+  });
+
+  it('msOfUuidV7 reads the time of v7 ids only', () => {
+    expect(msOfUuidV7('01a24d7c-4e48-720d-86f0-4313f1f216d8')).toBe(0x01a24d7c4e48);
+    expect(msOfUuidV7(uuidV5('name'))).toBeUndefined();
+    expect(msOfUuidV7('01A24D7C-4E48-720D-86F0-4313F1F216D8')).toBeUndefined();
+    expect(msOfUuidV7('01a24d7c-4e48-720d-86f0-4313f1f216d8 ')).toBeUndefined();
+    expect(msOfUuidV7('not an id')).toBeUndefined();
   });
 
   it('uuidV7 refuses a time it cannot hold', () => {
