@@ -90,7 +90,12 @@ function factsFor(rng: () => number): PaymentFacts {
   };
 }
 
-type Measured = LoopResult & { cpuUsPerOp: number; databaseCpuUsPerOp: number; walBytesPerOp: number };
+type Measured = LoopResult & {
+  cpuUsPerOp: number;
+  databaseCpuUsPerOp: number;
+  walBytesPerOp: number;
+  commitsPerOp: number;
+};
 
 interface PhaseSummary {
   tps: number;
@@ -100,6 +105,8 @@ interface PhaseSummary {
   databaseCpuUsPerOp: number;
   /** WAL written per operation (pg_current_wal_insert_lsn before and after the phase): what the disk must take. */
   walBytesPerOp: number;
+  /** Transactions committed per operation (pg_stat_database, flushed by the server at most once a second). */
+  commitsPerOp: number;
   refused: number;
 }
 
@@ -165,13 +172,23 @@ async function main(): Promise<void> {
   const cpu = async (run: () => Promise<LoopResult>): Promise<Measured> => {
     const walAt = async (): Promise<string> =>
       (await database.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn'))[0]!.lsn;
+    const commitsNow = async (): Promise<number> =>
+      Number(
+        (
+          await database.query<{ commits: string }>(
+            'SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = current_database()',
+          )
+        )[0]!.commits,
+      );
     const walBefore = await walAt();
+    const commitsBefore = await commitsNow();
     const before = process.cpuUsage();
     const databaseBefore = localPostgresCpuUs();
     const result = await run();
     const used = process.cpuUsage(before);
     const databaseAfter = localPostgresCpuUs();
     const walAfter = await walAt();
+    const commitsAfter = await commitsNow();
     const walBytes = await database.query<{ bytes: string }>('SELECT pg_wal_lsn_diff($1, $2)::text AS bytes', [
       walAfter,
       walBefore,
@@ -183,6 +200,7 @@ async function main(): Promise<void> {
       cpuUsPerOp: (used.user + used.system) / operations,
       databaseCpuUsPerOp: postgresCpuUsSince(databaseBefore, databaseAfter) / operations,
       walBytesPerOp: Number(walBytes[0]!.bytes) / operations,
+      commitsPerOp: (commitsAfter - commitsBefore) / operations,
     };
   };
   const assessWith = (engine: RiskService) => async (): Promise<boolean> =>
@@ -257,6 +275,7 @@ async function main(): Promise<void> {
         cpuUsPerOp: Number(mean(rs.map((r) => r.cpuUsPerOp)).toFixed(1)),
         databaseCpuUsPerOp: Number(mean(rs.map((r) => r.databaseCpuUsPerOp)).toFixed(1)),
         walBytesPerOp: Math.round(mean(rs.map((r) => r.walBytesPerOp))),
+        commitsPerOp: Number(mean(rs.map((r) => r.commitsPerOp)).toFixed(3)),
         refused: rs.reduce((a, r) => a + r.refused, 0),
       },
     ]),
@@ -268,6 +287,7 @@ async function main(): Promise<void> {
     cpuUsPerOp: Number.NaN,
     databaseCpuUsPerOp: Number.NaN,
     walBytesPerOp: Number.NaN,
+    commitsPerOp: Number.NaN,
     refused: 0,
   };
   const s = (name: string): PhaseSummary => summary[name] ?? notRun;
