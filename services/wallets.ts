@@ -153,7 +153,12 @@ export class WalletService {
   private outbox: Outbox | undefined;
   /** Reads take no locks: two batches may be at the database at once. */
   private readonly cardLookups = new GroupCommit<string, WalletRecord | undefined>(
-    (indexes) => this.findByCardIndexes(indexes),
+    (indexes) => this.findBy('card_number_index', indexes),
+    { ...DEFAULT_GROUP_COMMIT_LIMITS, maxInFlight: 2 },
+  );
+  /** Wallets by id, batched alike (every payment reads its payer's). */
+  private readonly walletLookups = new GroupCommit<string, WalletRecord | undefined>(
+    (walletIds) => this.findBy('wallet_id', walletIds),
     { ...DEFAULT_GROUP_COMMIT_LIMITS, maxInFlight: 2 },
   );
 
@@ -265,14 +270,17 @@ export class WalletService {
     return this.cardLookups.submit(this.cardNumberIndex(cardNumber));
   }
 
-  private async findByCardIndexes(indexes: readonly string[]): Promise<(WalletRecord | undefined)[]> {
-    const rows = await this.database.query<WalletRow>(
-      'SELECT * FROM cp_wallets WHERE card_number_index = ANY($1::text[])',
-      [[...new Set(indexes)]],
-    );
-    const byIndex = new Map(rows.map((row) => [row.card_number_index, row]));
-    return indexes.map((index) => {
-      const row = byIndex.get(index);
+  /** Wallets by a unique key, one answer per key asked (a key asked twice is read once). */
+  private async findBy(
+    column: 'wallet_id' | 'card_number_index',
+    keys: readonly string[],
+  ): Promise<(WalletRecord | undefined)[]> {
+    const rows = await this.database.query<WalletRow>(`SELECT * FROM cp_wallets WHERE ${column} = ANY($1::text[])`, [
+      [...new Set(keys)],
+    ]);
+    const byKey = new Map(rows.map((row) => [row[column], row]));
+    return keys.map((key) => {
+      const row = byKey.get(key);
       return row ? this.recordOf(row) : undefined;
     });
   }
@@ -343,9 +351,12 @@ export class WalletService {
     return this.recordOf(rows[0]).accountNumber;
   }
 
-  async getWallet(walletId: string): Promise<WalletRecord | undefined> {
-    const rows = await this.database.query<WalletRow>('SELECT * FROM cp_wallets WHERE wallet_id = $1', [walletId]);
-    return rows[0] ? this.recordOf(rows[0]) : undefined;
+  /**
+   * A wallet as it stands, read with the lookups of other calls waiting at the same time: one query for all. The
+   * batch is read after this call was made, so a caller sees its own writes.
+   */
+  getWallet(walletId: string): Promise<WalletRecord | undefined> {
+    return this.walletLookups.submit(walletId);
   }
 
   /** Sets or changes the 6-digit payment password (T4); a new password clears failures and the lock. */
