@@ -1188,7 +1188,6 @@ interface LookRow extends WrittenDecision {
   looked_at: string | null;
 }
 
-/** Milliseconds since the epoch of a timestamptz expression, as a double. */
 /** The columns a decision is written with (cp_risk_decisions, cp_risk_allowed_decisions), bar its release. */
 const DECISION_COLUMNS = decisionColumns('observed_counts, observed_amounts');
 
@@ -1210,6 +1209,7 @@ function allowRowBounds(decisionId: string): { from: string; to: string } | unde
   return { from: new Date(ms - RISK_LIMITS.allowRowSpanMs).toISOString(), to: new Date(ms).toISOString() };
 }
 
+/** Milliseconds since the epoch of a timestamptz expression, as a double. */
 function msOf(expression: string): string {
   return `(extract(epoch FROM ${expression}) * 1000)::float8`;
 }
