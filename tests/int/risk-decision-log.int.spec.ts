@@ -1,0 +1,140 @@
+import fc from 'fast-check';
+import { PostgresReadModels } from '../../projections';
+import type { DeferredDecision, PaymentFacts } from '../../services/risk';
+import { RISK_LIMITS, RiskService } from '../../services/risk';
+import { createTestDatabase } from '../support/databases';
+
+/**
+ * The decision log in two tables (a row each in cp_risk_decisions, or an element of a row of many in
+ * cp_risk_allows, copied out when released), on the real PostgreSQL: whatever the order of plain allows written by
+ * two processes, releases by either and their looks, every process's counters end equal to the reservations the
+ * log holds unreleased — and so does a process started afterwards.
+ */
+
+const NOW = new Date('2026-11-23T04:00:00.000Z');
+
+let drop: () => Promise<void>;
+let database: PostgresReadModels;
+
+beforeAll(async () => {
+  const db = await createTestDatabase('risklog');
+  drop = db.drop;
+  database = new PostgresReadModels(db.url, 10);
+  const publisher = await engine();
+  await publisher.publishRuleSet(
+    {
+      schema: 1,
+      name: 'log',
+      rules: [
+        {
+          id: 'count-only',
+          kind: 'velocity',
+          action: 'refuse',
+          appliesTo: 'payment',
+          dimension: 'account',
+          windowSeconds: 600,
+          maxCount: 1_000_000,
+        },
+      ],
+    },
+    'risk-officer',
+    NOW,
+  );
+});
+
+afterAll(async () => {
+  await database.close();
+  await drop();
+});
+
+async function engine(): Promise<RiskService> {
+  // Looks only when told (catchUp), so the test decides when each process reads the other's writes.
+  const service = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+  await service.install();
+  return service;
+}
+
+type Action =
+  | { readonly kind: 'write'; readonly by: 0 | 1; readonly accounts: readonly number[]; readonly apart: boolean }
+  | { readonly kind: 'release'; readonly by: 0 | 1; readonly pick: number }
+  | { readonly kind: 'look'; readonly by: 0 | 1 };
+
+const actionArbitrary: fc.Arbitrary<Action> = fc.oneof(
+  fc.record({
+    kind: fc.constant('write' as const),
+    by: fc.constantFrom(0 as const, 1 as const),
+    accounts: fc.array(fc.integer({ min: 0, max: 2 }), { minLength: 1, maxLength: 4 }),
+    apart: fc.boolean(),
+  }),
+  fc.record({ kind: fc.constant('release' as const), by: fc.constantFrom(0 as const, 1 as const), pick: fc.nat() }),
+  fc.record({ kind: fc.constant('look' as const), by: fc.constantFrom(0 as const, 1 as const) }),
+);
+
+let run = 0;
+let subject = 0;
+
+test('two processes writing, releasing and looking: their counters, and a new one, equal the unreleased log', async () => {
+  await fc.assert(
+    fc.asyncProperty(fc.array(actionArbitrary, { minLength: 1, maxLength: 12 }), async (actions) => {
+      run += 1;
+      const accountOf = (n: number): string => `W-log-${run}-${n}`;
+      const processes = [await engine(), await engine()] as const;
+      const decided: string[] = [];
+      for (const action of actions) {
+        const by = processes[action.by];
+        if (action.kind === 'look') await by.catchUp();
+        else if (action.kind === 'release') {
+          if (decided.length > 0) await by.release(decided[action.pick % decided.length]!, NOW);
+        } else {
+          // One statement's plain allows: in one row of many, or (decided further apart than a row spans) a row each.
+          const deferred: DeferredDecision[] = [];
+          for (const [i, account] of action.accounts.entries()) {
+            subject += 1;
+            const facts: PaymentFacts = {
+              subjectRef: `payment:log-${subject}`,
+              amount: '1.00',
+              accountId: accountOf(account),
+              customerClass: '2',
+              walletPurpose: 'general',
+              merchantId: 'M1',
+              merchantCategory: 'food',
+              channel: 'api',
+            };
+            const at = new Date(NOW.getTime() + (action.apart ? i * (RISK_LIMITS.allowRowSpanMs + 1) : i));
+            const taken = await by.assessDeferred('payment', facts, at);
+            if (!('deferred' in taken)) throw new Error('assertion: a plain allow is deferred');
+            deferred.push(taken.deferred);
+          }
+          const { ctes, params } = by.recordingSql(deferred, 1);
+          await database.query(`WITH ${ctes} SELECT 1`, params);
+          for (const d of deferred) by.settleDeferred(d, 'written');
+          decided.push(...deferred.map((d) => d.decisionId));
+        }
+      }
+      const unreleased = await database.query<{ account: string; count: string }>(
+        `SELECT substring(counted from 'account:([^|]*)') AS account, count(*)::text AS count
+           FROM cp_risk_decision_log
+          WHERE decision_id = ANY($1) AND reserved AND released_at IS NULL GROUP BY 1`,
+        [decided],
+      );
+      const expected = new Map(unreleased.map((r) => [r.account, Number(r.count)]));
+      const total = (service: RiskService, n: number): number =>
+        service.counterTotals(`payment|account:${accountOf(n)}|`).count;
+      // Each reads the other's writes and releases (a second look: one within the overlap reads them again).
+      for (let i = 0; i < 2; i++) for (const p of processes) await p.catchUp();
+      const late = await engine();
+      for (const n of [0, 1, 2]) {
+        const want = expected.get(accountOf(n)) ?? 0;
+        expect([total(processes[0], n), total(processes[1], n), total(late, n)]).toEqual([want, want, want]);
+      }
+      // Every decision is in the log once, and found by id.
+      const logged = await database.query<{ decision_id: string }>(
+        'SELECT decision_id FROM cp_risk_decision_log WHERE decision_id = ANY($1)',
+        [decided],
+      );
+      expect(logged.map((r) => r.decision_id).sort()).toEqual([...decided].sort());
+      for (const id of decided) expect((await processes[0].decision(id))?.decisionId).toBe(id);
+    }),
+    { numRuns: 12 },
+  );
+});
