@@ -20,6 +20,7 @@ import type { DeferredDecision, RiskService } from './risk';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, preparedSql, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
+import { nextCodeNumbers } from './wallets';
 
 /**
  * Merchants (C6, C8) and mall payments (C4, C5): an order paid with any mix of wallet funds, carbon credits and
@@ -364,19 +365,9 @@ export class PaymentService {
       throw new ServiceRefusal('validation_failed', 'area code is 0 and 2 or 3 digits (e.g. 010, 0794)');
     if (!/^\d{8,30}$/.test(input.settlementBankAccount))
       throw new ServiceRefusal('validation_failed', 'settlement bank account is 8..30 digits');
+    const scope = `account|${codedArea(input.areaCode)}`;
+    const seq = (await nextCodeNumbers(this.database, [scope])).get(scope)!;
     return this.database.transaction(async (tx) => {
-      const area = codedArea(input.areaCode);
-      await tx.query('INSERT INTO cp_code_sequences (scope, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING', [
-        `account|${area}`,
-      ]);
-      const seq = Number(
-        (
-          await tx.query<{ last_value: string }>(
-            'UPDATE cp_code_sequences SET last_value = last_value + 1 WHERE scope = $1 RETURNING last_value',
-            [`account|${area}`],
-          )
-        )[0]!.last_value,
-      );
       const pending = makeAccountId({ customerClass: '1', accountType: '1', areaCode: input.areaCode, sequence: seq });
       const settled = makeAccountId({ customerClass: '1', accountType: '0', areaCode: input.areaCode, sequence: seq });
       await tx.query(

@@ -189,12 +189,13 @@ export class WalletService {
         throw new ServiceRefusal('wallet_exists', 'a wallet with this account number exists with other details');
       wallet = existing;
     } else {
+      const area = codedArea(input.areaCode);
+      const numbers = await nextCodeNumbers(this.database, [`account|${area}`, `card|${area}`]);
       wallet = await this.database.transaction(async (tx) => {
         const again = await this.byIndex(tx, index, true);
         if (again) return again;
-        const area = codedArea(input.areaCode);
-        const accountSequence = await nextSequence(tx, `account|${area}`);
-        const cardSequence = await nextSequence(tx, `card|${area}`);
+        const accountSequence = numbers.get(`account|${area}`)!;
+        const cardSequence = numbers.get(`card|${area}`)!;
         const accounts = Object.fromEntries(
           SUB_ACCOUNTS.map((s) => [
             s.role,
@@ -287,8 +288,9 @@ export class WalletService {
 
   /** A new T6 card number for a wallet whose card was lost (补卡): the ledger's ReplaceCard follows with it. */
   async replaceCard(wallet: WalletRecord): Promise<string> {
+    const scope = `card|${wallet.area}`;
+    const sequence = (await nextCodeNumbers(this.database, [scope])).get(scope)!;
     return this.database.transaction(async (tx) => {
-      const sequence = await nextSequence(tx, `card|${wallet.area}`);
       const cardNumber = makeCardNumber({ areaCode: areaCodeOf(wallet.area), sequence });
       await tx.query('UPDATE cp_wallets SET card_number = $2, card_number_index = $3 WHERE wallet_id = $1', [
         wallet.walletId,
@@ -644,13 +646,25 @@ function areaCodeOf(area: string): string {
   return area.startsWith('0') ? area : `0${area}`;
 }
 
-async function nextSequence(tx: SqlQueryable, scope: string): Promise<number> {
-  await tx.query('INSERT INTO cp_code_sequences (scope, last_value) VALUES ($1, 0) ON CONFLICT DO NOTHING', [scope]);
-  const rows = await tx.query<{ last_value: string }>(
-    'UPDATE cp_code_sequences SET last_value = last_value + 1 WHERE scope = $1 RETURNING last_value',
-    [scope],
+/**
+ * The next numbers of `scopes` (`account|<area>`, `card|<area>`), taken in one statement that commits on its own: a
+ * number is never given twice, and one whose holder is not opened after all stays unused (numbers may have gaps,
+ * never repeats). Its rows are locked for that statement only: taken inside an opening's transaction, they were held
+ * to its commit, and openings in one area queued on them (~30–56 ms a number under load).
+ */
+export async function nextCodeNumbers(database: SqlQueryable, scopes: readonly string[]): Promise<Map<string, number>> {
+  // Sorted and distinct: concurrent statements lock the rows in one order, and no row is updated twice.
+  const distinct = [...new Set(scopes)].sort();
+  const rows = await database.query<{ scope: string; last_value: string }>(
+    `INSERT INTO cp_code_sequences AS s (scope, last_value)
+     SELECT scope, 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(scope, n) ORDER BY n
+     ON CONFLICT (scope) DO UPDATE SET last_value = s.last_value + 1
+     RETURNING scope, last_value`,
+    [distinct],
   );
-  return Number(rows[0]!.last_value);
+  const numbers = new Map(rows.map((r) => [r.scope, Number(r.last_value)]));
+  if (numbers.size !== distinct.length) throw new Error('assertion: a number for every scope');
+  return numbers;
 }
 
 function isLocked(row: WalletRow, now: Date): boolean {

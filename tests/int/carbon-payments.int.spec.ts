@@ -6,6 +6,7 @@ import {
   BankChannelSimulator,
   CarbonService,
   DEFAULT_CARBON_POLICY,
+  nextCodeNumbers,
   PaymentService,
   paymentIdOf,
   PLAINTEXT,
@@ -153,6 +154,32 @@ describe('wallets', () => {
         NOW,
       ),
     ).rejects.toMatchObject({ code: 'wallet_exists' });
+  });
+});
+
+describe('numbers of an area', () => {
+  test('30 wallets opened at once in one area get 30 distinct account and card numbers', async () => {
+    const opened = await Promise.all(Array.from({ length: 30 }, () => newWallet()));
+    expect(new Set(opened.map((w) => w.accounts.main)).size).toBe(30);
+    expect(new Set(opened.map((w) => w.cardNumber)).size).toBe(30);
+  });
+
+  test('numbers taken at once are never given twice; one not used stays a gap', async () => {
+    const scope = 'card|test-gaps';
+    const taken = await Promise.all(
+      Array.from({ length: 40 }, async () =>
+        (await nextCodeNumbers(database, [scope, 'account|test-gaps'])).get(scope)!,
+      ),
+    );
+    expect([...taken].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+    // A number taken in a transaction that then rolls back is not taken again (the statement committed on its own).
+    await expect(
+      database.transaction(async () => {
+        await nextCodeNumbers(database, [scope]);
+        throw new Error('the opening failed');
+      }),
+    ).rejects.toThrow('the opening failed');
+    expect((await nextCodeNumbers(database, [scope])).get(scope)).toBe(42);
   });
 });
 
