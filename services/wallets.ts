@@ -652,7 +652,10 @@ function areaCodeOf(area: string): string {
  * never repeats). Its rows are locked for that statement only: taken inside an opening's transaction, they were held
  * to its commit, and openings in one area queued on them (~30–56 ms a number under load).
  */
-export async function nextCodeNumbers(database: SqlQueryable, scopes: readonly string[]): Promise<Map<string, number>> {
+export async function nextCodeNumbers(
+  database: ServiceDatabase,
+  scopes: readonly string[],
+): Promise<Map<string, number>> {
   // Sorted and distinct: concurrent statements lock the rows in one order, and no row is updated twice.
   const distinct = [...new Set(scopes)].sort();
   const rows = await database.query<{ scope: string; last_value: string }>(
