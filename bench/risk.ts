@@ -170,37 +170,29 @@ async function main(): Promise<void> {
   const loop = (operation: () => Promise<boolean>): Promise<LoopResult> =>
     runClosedLoop({ clients: options.clients, seconds: options.seconds, warmupSeconds: 1, operation });
   const cpu = async (run: () => Promise<LoopResult>): Promise<Measured> => {
-    const walAt = async (): Promise<string> =>
-      (await database.query<{ lsn: string }>('SELECT pg_current_wal_insert_lsn()::text AS lsn'))[0]!.lsn;
-    const commitsNow = async (): Promise<number> =>
-      Number(
-        (
-          await database.query<{ commits: string }>(
-            'SELECT xact_commit::text AS commits FROM pg_stat_database WHERE datname = current_database()',
-          )
-        )[0]!.commits,
+    // The server's write position (bytes of WAL since 0/0) and its committed transactions, in one query.
+    const server = async (): Promise<{ wal: number; commits: number }> => {
+      const rows = await database.query<{ wal: string; commits: string }>(
+        `SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::text AS wal, xact_commit::text AS commits
+           FROM pg_stat_database WHERE datname = current_database()`,
       );
-    const walBefore = await walAt();
-    const commitsBefore = await commitsNow();
+      return { wal: Number(rows[0]!.wal), commits: Number(rows[0]!.commits) };
+    };
+    const serverBefore = await server();
     const before = process.cpuUsage();
     const databaseBefore = localPostgresCpuUs();
     const result = await run();
     const used = process.cpuUsage(before);
     const databaseAfter = localPostgresCpuUs();
-    const walAfter = await walAt();
-    const commitsAfter = await commitsNow();
-    const walBytes = await database.query<{ bytes: string }>('SELECT pg_wal_lsn_diff($1, $2)::text AS bytes', [
-      walAfter,
-      walBefore,
-    ]);
+    const serverAfter = await server();
     // Like the CPU figures: the warm-up's writes are counted, its operations not (alike in every phase).
     const operations = result.completed + result.refused;
     return {
       ...result,
       cpuUsPerOp: (used.user + used.system) / operations,
       databaseCpuUsPerOp: postgresCpuUsSince(databaseBefore, databaseAfter) / operations,
-      walBytesPerOp: Number(walBytes[0]!.bytes) / operations,
-      commitsPerOp: (commitsAfter - commitsBefore) / operations,
+      walBytesPerOp: (serverAfter.wal - serverBefore.wal) / operations,
+      commitsPerOp: (serverAfter.commits - serverBefore.commits) / operations,
     };
   };
   const assessWith = (engine: RiskService) => async (): Promise<boolean> =>
