@@ -291,7 +291,10 @@ export class RiskService {
   private countedSinceMs = Number.POSITIVE_INFINITY;
   private readonly instanceId = randomUUID();
   /** The database's clock at the last look at other processes' decisions; undefined before the first. */
-  private lastLook: { readonly text: string; readonly ms: number } | undefined;
+  /** The last look's time (text and ms), its snapshot and the processes it read: what it read of the decision log. */
+  private lastLook:
+    | { readonly text: string; readonly ms: number; readonly snapshot: string; readonly others: readonly string[] }
+    | undefined;
   private lastLookMs = Number.NEGATIVE_INFINITY;
   private lastPruneMs = Date.now();
   /** Reviews that decide an event when it comes again (open, rejected, approved and unused), by subject and facts. */
@@ -978,10 +981,16 @@ export class RiskService {
       `'${part}' AS part, ${from}.decision_id, ${from}.counted, ${from}.reservations, ${from}.instance_id,
        ${from}.released_at,
        ${msOf(`${from}.recorded_at`)} AS recorded_ms, ${msOf(`${from}.release_recorded_at`)} AS released_ms,
-       NULL AS looked_at`;
-    // The look's time: as text for the next look's parameters, in milliseconds (recorded_ms) for comparisons here.
-    const lookTime = `SELECT 'end', NULL, NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text
-                        FROM (SELECT clock_timestamp() AS t) c`;
+       NULL AS looked_at, NULL AS snapshot, NULL::text[] AS others`;
+    // The look's time: as text for the next look's parameters, in milliseconds (recorded_ms) for comparisons here;
+    // the statement's snapshot, the one its rows were read in; and the processes whose decisions it read.
+    const lookTime = (others: string): string =>
+      `SELECT 'end', NULL, NULL, NULL, NULL, NULL, ${msOf('t')}, NULL, t::text, pg_current_snapshot()::text, ${others}
+         FROM (SELECT clock_timestamp() AS t) c`;
+    // Within the overlap, a row of a process the last look read, shown by its snapshot, was read then (a release has
+    // a part of its own). A process registered since may have written before it registered: read all of its rows.
+    const unseen = (row: string): string =>
+      `(NOT o.known OR ${row}.recorded_xid IS NULL OR NOT pg_visible_in_snapshot(${row}.recorded_xid, $5::pg_snapshot))`;
     const reviewColumns = `review_id, subject_ref, facts_digest, status, iso_response_code,
       (status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)) AS decides`;
     let rows: LookRow[];
@@ -1015,7 +1024,7 @@ export class RiskService {
          SELECT ${lookRow('d', 'released')}
            FROM cp_risk_decisions d
           WHERE release_recorded_at >= clock_timestamp() - $3 * interval '1 millisecond' AND reserved
-         UNION ALL ${lookTime}`,
+         UNION ALL ${lookTime('(SELECT array_agg(instance_id) FROM cp_risk_instances WHERE instance_id <> $2)')}`,
         [horizon, this.instanceId, RISK_LIMITS.syncOverlapMs],
       );
       reviews = await this.database.query(
@@ -1023,8 +1032,9 @@ export class RiskService {
           WHERE status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)`,
       );
     } else {
-      // Each other process is read from the later of its start and the last look (less the overlap); a process
-      // started since the last look is read from its start. Releases are read from any process.
+      // Each other process the last look read is read from the later of its start and the last look (less the
+      // overlap); one it did not (registered since) from the horizon, for it may have recorded decisions before it
+      // registered. Releases are read from any process.
       [rows, reviews] = await Promise.all([
         this.database.query<LookRow>(
           // Planned at each look (five a second at most), not prepared: a plan kept from the first looks, on a near-empty
@@ -1032,24 +1042,36 @@ export class RiskService {
           `WITH seen AS (
                UPDATE cp_risk_instances SET seen_at = clock_timestamp() WHERE instance_id = $2),
              others AS (
-               SELECT instance_id, greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond') AS since
-                 FROM cp_risk_instances WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
+               SELECT instance_id, known,
+                      CASE WHEN known THEN greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond')
+                           ELSE $4::timestamptz END AS since
+                 FROM cp_risk_instances CROSS JOIN LATERAL (SELECT instance_id = ANY($6::text[]) AS known) k
+                WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
              SELECT ${lookRow('d', 'counted')}
                FROM others o CROSS JOIN LATERAL (
                  -- OFFSET 0 keeps the subquery apart: one index range per process, never a scan of the whole log.
-                 SELECT * FROM cp_risk_decisions
-                  WHERE instance_id = o.instance_id AND reserved AND recorded_at >= o.since OFFSET 0) d
+                 SELECT * FROM cp_risk_decisions d
+                  WHERE instance_id = o.instance_id AND reserved AND recorded_at >= o.since AND ${unseen('d')}
+                 OFFSET 0) d
              UNION ALL
              SELECT ${lookRow('a', 'counted')}
                FROM others o CROSS JOIN LATERAL (
-                 SELECT * FROM cp_risk_allowed_decisions
-                  WHERE instance_id = o.instance_id AND recorded_at >= o.since AND reserved OFFSET 0) a
+                 SELECT * FROM cp_risk_allowed_decisions a
+                  WHERE instance_id = o.instance_id AND recorded_at >= o.since AND reserved AND ${unseen('a')}
+                 OFFSET 0) a
               WHERE NOT EXISTS (SELECT 1 FROM cp_risk_decisions x WHERE x.decision_id = a.decision_id)
              UNION ALL
              SELECT ${lookRow('d', 'release')} FROM cp_risk_decisions d
               WHERE release_recorded_at >= $1::timestamptz - $3 * interval '1 millisecond' AND reserved
-             UNION ALL ${lookTime}`,
-          [this.lastLook.text, this.instanceId, RISK_LIMITS.syncOverlapMs, horizon],
+             UNION ALL ${lookTime('(SELECT array_agg(instance_id) FROM others)')}`,
+          [
+            this.lastLook.text,
+            this.instanceId,
+            RISK_LIMITS.syncOverlapMs,
+            horizon,
+            this.lastLook.snapshot,
+            this.lastLook.others,
+          ],
         ),
         this.database.query<ReviewMatch & { decides: boolean }>(
           `SELECT ${reviewColumns} FROM cp_risk_reviews
@@ -1089,7 +1111,7 @@ export class RiskService {
       if (decides) this.reviews.set(key, match);
       else if (this.reviews.get(key)?.review_id === review.review_id) this.reviews.delete(key);
     }
-    this.lastLook = { text: lookedAt, ms: lookedAtMs };
+    this.lastLook = { text: lookedAt, ms: lookedAtMs, snapshot: end.snapshot!, others: end.others ?? [] };
     this.lastLookMs = Date.now();
     for (const [id, ms] of this.countedRecently) if (ms < forgetBefore) this.countedRecently.delete(id);
     for (const [id, ms] of this.releasedRecently) if (ms < forgetBefore) this.releasedRecently.delete(id);
@@ -1186,6 +1208,8 @@ interface LookRow extends WrittenDecision {
   released_at: Date | string | null;
   released_ms: number | null;
   looked_at: string | null;
+  snapshot: string | null;
+  others: string[] | null;
 }
 
 /** The columns a decision is written with (cp_risk_decisions, cp_risk_allowed_decisions), bar its release. */

@@ -135,6 +135,13 @@ EXCEPTION WHEN feature_not_supported THEN NULL;
 END $lz4$;
 CREATE INDEX IF NOT EXISTS cp_risk_allows_decided ON cp_risk_allows (decided_from);
 CREATE INDEX IF NOT EXISTS cp_risk_allows_instance ON cp_risk_allows (instance_id, recorded_at);
+-- The writing transaction's id: a look skips, within its overlap, what the previous look's snapshot already showed
+-- (RiskService.look). Rows written before this column have none and are read as before. A default set apart from
+-- ADD COLUMN, so existing rows are not rewritten.
+ALTER TABLE cp_risk_decisions ADD COLUMN IF NOT EXISTS recorded_xid xid8;
+ALTER TABLE cp_risk_decisions ALTER COLUMN recorded_xid SET DEFAULT pg_current_xact_id();
+ALTER TABLE cp_risk_allows ADD COLUMN IF NOT EXISTS recorded_xid xid8;
+ALTER TABLE cp_risk_allows ALTER COLUMN recorded_xid SET DEFAULT pg_current_xact_id();
 -- The plain allows one per row, with cp_risk_decisions' columns (and the row's decided_from, to find them by).
 CREATE OR REPLACE VIEW cp_risk_allowed_decisions AS
   SELECT u.decision_id::text AS decision_id, u.kind, u.subject_ref, u.facts_digest, u.rule_set_version, u.dry_run,
@@ -142,7 +149,7 @@ CREATE OR REPLACE VIEW cp_risk_allowed_decisions AS
          NULL::text AS review_override, NULL::jsonb AS facts, '[]'::jsonb AS fired, '[]'::jsonb AS checks,
          NULL::bigint[] AS observed_counts, NULL::numeric[] AS observed_amounts, u.reserved,
          NULL::jsonb AS reservations, u.decided_at, NULL::timestamptz AS released_at, a.instance_id, a.recorded_at,
-         NULL::timestamptz AS release_recorded_at, u.counted, a.decided_from
+         NULL::timestamptz AS release_recorded_at, u.counted, a.decided_from, a.recorded_xid
     FROM cp_risk_allows a CROSS JOIN LATERAL unnest(a.decision_ids, a.kinds, a.subject_refs, a.facts_digests,
            a.rule_set_versions, a.dry_runs, a.reserved, a.counted, a.decided_at)
            AS u(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, counted, decided_at);

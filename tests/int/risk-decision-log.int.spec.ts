@@ -2,6 +2,7 @@ import fc from 'fast-check';
 import { PostgresReadModels } from '../../projections';
 import type { DeferredDecision, PaymentFacts } from '../../services/risk';
 import { RISK_LIMITS, RiskService } from '../../services/risk';
+import type { ServiceDatabase, SqlStatement } from '../../services';
 import { createTestDatabase } from '../support/databases';
 
 /**
@@ -137,4 +138,51 @@ test('two processes writing, releasing and looking: their counters, and a new on
     }),
     { numRuns: 12 },
   );
+});
+
+test('a process that records before it has registered is read in full by the next look after it registers', async () => {
+  run += 1;
+  const account = `W-log-${run}-early`;
+  const reader = await engine();
+  // The writer's first look (its registration) waits until the test lets it go.
+  let letRegister!: () => void;
+  const registration = new Promise<void>((resolve) => (letRegister = resolve));
+  const gated: ServiceDatabase = {
+    exec: (script) => database.exec(script),
+    transaction: (work) => database.transaction(work),
+    query: async <Row>(statement: SqlStatement, params?: readonly unknown[]): Promise<Row[]> => {
+      const text = typeof statement === 'string' ? statement : statement.text;
+      if (text.includes('INSERT INTO cp_risk_instances')) await registration;
+      return database.query<Row>(statement, params);
+    },
+  };
+  const writer = new RiskService(gated, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+  const taken = await writer.assessDeferred(
+    'payment',
+    {
+      subjectRef: `payment:early-${run}`,
+      amount: '1.00',
+      accountId: account,
+      customerClass: '2',
+      walletPurpose: 'general',
+      merchantId: 'M1',
+      merchantCategory: 'food',
+      channel: 'api',
+    },
+    NOW,
+  );
+  if (!('deferred' in taken)) throw new Error('assertion: a plain allow is deferred');
+  const { ctes, params } = writer.recordingSql([taken.deferred], 1);
+  await database.query(`WITH ${ctes} SELECT 1`, params);
+  writer.settleDeferred(taken.deferred, 'written');
+  // The reader looks while the row is committed and its writer unregistered: not one of the processes it reads.
+  await reader.catchUp();
+  expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(0);
+  letRegister();
+  await writer.catchUp();
+  // Its row was in the reader's last snapshot, but its process was not among those read: read now, once.
+  await reader.catchUp();
+  await reader.catchUp();
+  expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(1);
+  expect(writer.counterTotals(`payment|account:${account}|`).count).toBe(1);
 });
