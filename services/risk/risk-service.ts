@@ -290,8 +290,10 @@ export class RiskService {
   /** The first look counted every reservation recorded since this time (ms; the horizon). */
   private countedSinceMs = Number.POSITIVE_INFINITY;
   private readonly instanceId = randomUUID();
-  /** The database's clock at the last look at other processes' decisions; undefined before the first. */
-  /** The last look's time (text and ms), its snapshot and the processes it read: what it read of the decision log. */
+  /**
+   * The last look at other processes' decisions, undefined before the first: the database's clock (text and ms), the
+   * statement's snapshot and the processes it read.
+   */
   private lastLook:
     | { readonly text: string; readonly ms: number; readonly snapshot: string; readonly others: readonly string[] }
     | undefined;
