@@ -1034,9 +1034,9 @@ export class RiskService {
           WHERE status IN ('open', 'rejected') OR (status = 'approved' AND consumed_by IS NULL)`,
       );
     } else {
-      // Each other process the last look read is read from the later of its start and the last look (less the
-      // overlap); one it did not (registered since) from the horizon, for it may have recorded decisions before it
-      // registered. Releases are read from any process.
+      // Each other process the last look read is read from the last look less the overlap (even before its start: a
+      // decision taken before it registered may commit late); one it did not (registered since) from the horizon, for
+      // it may have recorded decisions before it registered. Releases are read from any process.
       [rows, reviews] = await Promise.all([
         this.database.query<LookRow>(
           // Planned at each look (five a second at most), not prepared: a plan kept from the first looks, on a near-empty
@@ -1045,8 +1045,8 @@ export class RiskService {
                UPDATE cp_risk_instances SET seen_at = clock_timestamp() WHERE instance_id = $2),
              others AS (
                SELECT instance_id, known,
-                      CASE WHEN known THEN greatest(started_at, $1::timestamptz - $3 * interval '1 millisecond')
-                           ELSE $4::timestamptz END AS since
+                      CASE WHEN known THEN $1::timestamptz - $3 * interval '1 millisecond' ELSE $4::timestamptz END
+                        AS since
                  FROM cp_risk_instances CROSS JOIN LATERAL (SELECT instance_id = ANY($6::text[]) AS known) k
                 WHERE instance_id <> $2 AND seen_at >= $4::timestamptz)
              SELECT ${lookRow('d', 'counted')}

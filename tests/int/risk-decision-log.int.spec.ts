@@ -186,3 +186,60 @@ test('a process that records before it has registered is read in full by the nex
   expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(1);
   expect(writer.counterTotals(`payment|account:${account}|`).count).toBe(1);
 });
+
+test('a decision recorded before its process registered and committed after is read once it commits', async () => {
+  run += 1;
+  const account = `W-log-${run}-late`;
+  const reader = await engine();
+  let letRegister!: () => void;
+  const registration = new Promise<void>((resolve) => (letRegister = resolve));
+  const gated: ServiceDatabase = {
+    exec: (script) => database.exec(script),
+    transaction: (work) => database.transaction(work),
+    query: async <Row>(statement: SqlStatement, params?: readonly unknown[]): Promise<Row[]> => {
+      const text = typeof statement === 'string' ? statement : statement.text;
+      if (text.includes('INSERT INTO cp_risk_instances')) await registration;
+      return database.query<Row>(statement, params);
+    },
+  };
+  const writer = new RiskService(gated, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+  const taken = await writer.assessDeferred(
+    'payment',
+    {
+      subjectRef: `payment:late-${run}`,
+      amount: '1.00',
+      accountId: account,
+      customerClass: '2',
+      walletPurpose: 'general',
+      merchantId: 'M1',
+      merchantCategory: 'food',
+      channel: 'api',
+    },
+    NOW,
+  );
+  if (!('deferred' in taken)) throw new Error('assertion: a plain allow is deferred');
+  const { ctes, params } = writer.recordingSql([taken.deferred], 1);
+  // The record is written (its database time taken) before the writer registers, and commits after the reader's
+  // looks have come to know the writer.
+  let commit!: () => void;
+  const held = new Promise<void>((resolve) => (commit = resolve));
+  let written!: () => void;
+  const isWritten = new Promise<void>((resolve) => (written = resolve));
+  const recording = database.transaction(async (tx) => {
+    await tx.query(`WITH ${ctes} SELECT 1`, params);
+    written();
+    await held;
+  });
+  await isWritten;
+  letRegister();
+  await writer.catchUp();
+  await reader.catchUp();
+  await reader.catchUp();
+  expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(0);
+  commit();
+  await recording;
+  writer.settleDeferred(taken.deferred, 'written');
+  await reader.catchUp();
+  await reader.catchUp();
+  expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(1);
+});
