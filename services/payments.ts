@@ -20,7 +20,6 @@ import type { DeferredDecision, RiskService } from './risk';
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
 import { executeOrRefuse, preparedSql, ServiceRefusal } from './database';
 import type { WalletRecord, WalletService } from './wallets';
-import { nextCodeNumbers } from './wallets';
 
 /**
  * Merchants (C6, C8) and mall payments (C4, C5): an order paid with any mix of wallet funds, carbon credits and
@@ -366,7 +365,7 @@ export class PaymentService {
     if (!/^\d{8,30}$/.test(input.settlementBankAccount))
       throw new ServiceRefusal('validation_failed', 'settlement bank account is 8..30 digits');
     const scope = `account|${codedArea(input.areaCode)}`;
-    const seq = (await nextCodeNumbers(this.database, [scope])).get(scope)!;
+    const seq = (await this.wallets.takeCodeNumbers([scope])).get(scope)!;
     return this.database.transaction(async (tx) => {
       const pending = makeAccountId({ customerClass: '1', accountType: '1', areaCode: input.areaCode, sequence: seq });
       const settled = makeAccountId({ customerClass: '1', accountType: '0', areaCode: input.areaCode, sequence: seq });

@@ -156,6 +156,10 @@ export class WalletService {
     (indexes) => this.findBy('card_number_index', indexes),
     { ...DEFAULT_GROUP_COMMIT_LIMITS, maxInFlight: 2 },
   );
+  /** Account and card numbers: openings waiting at the same time take theirs in one statement. */
+  private readonly codeNumbers = new GroupCommit<readonly string[], Map<string, number>>((requests) =>
+    takeCodeNumbers(this.database, requests),
+  );
   /** Wallets by id, batched alike (every payment reads its payer's). */
   private readonly walletLookups = new GroupCommit<string, WalletRecord | undefined>(
     (walletIds) => this.findBy('wallet_id', walletIds),
@@ -169,6 +173,11 @@ export class WalletService {
   /** The blind index of an account number: equal numbers, equal index; the number is not recoverable from it. */
   accountNumberIndex(accountNumber: string): string {
     return createHmac('sm3', this.indexKey).update(accountNumber, 'utf8').digest('hex');
+  }
+
+  /** The next number of each per-area counter named (`account|<area>`, `card|<area>`): never twice, maybe with gaps. */
+  takeCodeNumbers(scopes: readonly string[]): Promise<Map<string, number>> {
+    return this.codeNumbers.submit(scopes);
   }
 
   /**
@@ -190,7 +199,7 @@ export class WalletService {
       wallet = existing;
     } else {
       const area = codedArea(input.areaCode);
-      const numbers = await nextCodeNumbers(this.database, [`account|${area}`, `card|${area}`]);
+      const numbers = await this.takeCodeNumbers([`account|${area}`, `card|${area}`]);
       wallet = await this.database.transaction(async (tx) => {
         const again = await this.byIndex(tx, index, true);
         if (again) return again;
@@ -289,7 +298,7 @@ export class WalletService {
   /** A new T6 card number for a wallet whose card was lost (补卡): the ledger's ReplaceCard follows with it. */
   async replaceCard(wallet: WalletRecord): Promise<string> {
     const scope = `card|${wallet.area}`;
-    const sequence = (await nextCodeNumbers(this.database, [scope])).get(scope)!;
+    const sequence = (await this.takeCodeNumbers([scope])).get(scope)!;
     return this.database.transaction(async (tx) => {
       const cardNumber = makeCardNumber({ areaCode: areaCodeOf(wallet.area), sequence });
       await tx.query('UPDATE cp_wallets SET card_number = $2, card_number_index = $3 WHERE wallet_id = $1', [
@@ -656,18 +665,40 @@ export async function nextCodeNumbers(
   database: ServiceDatabase,
   scopes: readonly string[],
 ): Promise<Map<string, number>> {
+  return (await takeCodeNumbers(database, [scopes]))[0]!;
+}
+
+/**
+ * Numbers for several callers in one statement, each a number of every scope it names: a scope's counter moves once
+ * by as many as asked, and its block goes to the callers in order.
+ */
+async function takeCodeNumbers(
+  database: ServiceDatabase,
+  requests: readonly (readonly string[])[],
+): Promise<Map<string, number>[]> {
+  const wanted = requests.map((scopes) => [...new Set(scopes)]);
+  const counts = new Map<string, number>();
+  for (const scopes of wanted) for (const scope of scopes) counts.set(scope, (counts.get(scope) ?? 0) + 1);
   // Sorted and distinct: concurrent statements lock the rows in one order, and no row is updated twice.
-  const distinct = [...new Set(scopes)].sort();
+  const distinct = [...counts.keys()].sort();
   const rows = await database.query<{ scope: string; last_value: string }>(
     `INSERT INTO cp_code_sequences AS s (scope, last_value)
-     SELECT scope, 1 FROM unnest($1::text[]) WITH ORDINALITY AS u(scope, n) ORDER BY n
-     ON CONFLICT (scope) DO UPDATE SET last_value = s.last_value + 1
+     SELECT scope, n FROM unnest($1::text[], $2::bigint[]) WITH ORDINALITY AS u(scope, n, o) ORDER BY o
+     ON CONFLICT (scope) DO UPDATE SET last_value = s.last_value + excluded.last_value
      RETURNING scope, last_value`,
-    [distinct],
+    [distinct, distinct.map((scope) => counts.get(scope)!)],
   );
-  const numbers = new Map(rows.map((r) => [r.scope, Number(r.last_value)]));
-  if (numbers.size !== distinct.length) throw new Error('assertion: a number for every scope');
-  return numbers;
+  if (rows.length !== distinct.length) throw new Error('assertion: a number for every scope');
+  const next = new Map(rows.map((r) => [r.scope, Number(r.last_value) - counts.get(r.scope)! + 1]));
+  return wanted.map((scopes) => {
+    const numbers = new Map<string, number>();
+    for (const scope of scopes) {
+      const number = next.get(scope)!;
+      numbers.set(scope, number);
+      next.set(scope, number + 1);
+    }
+    return numbers;
+  });
 }
 
 function isLocked(row: WalletRow, now: Date): boolean {

@@ -1,7 +1,7 @@
 import type { AccountState, BehaviourRecordInput, CommandContext, EventStore } from '../../core-ledger';
 import { Ledger, Money, openPostgresEventStore } from '../../core-ledger';
 import { PostgresReadModels } from '../../projections';
-import type { WalletRecord } from '../../services';
+import type { SqlStatement, WalletRecord } from '../../services';
 import {
   BankChannelSimulator,
   CarbonService,
@@ -180,6 +180,38 @@ describe('numbers of an area', () => {
       }),
     ).rejects.toThrow('the opening failed');
     expect((await nextCodeNumbers(database, [scope])).get(scope)).toBe(42);
+  });
+
+  test('numbers taken at once through the service go in one statement per batch, each scope a block in order', async () => {
+    const statements: string[] = [];
+    const counting = new WalletService(
+      {
+        exec: (script) => database.exec(script),
+        transaction: (work) => database.transaction(work),
+        query: async <Row>(statement: SqlStatement, params?: readonly unknown[]): Promise<Row[]> => {
+          statements.push(typeof statement === 'string' ? statement : statement.text);
+          return database.query<Row>(statement, params);
+        },
+      },
+      ledger,
+      PLAINTEXT,
+      INDEX_KEY,
+    );
+    // Each names the card scope twice: still one number of it each.
+    const taken = await Promise.all(
+      Array.from({ length: 40 }, () =>
+        counting.takeCodeNumbers(['card|test-block', 'account|test-block', 'card|test-block']),
+      ),
+    );
+    for (const numbers of taken) expect([...numbers.keys()].sort()).toEqual(['account|test-block', 'card|test-block']);
+    const sorted = (scope: string): number[] => taken.map((n) => n.get(scope)!).sort((a, b) => a - b);
+    const oneToForty = Array.from({ length: 40 }, (_, i) => i + 1);
+    expect(sorted('card|test-block')).toEqual(oneToForty);
+    expect(sorted('account|test-block')).toEqual(oneToForty);
+    // The first call goes alone; the 39 that waited for it, together.
+    expect(statements.filter((s) => s.includes('cp_code_sequences'))).toHaveLength(2);
+    // Taken alone by another process meanwhile: the counter went on from the block.
+    expect((await nextCodeNumbers(database, ['card|test-block'])).get('card|test-block')).toBe(41);
   });
 });
 
