@@ -140,11 +140,16 @@ test('two processes writing, releasing and looking: their counters, and a new on
   );
 });
 
-test('a process that records before it has registered is read in full by the next look after it registers', async () => {
-  run += 1;
-  const account = `W-log-${run}-early`;
-  const reader = await engine();
-  // The writer's first look (its registration) waits until the test lets it go.
+/**
+ * A process whose first look (its registration) waits until `letRegister`, with one plain allow for `account` taken
+ * and not yet recorded: what a process does when its first payment comes before its first look is done.
+ */
+async function unregisteredWriter(account: string): Promise<{
+  writer: RiskService;
+  letRegister: () => void;
+  deferred: DeferredDecision;
+  recording: { ctes: string; params: unknown[] };
+}> {
   let letRegister!: () => void;
   const registration = new Promise<void>((resolve) => (letRegister = resolve));
   const gated: ServiceDatabase = {
@@ -157,10 +162,11 @@ test('a process that records before it has registered is read in full by the nex
     },
   };
   const writer = new RiskService(gated, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
+  subject += 1;
   const taken = await writer.assessDeferred(
     'payment',
     {
-      subjectRef: `payment:early-${run}`,
+      subjectRef: `payment:unregistered-${subject}`,
       amount: '1.00',
       accountId: account,
       customerClass: '2',
@@ -173,8 +179,16 @@ test('a process that records before it has registered is read in full by the nex
   );
   if (!('deferred' in taken)) throw new Error('assertion: a plain allow is deferred');
   const { ctes, params } = writer.recordingSql([taken.deferred], 1);
-  await database.query(`WITH ${ctes} SELECT 1`, params);
-  writer.settleDeferred(taken.deferred, 'written');
+  return { writer, letRegister, deferred: taken.deferred, recording: { ctes, params: [...params] } };
+}
+
+test('a process that records before it has registered is read in full by the next look after it registers', async () => {
+  run += 1;
+  const account = `W-log-${run}-early`;
+  const reader = await engine();
+  const { writer, letRegister, deferred, recording } = await unregisteredWriter(account);
+  await database.query(`WITH ${recording.ctes} SELECT 1`, recording.params);
+  writer.settleDeferred(deferred, 'written');
   // The reader looks while the row is committed and its writer unregistered: not one of the processes it reads.
   await reader.catchUp();
   expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(0);
@@ -191,42 +205,15 @@ test('a decision recorded before its process registered and committed after is r
   run += 1;
   const account = `W-log-${run}-late`;
   const reader = await engine();
-  let letRegister!: () => void;
-  const registration = new Promise<void>((resolve) => (letRegister = resolve));
-  const gated: ServiceDatabase = {
-    exec: (script) => database.exec(script),
-    transaction: (work) => database.transaction(work),
-    query: async <Row>(statement: SqlStatement, params?: readonly unknown[]): Promise<Row[]> => {
-      const text = typeof statement === 'string' ? statement : statement.text;
-      if (text.includes('INSERT INTO cp_risk_instances')) await registration;
-      return database.query<Row>(statement, params);
-    },
-  };
-  const writer = new RiskService(gated, { dryRun: false, ruleSetRefreshMs: 3_600_000, syncIntervalMs: 3_600_000 });
-  const taken = await writer.assessDeferred(
-    'payment',
-    {
-      subjectRef: `payment:late-${run}`,
-      amount: '1.00',
-      accountId: account,
-      customerClass: '2',
-      walletPurpose: 'general',
-      merchantId: 'M1',
-      merchantCategory: 'food',
-      channel: 'api',
-    },
-    NOW,
-  );
-  if (!('deferred' in taken)) throw new Error('assertion: a plain allow is deferred');
-  const { ctes, params } = writer.recordingSql([taken.deferred], 1);
+  const { writer, letRegister, deferred, recording } = await unregisteredWriter(account);
   // The record is written (its database time taken) before the writer registers, and commits after the reader's
   // looks have come to know the writer.
   let commit!: () => void;
   const held = new Promise<void>((resolve) => (commit = resolve));
   let written!: () => void;
   const isWritten = new Promise<void>((resolve) => (written = resolve));
-  const recording = database.transaction(async (tx) => {
-    await tx.query(`WITH ${ctes} SELECT 1`, params);
+  const committed = database.transaction(async (tx) => {
+    await tx.query(`WITH ${recording.ctes} SELECT 1`, recording.params);
     written();
     await held;
   });
@@ -237,8 +224,8 @@ test('a decision recorded before its process registered and committed after is r
   await reader.catchUp();
   expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(0);
   commit();
-  await recording;
-  writer.settleDeferred(taken.deferred, 'written');
+  await committed;
+  writer.settleDeferred(deferred, 'written');
   await reader.catchUp();
   await reader.catchUp();
   expect(reader.counterTotals(`payment|account:${account}|`).count).toBe(1);
