@@ -304,6 +304,7 @@ async function main(): Promise<void> {
     refused: 0,
   };
   const s = (name: string): PhaseSummary => summary[name] ?? notRun;
+  const mallRatios = ratiosPerRound(runs['mallPaymentWith20Rules'], runs['mallPayment']);
   const sums = await sumOfBalancesByAsset(bench.url);
   const report = {
     clients: options.clients,
@@ -318,8 +319,8 @@ async function main(): Promise<void> {
     mallPaymentRatioWith20RulesToWithout: Number((s('mallPaymentWith20Rules').tps / s('mallPayment').tps).toFixed(3)),
     // Each round ran its phases back to back: a ratio per round pairs phases that met the same machine. Their median
     // is what a burst of noise on one phase moves least.
-    mallPaymentRatioPerRound: ratiosPerRound(runs['mallPaymentWith20Rules'], runs['mallPayment']),
-    mallPaymentRatioMedianOfRounds: median(ratiosPerRound(runs['mallPaymentWith20Rules'], runs['mallPayment'])),
+    mallPaymentRatioPerRound: mallRatios,
+    mallPaymentRatioMedianOfRounds: median(mallRatios),
     mallPaymentRatioEngineNoRulesToWithout: Number(
       (s('mallPaymentWithEngineNoRules').tps / s('mallPayment').tps).toFixed(3),
     ),

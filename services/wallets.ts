@@ -661,13 +661,6 @@ function areaCodeOf(area: string): string {
  * never repeats). Its rows are locked for that statement only: taken inside an opening's transaction, they were held
  * to its commit, and openings in one area queued on them (~30–56 ms a number under load).
  */
-export async function nextCodeNumbers(
-  database: ServiceDatabase,
-  scopes: readonly string[],
-): Promise<Map<string, number>> {
-  return (await takeCodeNumbers(database, [scopes]))[0]!;
-}
-
 /**
  * Numbers for several callers in one statement, each a number of every scope it names: a scope's counter moves once
  * by as many as asked, and its block goes to the callers in order.

@@ -6,7 +6,6 @@ import {
   BankChannelSimulator,
   CarbonService,
   DEFAULT_CARBON_POLICY,
-  nextCodeNumbers,
   PaymentService,
   paymentIdOf,
   PLAINTEXT,
@@ -164,22 +163,23 @@ describe('numbers of an area', () => {
     expect(new Set(opened.map((w) => w.cardNumber)).size).toBe(30);
   });
 
-  test('numbers taken at once are never given twice; one not used stays a gap', async () => {
+  test('numbers taken at once by four processes are never given twice; one not used stays a gap', async () => {
     const scope = 'card|test-gaps';
+    const processes = Array.from({ length: 4 }, () => new WalletService(database, ledger, PLAINTEXT, INDEX_KEY));
     const taken = await Promise.all(
-      Array.from({ length: 40 }, async () =>
-        (await nextCodeNumbers(database, [scope, 'account|test-gaps'])).get(scope)!,
+      Array.from({ length: 40 }, async (_, i) =>
+        (await processes[i % 4]!.takeCodeNumbers([scope, 'account|test-gaps'])).get(scope)!,
       ),
     );
     expect([...taken].sort((a, b) => a - b)).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
     // A number taken in a transaction that then rolls back is not taken again (the statement committed on its own).
     await expect(
       database.transaction(async () => {
-        await nextCodeNumbers(database, [scope]);
+        await processes[0]!.takeCodeNumbers([scope]);
         throw new Error('the opening failed');
       }),
     ).rejects.toThrow('the opening failed');
-    expect((await nextCodeNumbers(database, [scope])).get(scope)).toBe(42);
+    expect((await processes[1]!.takeCodeNumbers([scope])).get(scope)).toBe(42);
   });
 
   test('numbers taken at once through the service go in one statement per batch, each scope a block in order', async () => {
@@ -210,8 +210,8 @@ describe('numbers of an area', () => {
     expect(sorted('account|test-block')).toEqual(oneToForty);
     // The first call goes alone; the 39 that waited for it, together.
     expect(statements.filter((s) => s.includes('cp_code_sequences'))).toHaveLength(2);
-    // Taken alone by another process meanwhile: the counter went on from the block.
-    expect((await nextCodeNumbers(database, ['card|test-block'])).get('card|test-block')).toBe(41);
+    // Taken by another process afterwards: the counter went on from the block.
+    expect((await wallets.takeCodeNumbers(['card|test-block'])).get('card|test-block')).toBe(41);
   });
 });
 
