@@ -256,7 +256,9 @@ async function main(): Promise<void> {
       await database.query('CHECKPOINT');
       // On stderr, for a profiler to attach to one phase.
       process.stderr.write(`phase ${name} round ${round + 1}\n`);
-      runs[name]!.push(await cpu(() => profiled(`risk-${name}-${round + 1}`, () => loop(operation))));
+      const measured = await cpu(() => profiled(`risk-${name}-${round + 1}`, () => loop(operation)));
+      runs[name]!.push(measured);
+      process.stderr.write(`ended ${name} round ${round + 1}: ${Math.round(measured.tps)}/s\n`);
     }
 
   // The pure evaluator alone, in process: what 20 rules cost in CPU per decision.
