@@ -4,6 +4,7 @@ import type { DeferredDecision, PaymentFacts } from '../../services/risk';
 import { RISK_LIMITS, RiskService } from '../../services/risk';
 import type { ServiceDatabase, SqlStatement } from '../../services';
 import { createTestDatabase } from '../support/databases';
+import { countingRuleSet } from '../support/risk-fixtures';
 
 /**
  * The decision log in two tables (a row each in cp_risk_decisions, or an element of a row of many in
@@ -22,25 +23,7 @@ beforeAll(async () => {
   drop = db.drop;
   database = new PostgresReadModels(db.url, 10);
   const publisher = await engine();
-  await publisher.publishRuleSet(
-    {
-      schema: 1,
-      name: 'log',
-      rules: [
-        {
-          id: 'count-only',
-          kind: 'velocity',
-          action: 'refuse',
-          appliesTo: 'payment',
-          dimension: 'account',
-          windowSeconds: 600,
-          maxCount: 1_000_000,
-        },
-      ],
-    },
-    'risk-officer',
-    NOW,
-  );
+  await publisher.publishRuleSet(countingRuleSet('log'), 'risk-officer', NOW);
 });
 
 afterAll(async () => {

@@ -2,6 +2,7 @@ import { PGlite } from '@electric-sql/pglite';
 import { PgliteReadModels } from '../../projections';
 import type { PaymentFacts } from '../../services';
 import { RiskService } from '../../services';
+import { countingRuleSet } from '../support/risk-fixtures';
 
 /**
  * Risk control on the embedded default (PGlite, `npm start`): two engines on one database count each other's plain
@@ -16,24 +17,7 @@ test('on PGlite, an engine counts what another recorded, once, however often it 
     const database = new PgliteReadModels(pglite);
     const writer = new RiskService(database, OPTIONS);
     await writer.install();
-    await writer.publishRuleSet(
-      {
-        schema: 1,
-        name: 'pglite',
-        rules: [
-          {
-            id: 'count-only',
-            kind: 'velocity',
-            action: 'refuse',
-            appliesTo: 'payment',
-            dimension: 'account',
-            windowSeconds: 600,
-            maxCount: 1_000,
-          },
-        ],
-      },
-      'risk-officer',
-    );
+    await writer.publishRuleSet(countingRuleSet('pglite'), 'risk-officer');
     const reader = new RiskService(database, OPTIONS);
     await reader.install();
     const facts = (n: number): PaymentFacts => ({
