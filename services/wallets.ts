@@ -656,14 +656,11 @@ function areaCodeOf(area: string): string {
 }
 
 /**
- * The next numbers of `scopes` (`account|<area>`, `card|<area>`), taken in one statement that commits on its own: a
- * number is never given twice, and one whose holder is not opened after all stays unused (numbers may have gaps,
- * never repeats). Its rows are locked for that statement only: taken inside an opening's transaction, they were held
- * to its commit, and openings in one area queued on them (~30–56 ms a number under load).
- */
-/**
- * Numbers for several callers in one statement, each a number of every scope it names: a scope's counter moves once
- * by as many as asked, and its block goes to the callers in order.
+ * Numbers of the per-area counters (`account|<area>`, `card|<area>`) for several callers in one statement that commits
+ * on its own, each a number of every scope it names: a scope's counter moves once by as many as asked, and its block
+ * goes to the callers in order. A number is never given twice; one whose holder is not opened after all stays unused
+ * (gaps, never repeats). The rows are locked for this statement only: taken inside an opening's transaction, they
+ * were held to its commit, and openings in one area queued on them (~30–56 ms a number under load).
  */
 async function takeCodeNumbers(
   database: ServiceDatabase,
