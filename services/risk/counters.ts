@@ -77,7 +77,7 @@ export class RiskCounters {
   /** Adds (sign 1) or takes back (sign −1) an allowed event's increments. */
   apply(increments: readonly CounterIncrement[], sign: 1 | -1): void {
     for (const inc of increments) {
-      const micros = microsOf(inc.amount);
+      const micros = inc.micros ?? microsOf(inc.amount);
       let cells = this.byKey.get(inc.key);
       if (!cells) {
         // A literal of its exact size: an empty array grown by a push reserves room for seventeen numbers.

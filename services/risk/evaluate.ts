@@ -61,6 +61,8 @@ export interface CounterIncrement {
   readonly bucket: number;
   readonly count: number;
   readonly amount: string;
+  /** `amount` in whole millionths, when the evaluator knew it exact (microsOf); never stored. */
+  readonly micros?: number;
 }
 
 /**
@@ -150,16 +152,22 @@ export function evaluate(
   const amount = amountText(facts.kind, facts.amount);
   const event: EventTexts = { amount, amountMicros: microsOf(amount), day: dayNumberOf(facts.businessDate) };
   for (const compiled of set.byKind[facts.kind]) {
-    if (!scopeMatches(compiled.scope, facts)) continue;
+    if (!scopeMatches(compiled.scope, facts, event)) continue;
     const enforced = compiled.enforced && !engineDryRun;
-    const hit = staticHit(compiled, facts);
+    const hit = staticHit(compiled, facts, event);
     if (hit) fired.push(firedOf(compiled, enforced, hit));
     const check = checkOf(compiled, facts, event, nowMs, enforced);
     if (check) checks.push(check);
   }
   const increments = new Map<string, CounterIncrement>();
   for (const c of checks)
-    increments.set(`${c.key}#${c.until}`, { key: c.key, bucket: c.until, count: 1, amount: c.amount });
+    increments.set(`${c.key}#${c.until}`, {
+      key: c.key,
+      bucket: c.until,
+      count: 1,
+      amount: c.amount,
+      micros: c.amountMicros,
+    });
   return { fired, checks, increments: [...increments.values()] };
 }
 
@@ -256,9 +264,11 @@ export function needsCounters(evaluation: Evaluation): boolean {
   return evaluation.checks.length > 0 && staticOutcome(evaluation) !== 'refuse';
 }
 
-function scopeMatches(scope: CompiledScope, facts: NormalizedFacts): boolean {
-  const within = (set: ReadonlySet<string> | undefined, value: string | undefined): boolean =>
-    set === undefined || (value !== undefined && set.has(value));
+function within(set: ReadonlySet<string> | undefined, value: string | undefined): boolean {
+  return set === undefined || (value !== undefined && set.has(value));
+}
+
+function scopeMatches(scope: CompiledScope, facts: NormalizedFacts, event: EventTexts): boolean {
   return (
     within(scope.customerClasses, facts.customerClass) &&
     within(scope.walletPurposes, facts.walletPurpose) &&
@@ -266,17 +276,27 @@ function scopeMatches(scope: CompiledScope, facts: NormalizedFacts): boolean {
     within(scope.channels, facts.channel) &&
     within(scope.behaviours, facts.behaviour) &&
     within(scope.partners, facts.partnerId) &&
-    (scope.amountAtMost === undefined || facts.amount.lte(scope.amountAtMost))
+    (scope.amountAtMost === undefined ||
+      (event.amountMicros !== undefined && scope.amountAtMostMicros !== undefined
+        ? event.amountMicros <= scope.amountAtMostMicros
+        : facts.amount.lte(scope.amountAtMost)))
   );
 }
 
-function staticHit(compiled: CompiledRule, facts: NormalizedFacts): Record<string, string | number> | undefined {
+function staticHit(
+  compiled: CompiledRule,
+  facts: NormalizedFacts,
+  event: EventTexts,
+): Record<string, string | number> | undefined {
   const rule = compiled.rule;
   switch (rule.kind) {
-    case 'transaction_limit':
-      return facts.amount.gt(compiled.maxAmount!)
-        ? { amount: amountText(facts.kind, facts.amount), maxAmount: rule.maxAmount }
-        : undefined;
+    case 'transaction_limit': {
+      const over =
+        event.amountMicros !== undefined && compiled.maxAmountExactMicros !== undefined
+          ? event.amountMicros > compiled.maxAmountExactMicros
+          : facts.amount.gt(compiled.maxAmount!);
+      return over ? { amount: event.amount, maxAmount: rule.maxAmount } : undefined;
+    }
     case 'block_list': {
       const value = facts.dimensions[rule.list];
       if (value === undefined) return undefined;
@@ -309,6 +329,7 @@ function tripSpeedHit(compiled: CompiledRule, facts: NormalizedFacts): Record<st
 /** What every check of one event shares, worked out once: its amount as records show it, its business day. */
 interface EventTexts {
   readonly amount: string;
+  /** The amount exactly, in whole millionths, when microsOf can hold it (`amount` is the amount's exact value). */
   readonly amountMicros: number | undefined;
   readonly day: number;
 }
@@ -392,9 +413,17 @@ function firedOf(compiled: CompiledRule, enforced: boolean, inputs: Record<strin
   };
 }
 
+let lastDate = '';
+let lastDayNumber = 0;
+
 /** Days since 1970-01-01 of a YYYY-MM-DD date: the bucket of a business-day counter. */
 export function dayNumberOf(date: string): number {
-  return Date.parse(`${date}T00:00:00Z`) / 86_400_000;
+  // Nearly every event of a day asks for the same date.
+  if (date !== lastDate) {
+    lastDayNumber = Date.parse(`${date}T00:00:00Z`) / 86_400_000;
+    lastDate = date;
+  }
+  return lastDayNumber;
 }
 
 /** Which kinds a fact set may be: for a type guard at the service's door. */

@@ -144,6 +144,8 @@ export interface CompiledRule {
   readonly maxAmountText?: Readonly<Record<RiskKind, string>>;
   /** The same in whole millionths, where exact (microsOf): judged without parsing. */
   readonly maxAmountMicros?: Readonly<Record<RiskKind, number | undefined>>;
+  /** `maxAmount` itself (not as a kind shows it) in whole millionths, where exact: a transaction limit's shortcut. */
+  readonly maxAmountExactMicros?: number;
   readonly entries?: ReadonlySet<string>;
   readonly ips?: IpAllowList;
   readonly maxKmPerHour?: ReadonlyMap<string, Amount>;
@@ -157,6 +159,8 @@ export interface CompiledScope {
   readonly behaviours?: ReadonlySet<string>;
   readonly partners?: ReadonlySet<string>;
   readonly amountAtMost?: Amount;
+  /** `amountAtMost` in whole millionths, where exact. */
+  readonly amountAtMostMicros?: number;
 }
 
 export interface CompiledRuleSet {
@@ -278,6 +282,7 @@ function compileRule(rule: RiskRule, index: number, setDryRun: boolean): Compile
       maxAmount,
       maxAmountText: { payment, carbon_record: carbonRecord },
       maxAmountMicros: { payment: microsOf(payment), carbon_record: microsOf(carbonRecord) },
+      maxAmountExactMicros: microsOf(maxAmount.toFixed()),
     };
   };
   switch (rule.kind) {
@@ -312,6 +317,8 @@ function compileScope(scope: RuleScope | undefined): CompiledScope {
     behaviours: set(scope.behaviours),
     partners: set(scope.partners),
     amountAtMost: scope.amountAtMost === undefined ? undefined : new Money(scope.amountAtMost),
+    amountAtMostMicros:
+      scope.amountAtMost === undefined ? undefined : microsOf(new Money(scope.amountAtMost).toFixed()),
   };
 }
 

@@ -1,3 +1,5 @@
+import fc from 'fast-check';
+import Decimal from 'decimal.js';
 import type { CarbonRecordFacts, PaymentFacts, RiskRule } from '../../services/risk';
 import { compileRuleSet, InMemoryRiskEngine } from '../../services/risk';
 
@@ -77,6 +79,45 @@ describe('transaction_limit', () => {
   });
   test('out of scope (another customer class) it does not apply', () => {
     expect(engine(rules).assess('payment', pay('9999.00', { customerClass: '1' }), NOW).outcome).toBe('allow');
+  });
+  test('limits and small-amount scopes of any precision judge as decimal.js does (millionths or not)', () => {
+    // Up to 15 digits before the point and 2 (a limit in CNY) or 6 (a scope) after: beyond what whole millionths hold exactly, so both ways are taken.
+    const decimalText = (maxPlaces: number): fc.Arbitrary<string> =>
+      fc
+        .tuple(
+          fc.bigInt({ min: 0n, max: 10n ** 15n - 1n }),
+          fc.nat({ max: 999_999 }),
+          fc.integer({ min: 0, max: maxPlaces }),
+        )
+        .map(([whole, fraction, places]) =>
+          places === 0 ? whole.toString() : `${whole}.${String(fraction).padStart(6, '0').slice(0, places)}`,
+        );
+    const amountText = fc
+      .tuple(fc.bigInt({ min: 0n, max: 10n ** 12n }), fc.integer({ min: 1, max: 99 }))
+      .map(([whole, fen]) => `${whole}.${String(fen).padStart(2, '0')}`);
+    fc.assert(
+      fc.property(amountText, decimalText(2), decimalText(6), (amount, max, atMost) => {
+        fc.pre(new Decimal(max).gt(0) && new Decimal(atMost).gt(0));
+        const limited = engine([
+          { id: 'limit', kind: 'transaction_limit', action: 'refuse', maxAmount: max },
+          {
+            id: 'small',
+            kind: 'transaction_limit',
+            action: 'review',
+            maxAmount: '0.01',
+            scope: { amountAtMost: atMost },
+          },
+        ]).assess('payment', pay(amount), NOW);
+        const over = new Decimal(amount).gt(max);
+        const small = new Decimal(amount).lte(atMost) && new Decimal(amount).gt('0.01');
+        expect(limited.outcome).toBe(over ? 'refuse' : small ? 'hold' : 'allow');
+        expect(limited.firedRules.map((f) => f.ruleId)).toEqual([
+          ...(over ? ['limit'] : []),
+          ...(small ? ['small'] : []),
+        ]);
+      }),
+      { numRuns: 2_000 },
+    );
   });
 });
 
