@@ -25,7 +25,9 @@ export interface ApiMetrics {
 
 /**
  * The metrics catalogue of the API: latency per operation and status, errors per stable code, requests in flight;
- * the writer's group commit (batches, commands, conflicts, queue) and the read models' lag, read when scraped.
+ * the writer's group commit (batches, commands, conflicts, its queue and batches in flight, state loads) and the
+ * read models' lag, read when scraped. Figures of the database (the books, reconciliation cases, clearing runs) come
+ * from postgres_exporter (ops/postgres-exporter-queries.yml): read once, not once per instance.
  */
 export function createMetrics(ledger: Ledger, runner: ProjectionRunner | undefined): ApiMetrics {
   const registry = new Registry();
@@ -70,6 +72,37 @@ export function createMetrics(ledger: Ledger, runner: ProjectionRunner | undefin
     'Appends refused by optimistic concurrency',
     () => ledger.stats.conflicts,
   );
+  ledgerCounter(
+    'carbonpay_ledger_account_loads_total',
+    'Accounts read from the store',
+    () => ledger.stats.accountLoads,
+  );
+  ledgerCounter(
+    'carbonpay_ledger_transfer_loads_total',
+    'Transfers read from the store',
+    () => ledger.stats.transferLoads,
+  );
+  ledgerCounter(
+    'carbonpay_ledger_snapshots_written_total',
+    'Account snapshots written',
+    () => ledger.stats.snapshotsWritten,
+  );
+  new Gauge({
+    name: 'carbonpay_ledger_queue_depth',
+    help: 'Commands waiting for the writer to take them into a batch',
+    registers: [registry],
+    collect() {
+      this.set(ledger.load.queuedCommands);
+    },
+  });
+  new Gauge({
+    name: 'carbonpay_ledger_batches_in_flight',
+    help: 'Batches the writer is deciding or committing',
+    registers: [registry],
+    collect() {
+      this.set(ledger.load.batchesInFlight);
+    },
+  });
   new Gauge({
     name: 'carbonpay_ledger_commands_per_batch',
     help: 'Mean commands per group commit since start',

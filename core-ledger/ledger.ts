@@ -145,6 +145,11 @@ export class Ledger {
     snapshotsWritten: 0,
   };
 
+  /** What the writer holds now (monitoring): commands waiting for a batch, and batches deciding or committing. */
+  get load(): { readonly queuedCommands: number; readonly batchesInFlight: number } {
+    return { queuedCommands: this.queue.length, batchesInFlight: this.inFlight.length };
+  }
+
   constructor(
     readonly store: EventStore,
     options: Partial<LedgerOptions> = {},

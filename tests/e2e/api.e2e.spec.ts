@@ -84,6 +84,10 @@ describe('the document', () => {
     );
     expect(text).toMatch(/carbonpay_ledger_commands_committed_total \d+/);
     expect(text).toContain('carbonpay_projection_lag_seconds');
+    // The writer's load, read at the scrape (T14): nothing waits once every answer is in.
+    expect(text).toMatch(/^carbonpay_ledger_queue_depth 0$/m);
+    expect(text).toMatch(/^carbonpay_ledger_batches_in_flight 0$/m);
+    expect(text).toMatch(/^carbonpay_ledger_account_loads_total \d+$/m);
   });
 
   test('unknown routes, wrong methods, media types, sizes and broken JSON get stable codes', async () => {

@@ -367,6 +367,32 @@ describe('reversal (冲正)', () => {
 });
 
 describe('pipelined writer', () => {
+  test('its load shows the commands waiting and the batches committing, and empties when the store answers', async () => {
+    const { ledger, store } = await fresh();
+    expect(ledger.load).toEqual({ queuedCommands: 0, batchesInFlight: 0 });
+    // Appends wait at a gate: what the writer holds meanwhile is what the metrics show an operator.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const append = store.appendMany.bind(store);
+    store.appendMany = async (appends) => {
+      await gate;
+      return append(appends);
+    };
+    const pay = (i: number): Promise<CommandOutcome> => ledger.execute(move(alice, bob, '1.00', { key: `load-${i}` }));
+    const settle = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 20));
+    const sent = Array.from({ length: 6 }, (_, i) => pay(i));
+    await settle();
+    // Two batches at the store (the writer's limit), the 6 commands split between them.
+    expect(ledger.load).toEqual({ queuedCommands: 0, batchesInFlight: 2 });
+    sent.push(...Array.from({ length: 4 }, (_, i) => pay(6 + i)));
+    await settle();
+    expect(ledger.load).toEqual({ queuedCommands: 4, batchesInFlight: 2 });
+    open();
+    expect((await Promise.all(sent)).map((o) => o.status)).toEqual(Array(10).fill('accepted'));
+    expect(ledger.load).toEqual({ queuedCommands: 0, batchesInFlight: 0 });
+    expect(await balance(ledger, bob)).toBe('10.00');
+  });
+
   test('a batch decided on top of a batch that fails is decided again, never sent on stale state', async () => {
     // Regression (found by the two-writer property): writer B's first batch conflicts with writer A; B's second
     // batch, decided on top of the first, must not be appended at the revision writer A now holds.
