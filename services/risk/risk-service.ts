@@ -237,6 +237,19 @@ interface LeanDeferred extends DecisionIdentity {
 }
 
 /** A decision taken in memory: its record to write, how to take it back out, and the caller's answer. */
+/** What assessDeferred answers: the decision, and either its record deferred to the caller or on its way. */
+export type DeferredAssessment =
+  | { readonly assessment: RiskAssessment; readonly deferred: DeferredDecision }
+  | { readonly assessment: RiskAssessment; readonly recorded: Promise<void> };
+
+/** A deferred assessment waiting for its turn (RiskService.takeAsked). */
+interface AskedAssessment {
+  readonly facts: PaymentFacts;
+  readonly now: Date;
+  readonly resolve: (assessed: DeferredAssessment) => void;
+  readonly reject: (error: unknown) => void;
+}
+
 interface TakenDecision {
   readonly pending: PendingDecision;
   readonly undo: () => void;
@@ -302,6 +315,8 @@ export class RiskService {
   /** Reviews that decide an event when it comes again (open, rejected, approved and unused), by subject and facts. */
   private readonly reviews = new Map<string, ReviewMatch>();
   private looking: Promise<void> | undefined;
+  /** Deferred assessments asked since the last turn of the event loop, taken together at the next (see assessDeferred). */
+  private asked: AskedAssessment[] = [];
   /** Decision records, group-committed; a batch that fails is not run again (its decisions were answered). */
   private readonly records = new GroupCommit<PendingDecision, void>(
     async (batch) => {
@@ -459,17 +474,43 @@ export class RiskService {
    * `recorded` rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the
    * reservation has been given back and the event must not proceed.
    */
-  async assessDeferred(
-    kind: 'payment',
-    facts: PaymentFacts,
-    now: Date = new Date(),
-  ): Promise<
-    | { readonly assessment: RiskAssessment; readonly deferred: DeferredDecision }
-    | { readonly assessment: RiskAssessment; readonly recorded: Promise<void> }
-  > {
-    const normalized = normalizeFacts(kind, facts, now.getTime());
+  async assessDeferred(kind: 'payment', facts: PaymentFacts, now: Date = new Date()): Promise<DeferredAssessment> {
+    // Taken with the others asked in this turn of the event loop, one after another in one go: a decision reads the
+    // rule set, the counters and the code that judges them, and taken alone between two payments' other work it found
+    // them out of the processor's caches (a fourfold cost, measured; docs/performance.md, session 11).
+    return new Promise<DeferredAssessment>((resolve, reject) => {
+      this.asked.push({ facts, now, resolve, reject });
+      if (this.asked.length === 1) setImmediate(() => void this.takeAsked());
+    });
+  }
+
+  /** The deferred assessments asked so far, in the order asked. */
+  private async takeAsked(): Promise<void> {
+    let set: CompiledRuleSet;
+    try {
+      set = this.fresh() ?? (await this.refresh());
+    } catch (error) {
+      const failed = this.asked;
+      this.asked = [];
+      for (const a of failed) a.reject(error);
+      return;
+    }
+    const batch = this.asked;
+    this.asked = [];
+    for (const a of batch) {
+      try {
+        a.resolve(this.assessOneDeferred(set, a.facts, a.now));
+      } catch (error) {
+        a.reject(error);
+      }
+    }
+  }
+
+  /** One deferred assessment, synchronously, on the rule set in hand. */
+  private assessOneDeferred(set: CompiledRuleSet, facts: PaymentFacts, now: Date): DeferredAssessment {
+    const normalized = normalizeFacts('payment', facts, now.getTime());
     if (!normalized.ok) throw new ServiceRefusal('validation_failed', `risk facts: ${normalized.error}`);
-    const taken = await this.take(kind, normalized.facts, facts, now);
+    const taken = this.takeWith(set, 'payment', normalized.facts, facts, now);
     const { settled } = taken.pending;
     // Deferred: an allow with nothing to explain (no rule fired, no review), which the lean record below holds whole.
     if (settled.outcome !== 'allow' || settled.full || settled.consumes !== null)
@@ -582,6 +623,16 @@ export class RiskService {
   ): Promise<TakenDecision> {
     // The rule set in hand while it is fresh, without a turn of the event loop.
     const set = this.fresh() ?? (await this.refresh());
+    return this.takeWith(set, kind, normalizedFacts, facts, now);
+  }
+
+  private takeWith(
+    set: CompiledRuleSet,
+    kind: RiskKind,
+    normalizedFacts: NormalizedFacts,
+    facts: PaymentFacts | CarbonRecordFacts,
+    now: Date,
+  ): TakenDecision {
     if (Date.now() - this.lastLookMs >= this.options.syncIntervalMs) void this.lookInBackground();
     if (Date.now() - this.lastPruneMs >= RISK_LIMITS.pruneIntervalMs) this.pruneCounters();
     const evaluation = evaluate(set, normalizedFacts, now.getTime(), this.options.dryRun);
