@@ -1,7 +1,7 @@
 import pino from 'pino';
 import type { Logger } from 'pino';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
-import type { Ledger } from '../core-ledger';
+import type { Ledger, LedgerStats } from '../core-ledger';
 import type { ProjectionRunner } from '../projections';
 
 export type { Logger } from 'pino';
@@ -50,67 +50,51 @@ export function createMetrics(ledger: Ledger, runner: ProjectionRunner | undefin
     labelNames: ['operation', 'code'] as const,
     registers: [registry],
   });
-  const ledgerCounter = (name: string, help: string, read: () => number): void => {
+  // The writer's figures, read when scraped: counters from its statistics, gauges of its state now.
+  const ledgerCounters: readonly (readonly [name: string, help: string, stat: keyof LedgerStats])[] = [
+    ['carbonpay_ledger_batches_total', 'Group commits appended', 'batches'],
+    ['carbonpay_ledger_commands_committed_total', 'Commands accepted and appended', 'commandsCommitted'],
+    ['carbonpay_ledger_conflicts_total', 'Appends refused by optimistic concurrency', 'conflicts'],
+    ['carbonpay_ledger_account_loads_total', 'Accounts read from the store', 'accountLoads'],
+    ['carbonpay_ledger_transfer_loads_total', 'Transfers read from the store', 'transferLoads'],
+    ['carbonpay_ledger_snapshots_written_total', 'Account snapshots written', 'snapshotsWritten'],
+  ];
+  for (const [name, help, stat] of ledgerCounters)
     new Counter({
       name,
       help,
       registers: [registry],
       collect() {
         this.reset();
-        this.inc(read());
+        this.inc(ledger.stats[stat]);
       },
     });
-  };
-  ledgerCounter('carbonpay_ledger_batches_total', 'Group commits appended', () => ledger.stats.batches);
-  ledgerCounter(
-    'carbonpay_ledger_commands_committed_total',
-    'Commands accepted and appended',
-    () => ledger.stats.commandsCommitted,
-  );
-  ledgerCounter(
-    'carbonpay_ledger_conflicts_total',
-    'Appends refused by optimistic concurrency',
-    () => ledger.stats.conflicts,
-  );
-  ledgerCounter(
-    'carbonpay_ledger_account_loads_total',
-    'Accounts read from the store',
-    () => ledger.stats.accountLoads,
-  );
-  ledgerCounter(
-    'carbonpay_ledger_transfer_loads_total',
-    'Transfers read from the store',
-    () => ledger.stats.transferLoads,
-  );
-  ledgerCounter(
-    'carbonpay_ledger_snapshots_written_total',
-    'Account snapshots written',
-    () => ledger.stats.snapshotsWritten,
-  );
-  new Gauge({
-    name: 'carbonpay_ledger_queue_depth',
-    help: 'Commands waiting for the writer to take them into a batch',
-    registers: [registry],
-    collect() {
-      this.set(ledger.load.queuedCommands);
-    },
-  });
-  new Gauge({
-    name: 'carbonpay_ledger_batches_in_flight',
-    help: 'Batches the writer is deciding or committing',
-    registers: [registry],
-    collect() {
-      this.set(ledger.load.batchesInFlight);
-    },
-  });
-  new Gauge({
-    name: 'carbonpay_ledger_commands_per_batch',
-    help: 'Mean commands per group commit since start',
-    registers: [registry],
-    collect() {
-      this.set(ledger.stats.batches === 0 ? 0 : ledger.stats.commandsCommitted / ledger.stats.batches);
-    },
-  });
+  const ledgerGauges: readonly (readonly [name: string, help: string, read: () => number])[] = [
+    [
+      'carbonpay_ledger_queue_depth',
+      'Commands waiting for the writer to take them into a batch',
+      () => ledger.load.queuedCommands,
+    ],
+    [
+      'carbonpay_ledger_batches_in_flight',
+      'Batches the writer is deciding or committing',
+      () => ledger.load.batchesInFlight,
+    ],
+    [
+      'carbonpay_ledger_commands_per_batch',
+      'Mean commands per group commit since start',
+      () => (ledger.stats.batches === 0 ? 0 : ledger.stats.commandsCommitted / ledger.stats.batches),
+    ],
+  ];
+  for (const [name, help, read] of ledgerGauges)
+    new Gauge({
+      name,
+      help,
+      registers: [registry],
+      collect() {
+        this.set(read());
+      },
+    });
   new Gauge({
     name: 'carbonpay_projection_lag_seconds',
     help: 'Age of the last event the read models applied, 0 when caught up (set where this process leads)',
