@@ -236,7 +236,6 @@ interface LeanDeferred extends DecisionIdentity {
   readonly undo: () => void;
 }
 
-/** A decision taken in memory: its record to write, how to take it back out, and the caller's answer. */
 /** What assessDeferred answers: the decision, and either its record deferred to the caller or on its way. */
 export type DeferredAssessment =
   | { readonly assessment: RiskAssessment; readonly deferred: DeferredDecision }
@@ -250,6 +249,7 @@ interface AskedAssessment {
   readonly reject: (error: unknown) => void;
 }
 
+/** A decision taken in memory: its record to write, how to take it back out, and the caller's answer. */
 interface TakenDecision {
   readonly pending: PendingDecision;
   readonly undo: () => void;
@@ -466,11 +466,11 @@ export class RiskService {
   }
 
   /**
-   * The decision at once, its record written later. An allow with nothing to explain (no rule fired, no review) is
-   * `deferred`: the caller writes it in its own statement ({@link recordingSql}) and reports the outcome with
-   * {@link settleDeferred}. Any other decision is recorded by this service's group commit; `recorded` settles when it
-   * is durable. The caller
-   * may do its own first step meanwhile, but must not act on an allowed event before its record is durable. If
+   * The decision at the next turn of the event loop (with every other asked meanwhile, in the order asked), its record
+   * written later. An allow with nothing to explain (no rule fired, no review) is `deferred`: the caller writes it in
+   * its own statement ({@link recordingSql}) and reports the outcome with {@link settleDeferred}. Any other decision is
+   * recorded by this service's group commit; `recorded` settles when it is durable. The caller may do its own first
+   * step meanwhile, but must not act on an allowed event before its record is durable. If
    * `recorded` rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the
    * reservation has been given back and the event must not proceed.
    */
