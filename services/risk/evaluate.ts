@@ -291,9 +291,11 @@ function staticHit(
   const rule = compiled.rule;
   switch (rule.kind) {
     case 'transaction_limit': {
+      // Both texts are their amounts' exact values (amountText), so their millionths compare exactly.
+      const maxMicros = compiled.maxAmountMicros?.[facts.kind];
       const over =
-        event.amountMicros !== undefined && compiled.maxAmountExactMicros !== undefined
-          ? event.amountMicros > compiled.maxAmountExactMicros
+        event.amountMicros !== undefined && maxMicros !== undefined
+          ? event.amountMicros > maxMicros
           : facts.amount.gt(compiled.maxAmount!);
       return over ? { amount: event.amount, maxAmount: rule.maxAmount } : undefined;
     }

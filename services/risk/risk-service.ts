@@ -474,7 +474,7 @@ export class RiskService {
    * `recorded` rejects (the database failed, or a review of this very event was decided elsewhere a moment ago), the
    * reservation has been given back and the event must not proceed.
    */
-  async assessDeferred(kind: 'payment', facts: PaymentFacts, now: Date = new Date()): Promise<DeferredAssessment> {
+  assessDeferred(kind: 'payment', facts: PaymentFacts, now: Date = new Date()): Promise<DeferredAssessment> {
     // Taken with the others asked in this turn of the event loop, one after another in one go: a decision reads the
     // rule set, the counters and the code that judges them, and taken alone between two payments' other work it found
     // them out of the processor's caches (a fourfold cost, measured; docs/performance.md, session 11).

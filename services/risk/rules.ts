@@ -144,8 +144,6 @@ export interface CompiledRule {
   readonly maxAmountText?: Readonly<Record<RiskKind, string>>;
   /** The same in whole millionths, where exact (microsOf): judged without parsing. */
   readonly maxAmountMicros?: Readonly<Record<RiskKind, number | undefined>>;
-  /** `maxAmount` itself (not as a kind shows it) in whole millionths, where exact: a transaction limit's shortcut. */
-  readonly maxAmountExactMicros?: number;
   readonly entries?: ReadonlySet<string>;
   readonly ips?: IpAllowList;
   readonly maxKmPerHour?: ReadonlyMap<string, Amount>;
@@ -159,7 +157,7 @@ export interface CompiledScope {
   readonly behaviours?: ReadonlySet<string>;
   readonly partners?: ReadonlySet<string>;
   readonly amountAtMost?: Amount;
-  /** `amountAtMost` in whole millionths, where exact. */
+  /** `amountAtMost` in whole millionths, where exact (a validated quantity: plain digits, at most 6 decimals). */
   readonly amountAtMostMicros?: number;
 }
 
@@ -282,7 +280,6 @@ function compileRule(rule: RiskRule, index: number, setDryRun: boolean): Compile
       maxAmount,
       maxAmountText: { payment, carbon_record: carbonRecord },
       maxAmountMicros: { payment: microsOf(payment), carbon_record: microsOf(carbonRecord) },
-      maxAmountExactMicros: microsOf(maxAmount.toFixed()),
     };
   };
   switch (rule.kind) {
@@ -317,8 +314,7 @@ function compileScope(scope: RuleScope | undefined): CompiledScope {
     behaviours: set(scope.behaviours),
     partners: set(scope.partners),
     amountAtMost: scope.amountAtMost === undefined ? undefined : new Money(scope.amountAtMost),
-    amountAtMostMicros:
-      scope.amountAtMost === undefined ? undefined : microsOf(new Money(scope.amountAtMost).toFixed()),
+    amountAtMostMicros: scope.amountAtMost === undefined ? undefined : microsOf(scope.amountAtMost),
   };
 }
 

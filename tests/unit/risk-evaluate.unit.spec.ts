@@ -116,7 +116,17 @@ describe('transaction_limit', () => {
           ...(small ? ['small'] : []),
         ]);
       }),
-      { numRuns: 2_000 },
+      {
+        numRuns: 2_000,
+        // At the limit and at the scope's bound, in millionths and beyond them: never left to chance.
+        examples: [
+          ['0.01', '0.01', '0.000001'],
+          ['500.00', '500', '500.00'],
+          ['500.01', '500', '500.01'],
+          ['123456789.99', '123456789.99', '123456789.990001'],
+          ['1000000000.00', '1000000000', '1000000000'],
+        ],
+      },
     );
   });
 });
