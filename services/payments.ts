@@ -575,21 +575,21 @@ export class PaymentService {
    * `conflict`, to be asked again, rather than answered with a status that is not the end of it.
    */
   private async answerReplay(paymentId: string, input: PayInput, gross: Amount): Promise<PaymentView> {
-    let existing = (await this.getPayment(paymentId))!;
-    checkSameOrder(existing, input, gross);
-    if (isUnderWay(existing.status)) {
-      const ending = this.driving.get(paymentId);
-      if (ending !== undefined) {
-        await ending;
-        existing = (await this.getPayment(paymentId))!;
-      }
+    for (;;) {
+      // Taken before the read: a drive that ends while the read is at the database leaves no entry, and the read may
+      // still show it under way.
+      const endingBeforeRead = this.driving.get(paymentId);
+      const existing = (await this.getPayment(paymentId))!;
+      checkSameOrder(existing, input, gross);
+      if (!isUnderWay(existing.status)) return existing;
+      const ending = endingBeforeRead ?? this.driving.get(paymentId);
+      if (ending === undefined)
+        throw new ServiceRefusal('conflict', `payment ${paymentId} is still under way: ask again shortly`, {
+          paymentId,
+          status: existing.status,
+        });
+      await ending;
     }
-    if (isUnderWay(existing.status))
-      throw new ServiceRefusal('conflict', `payment ${paymentId} is still under way: ask again shortly`, {
-        paymentId,
-        status: existing.status,
-      });
-    return existing;
   }
 
   /** Finishes payments a crash or a failure left between phases: before the commit point void, after it capture. */

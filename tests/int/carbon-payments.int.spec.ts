@@ -1,7 +1,7 @@
 import type { AccountState, BehaviourRecordInput, CommandContext, EventStore } from '../../core-ledger';
 import { Ledger, Money, openPostgresEventStore } from '../../core-ledger';
 import { PostgresReadModels } from '../../projections';
-import type { SqlStatement, WalletRecord } from '../../services';
+import type { PaymentView, SqlStatement, WalletRecord } from '../../services';
 import {
   BankChannelSimulator,
   CarbonService,
@@ -677,6 +677,45 @@ describe('mall payments with mixed tender', () => {
     ).rejects.toMatchObject({
       code: 'idempotency_conflict',
     });
+  });
+
+  test('a replay whose read saw the order under way, answered after it ended here, is answered as it ended', async () => {
+    const merchantId = await activeMerchant();
+    const wallet = await fundedWallet();
+    const input = walletOrder(merchantId, wallet, 'read-overtaken', '2.50');
+    const read = payments.getPayment.bind(payments);
+    const execute = ledger.execute.bind(ledger);
+    const underWay = (view: PaymentView | undefined): boolean =>
+      view !== undefined && ['authorizing', 'capturing'].includes(view.status);
+    let replayRead!: () => void;
+    const replayHasRead = new Promise<void>((resolve) => (replayRead = resolve));
+    // The payment's transfer waits until the replay has read the order under way; that read is answered only once the
+    // payment has ended: a stale "under way".
+    const held = jest.spyOn(ledger, 'execute').mockImplementation(async (...args) => {
+      await replayHasRead;
+      return execute(...args);
+    });
+    let overtaken = 0;
+    const stale = jest.spyOn(payments, 'getPayment').mockImplementation(async (paymentId) => {
+      const view = await read(paymentId);
+      if (overtaken > 0 || !underWay(view)) return view;
+      overtaken += 1;
+      replayRead();
+      while (underWay(await read(paymentId))) await new Promise((resolve) => setTimeout(resolve, 2));
+      return view;
+    });
+    try {
+      const [original, again] = await Promise.all([
+        payments.pay(input, CONTEXT, NOW),
+        payments.pay(input, CONTEXT, NOW),
+      ]);
+      expect(overtaken).toBe(1);
+      expect(original).toMatchObject({ orderId: 'read-overtaken', status: 'captured' });
+      expect(again).toEqual(original);
+    } finally {
+      held.mockRestore();
+      stale.mockRestore();
+    }
   });
 
   test('an order under way at another process is answered conflict (ask again), then as it ended', async () => {
