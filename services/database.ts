@@ -11,7 +11,7 @@ export interface ServiceDatabase extends SqlQueryable {
 }
 
 export type { PreparedSql, SqlQueryable, SqlStatement } from '../projections';
-export { preparedSql } from '../projections';
+export { lengthUnseen, preparedSql } from '../projections';
 
 /** Seals and opens personal data kept in service tables; `plain` keeps it as it is (no master key configured). */
 export interface PersonalDataCipher {

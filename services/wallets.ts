@@ -14,7 +14,7 @@ import { hashPassword, mask, verifyPassword } from '../security';
 
 const maskCard = (cardNumber: string): string => mask('bank_card', cardNumber);
 import type { PersonalDataCipher, ServiceDatabase, SqlQueryable } from './database';
-import { executeOrRefuse, ServiceRefusal } from './database';
+import { executeOrRefuse, lengthUnseen, preparedSql, ServiceRefusal } from './database';
 import type { Outbox } from './outbox';
 import { DEFAULT_GROUP_COMMIT_LIMITS, GroupCommit } from './group-commit';
 
@@ -140,6 +140,11 @@ interface WalletRow {
   status: WalletRecord['status'];
   opened_at: Date | string;
 }
+
+/** WalletRow's columns, named: a prepared `SELECT *` fails once a column is added to the table under it. */
+const WALLET_COLUMNS = `card_number_index, wallet_id, account_number, name, card_number, customer_class, area, accounts,
+  purpose, allowed_categories, payment_password_hash, password_failures, password_locked_until,
+  password_free_per_payment, password_free_per_day, status, opened_at`;
 
 export class WalletService {
   constructor(
@@ -285,9 +290,15 @@ export class WalletService {
     column: 'wallet_id' | 'card_number_index',
     keys: readonly string[],
   ): Promise<(WalletRecord | undefined)[]> {
-    const rows = await this.database.query<WalletRow>(`SELECT * FROM cp_wallets WHERE ${column} = ANY($1::text[])`, [
-      [...new Set(keys)],
-    ]);
+    // Every payment reads its wallet here: planned once per connection, a probe by key per wallet (both are unique).
+    const rows = await this.database.query<WalletRow>(
+      preparedSql(
+        `cp_wallets_by_${column}`,
+        `SELECT w.* FROM unnest(${lengthUnseen('$1::text[]')}) AS k(key)
+           CROSS JOIN LATERAL (SELECT ${WALLET_COLUMNS} FROM cp_wallets WHERE ${column} = k.key LIMIT 1) w`,
+      ),
+      [[...new Set(keys)]],
+    );
     const byKey = new Map(rows.map((row) => [row[column], row]));
     return keys.map((key) => {
       const row = byKey.get(key);

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { msOfUuidV7, uuidV7 } from '../../core-ledger';
 import type { ServiceDatabase, SqlQueryable } from '../database';
-import { preparedSql, ServiceRefusal } from '../database';
+import { lengthUnseen, preparedSql, ServiceRefusal } from '../database';
 import { GroupCommit } from '../group-commit';
 import { RiskCounters } from './counters';
 import { canonicalJson, digestOf } from './canonical-json';
@@ -552,7 +552,7 @@ export class RiskService {
     const inOneRow = lastMs - first.at.getTime() <= RISK_LIMITS.allowRowSpanMs;
     // Only plain allows come here: outcome, codes, facts, fired rules and checks are those of a plain allow.
     const ctes = `risk_input AS (
-         SELECT * FROM unnest(${$(1)}::text[], ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
+         SELECT * FROM unnest(${lengthUnseen(`${$(1)}::text[]`)}, ${$(2)}::text[], ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[],
                               ${$(6)}::boolean[], ${$(7)}::boolean[], ${$(8)}::text[], ${$(9)}::timestamptz[])
            AS i(decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, reserved, counted,
                 decided_at)),
@@ -567,7 +567,7 @@ export class RiskService {
        risk_allowed AS (
          INSERT INTO cp_risk_allows (first_decision_id, instance_id, recorded_at, decided_from, decision_ids, kinds,
            subject_refs, facts_digests, rule_set_versions, dry_runs, reserved, counted, decided_at)
-         SELECT ${$(12)}::uuid, ${$(10)}, clock_timestamp(), ${$(13)}::timestamptz, ${$(1)}::uuid[], ${$(2)}::text[],
+         SELECT ${$(12)}::uuid, ${$(10)}::text, clock_timestamp(), ${$(13)}::timestamptz, ${$(1)}::uuid[], ${$(2)}::text[],
                 ${$(3)}::text[], ${$(4)}::text[], ${$(5)}::integer[], ${$(6)}::boolean[], ${$(7)}::boolean[],
                 ${$(8)}::text[], ${$(9)}::timestamptz[]
            FROM risk_in_one_row WHERE yes),
@@ -575,7 +575,7 @@ export class RiskService {
          INSERT INTO cp_risk_decisions (decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
            fired, checks, reserved, counted, decided_at, instance_id, recorded_at, released_at, release_recorded_at)
          SELECT i.decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, 'allow', '[]', '[]', reserved,
-                counted, decided_at, ${$(10)}, clock_timestamp(),
+                counted, decided_at, ${$(10)}::text, clock_timestamp(),
                 CASE WHEN u.decision_id IS NOT NULL AND reserved THEN decided_at END,
                 CASE WHEN u.decision_id IS NOT NULL AND reserved THEN clock_timestamp() END
            FROM risk_input i LEFT JOIN risk_unread u ON u.decision_id = i.decision_id
@@ -930,7 +930,7 @@ export class RiskService {
       preparedSql(
         'cp_risk_record',
         `WITH ${ctes}
-       SELECT CASE WHEN (SELECT count(*) FROM risk_used) < $${params.length + 1} OR EXISTS (SELECT 1 FROM risk_unread)
+       SELECT CASE WHEN (SELECT count(*) FROM risk_used) < $${params.length + 1}::integer OR EXISTS (SELECT 1 FROM risk_unread)
                    THEN cp_risk_review_taken() END AS taken`,
       ),
       [...params, consumes],
@@ -948,7 +948,7 @@ export class RiskService {
     const arrayLiteral = (values: readonly (string | number)[] | undefined): string | null =>
       values === undefined ? null : `{${values.join(',')}}`;
     const ctes = `risk_input AS (
-         SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::integer[],
+         SELECT * FROM unnest(${lengthUnseen('$1::text[]')}, $2::text[], $3::text[], $4::text[], $5::integer[],
                               $6::boolean[], $7::text[], $8::text[], $9::text[], $10::text[],
                               $11::jsonb[], $12::jsonb[], $13::jsonb[], $14::text[], $15::text[],
                               $16::boolean[], $17::text[], $18::timestamptz[], $19::boolean[],
@@ -970,7 +970,7 @@ export class RiskService {
          SELECT decision_id, kind, subject_ref, facts_digest, rule_set_version, dry_run, outcome,
                 CASE outcome WHEN 'refuse' THEN 'risk_refused' WHEN 'hold' THEN 'risk_review' END, iso_response_code,
                 primary_rule, review_override, facts, fired, checks, observed_counts::bigint[], observed_amounts::numeric[],
-                reserved, counted, decided_at, $22, clock_timestamp()
+                reserved, counted, decided_at, $22::text, clock_timestamp()
            FROM risk_input),
        risk_opened AS (
          INSERT INTO cp_risk_reviews (review_id, kind, subject_ref, facts_digest, iso_response_code, status, created_at,
