@@ -11,6 +11,7 @@ import { createServer } from 'node:net';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { LEDGER_NODE_FLAGS, nodeArgsFor } from './processes';
 import type { LedgerCommand } from '../core-ledger';
 import { signRequest } from '../security';
 import { JsonClient } from './http-client';
@@ -25,8 +26,9 @@ async function freePort(): Promise<number> {
   return port;
 }
 
-function spawnTs(script: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
-  return spawn(process.execPath, ['-r', 'ts-node/register/transpile-only', script, ...args], {
+/** One of the repository's scripts in its own process, with the ledger's Node flags (as `npm start` runs). */
+function spawnScript(script: string, args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [...nodeArgsFor(script, LEDGER_NODE_FLAGS), ...args], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -78,7 +80,7 @@ async function withServer<T>(
   run: (client: JsonClient) => Promise<T>,
 ): Promise<T> {
   const port = await freePort();
-  const server = spawnTs(join(__dirname, '..', 'app', 'cli.ts'), ['serve'], {
+  const server = spawnScript('app/cli', ['serve'], {
     ...env,
     PORT: String(port),
     LOG_LEVEL: 'warn',
@@ -173,7 +175,7 @@ export async function measureHttp(options: {
     return { payments, rateAt80Pct, paymentsAt80Pct, paymentsAt80PctSteady };
   });
 
-  const echo = spawnTs(join(__dirname, 'echo-server.ts'), [], {});
+  const echo = spawnScript('bench/echo-server', [], {});
   let echoed: LoopResult;
   try {
     const echoPort = Number((await waitForLine(echo, /^LISTENING (\d+)$/))[1]);

@@ -6,8 +6,8 @@
  * Every run ends by checking Σ balances = 0 per asset, computed by PostgreSQL from the journal lines.
  */
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
+import { LEDGER_NODE_FLAGS, nodeArgsFor } from './processes';
 import type { LedgerCommand } from '../core-ledger';
 import { Ledger } from '../core-ledger';
 import { LEDGER_READ_MODEL, PostgresReadModels, ProjectionRunner } from '../projections';
@@ -344,11 +344,10 @@ interface WorkerBatch {
  */
 async function readModels(options: Options): Promise<ScenarioResult> {
   const bench = await populated(options);
-  const worker = spawn(
-    process.execPath,
-    ['-r', 'ts-node/register/transpile-only', join(__dirname, 'projection-worker.ts')],
-    { env: { ...process.env, DATABASE_URL: bench.url }, stdio: ['ignore', 'pipe', 'inherit'] },
-  );
+  const worker = spawn(process.execPath, nodeArgsFor('bench/projection-worker', LEDGER_NODE_FLAGS), {
+    env: { ...process.env, DATABASE_URL: bench.url },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const batches: WorkerBatch[] = [];
   createInterface({ input: worker.stdout }).on('line', (line) => {
     const parsed = JSON.parse(line) as { kind: string } & WorkerBatch;
@@ -492,6 +491,11 @@ async function http(options: Options): Promise<ScenarioResult> {
 
 async function main(): Promise<void> {
   const options = parseOptions(process.argv.slice(2));
+  const missing = LEDGER_NODE_FLAGS.filter((flag) => !process.execArgv.includes(flag));
+  if (missing.length > 0)
+    process.stderr.write(
+      `bench: the in-process scenarios run the ledger here without ${missing.join(' ')} (npm start's flags); npm run bench gives them\n`,
+    );
   const durability = await readDurabilitySettings(options.serverUrl);
   if (durability.fsync !== 'on' || durability.synchronousCommit !== 'on') {
     throw new Error(

@@ -23,9 +23,9 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createHmac, randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { Client } from 'pg';
+import { LEDGER_NODE_FLAGS, nodeArgsFor } from './processes';
 import type { CommandContext } from '../core-ledger';
 import { Ledger, Money, openPostgresEventStore, PLATFORM_ACCOUNTS } from '../core-ledger';
 import {
@@ -268,7 +268,7 @@ async function inWindows<T>(count: number, window: number, make: (i: number) => 
 function startGateway(env: GatewayEnv): { child: ChildProcess; port: Promise<number>; stats: Promise<PosServerStats> } {
   // BENCH_GATEWAY_NODE_ARGS: extra node flags for the gateway (e.g. `--cpu-prof --cpu-prof-dir=/tmp/prof`).
   const nodeArgs = (process.env['BENCH_GATEWAY_NODE_ARGS'] ?? '').split(' ').filter((a) => a !== '');
-  const child = spawn(process.execPath, [...nodeArgs, '-r', 'ts-node/register/transpile-only', __filename, '--serve'], {
+  const child = spawn(process.execPath, [...nodeArgsFor('bench/pos', [...LEDGER_NODE_FLAGS, ...nodeArgs]), '--serve'], {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'pipe', 'inherit'],
   });
@@ -422,15 +422,7 @@ async function signOnAll(sims: TerminalSimulator[]): Promise<number> {
 async function httpPaymentFigure(options: Options, log: (line: string) => void): Promise<Record<string, unknown>> {
   const child = spawn(
     process.execPath,
-    [
-      '-r',
-      'ts-node/register/transpile-only',
-      join(__dirname, 'index.ts'),
-      'http',
-      '--json',
-      '--seconds',
-      String(options.seconds),
-    ],
+    [...nodeArgsFor('bench/index', LEDGER_NODE_FLAGS), 'http', '--json', '--seconds', String(options.seconds)],
     { stdio: ['ignore', 'pipe', 'inherit'] },
   );
   let output = '';

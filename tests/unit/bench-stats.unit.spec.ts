@@ -34,6 +34,22 @@ describe('bench statistics', () => {
     expect(result.latency.p50Ms).toBeGreaterThanOrEqual(19);
   });
 
+  test('an open loop reports a failed operation once every operation has settled', async () => {
+    let settled = 0;
+    const run = runOpenLoop({
+      ratePerSecond: 100,
+      seconds: 0.2,
+      operation: async () => {
+        await new Promise((r) => setTimeout(r, 5));
+        settled += 1;
+        if (settled === 3) throw new Error('the third failed');
+        return true;
+      },
+    });
+    await expect(run).rejects.toThrow('the third failed');
+    expect(settled).toBe(20);
+  });
+
   test('reads both pgbench report formats', () => {
     const v15 =
       'number of transactions actually processed: 20851\nlatency average = 7.672 ms\ninitial connection time = 10.1 ms\ntps = 2085.419105 (without initial connection time)\n';
