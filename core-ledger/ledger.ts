@@ -46,7 +46,10 @@ export const DEFAULT_LEDGER_OPTIONS: LedgerOptions = {
   maxBatchCommands: 1_000,
   maxQueuedCommands: 100_000,
   maxCachedAccounts: 2_000_000,
-  maxCachedTransfers: 200_000,
+  // Seconds of traffic, enough for a capture or a retry that follows its transfer; an older one is read again when
+  // asked for. Every cached state is live heap each major collection marks (200 000 held ~120 MB and stalled the
+  // writer ~200 ms a collection: docs/performance.md, session 13).
+  maxCachedTransfers: 20_000,
   snapshotEveryEvents: 1_000,
   maxConflictRetries: 8,
   maxBatchesInFlight: 2,

@@ -1,4 +1,4 @@
-import type { CommandOutcome, LedgerCommand } from '../../core-ledger';
+import type { CommandOutcome, LedgerCommand, LedgerOptions } from '../../core-ledger';
 import { accountStreamId, formatAmount, InMemoryEventStore, Ledger, Money, transferStreamId } from '../../core-ledger';
 import {
   AT,
@@ -21,9 +21,9 @@ const alice = userWallet(1);
 const bob = userWallet(2);
 const shop = merchantPending(1);
 
-async function fresh(): Promise<{ ledger: Ledger; store: InMemoryEventStore }> {
+async function fresh(options: Partial<LedgerOptions> = {}): Promise<{ ledger: Ledger; store: InMemoryEventStore }> {
   const store = new InMemoryEventStore();
-  const ledger = new Ledger(store);
+  const ledger = new Ledger(store, options);
   await openPlatformAccounts(ledger);
   for (const [id, kind] of [
     [alice, 'user_main'],
@@ -325,6 +325,51 @@ describe('two-phase transfers', () => {
     expect(refusalOf(await ledger.execute({ type: 'VoidTransfer', transferId: 't-nope', reason: 'x', at: AT }))).toBe(
       'transfer_not_found',
     );
+  });
+});
+
+describe('transfers the cache has forgotten', () => {
+  test('are read again from the store: a capture, a retry and a reversal of them decide as if still held', async () => {
+    const { ledger } = await fresh({ maxCachedTransfers: 2 });
+    await mustAccept(ledger, {
+      type: 'AuthorizeTransfer',
+      transferId: 't-hold',
+      idempotencyKey: 'hold',
+      transferType: 'payment',
+      debitAccountId: alice,
+      creditAccountId: shop,
+      amount: '30.00',
+      expiresAt: '2026-11-23T10:30:00.000Z',
+      businessDate: BUSINESS_DATE,
+      at: AT,
+    });
+    const first = await mustAccept(ledger, move(alice, bob, '10.00', { key: 'early' }));
+    for (const key of ['later-1', 'later-2', 'later-3']) await mustAccept(ledger, move(alice, bob, '1.00', { key }));
+    const loadsBefore = ledger.stats.transferLoads;
+
+    await mustAccept(ledger, { type: 'CaptureTransfer', transferId: 't-hold', idempotencyKey: 'cap', at: AT });
+    expect(await ledger.execute(move(alice, bob, '10.00', { key: 'early' }))).toEqual({
+      status: 'replayed',
+      result: first.status === 'accepted' ? first.result : {},
+    });
+    expect(refusalOf(await ledger.execute(move(alice, bob, '12.00', { key: 'early' })))).toBe('idempotency_conflict');
+    await mustAccept(ledger, {
+      type: 'ReverseTransfer',
+      transferId: 't-early',
+      reversalTransferId: 'r-early',
+      idempotencyKey: 'rev-early',
+      reason: 'terminal timeout',
+      businessDate: BUSINESS_DATE,
+      at: AT,
+    });
+
+    expect(ledger.stats.transferLoads).toBeGreaterThan(loadsBefore);
+    // 100 − 10 − 3 − 30 captured + 10 reversed; bob 10 + 3 − 10; the shop the capture.
+    expect([await balance(ledger, alice), await balance(ledger, bob), await balance(ledger, shop)]).toEqual([
+      '67.00',
+      '3.00',
+      '30.00',
+    ]);
   });
 });
 
