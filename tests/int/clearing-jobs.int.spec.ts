@@ -1,6 +1,6 @@
 import { execFileSync, spawn } from 'node:child_process';
 import { join } from 'node:path';
-import { ClearingJobs, DAILY_SCHEDULER_ID } from '../../clearing';
+import { ClearingJobs, DAILY_SCHEDULER_ID, RunBusyError } from '../../clearing';
 import type { ClearingWorld } from './clearing-fixture';
 import { dayOf, startClearingWorld, transfersOfType } from './clearing-fixture';
 
@@ -113,7 +113,23 @@ test('the CLI SIGKILLed during settlement: the run is left started, a rerun comp
   );
   expect(Number(unfinished[0]!.n)).toBeGreaterThan(0);
 
-  const resumed = await world.clearing.settle(d.date);
+  // The killed process's session keeps the run's lock until PostgreSQL notices the client is gone (it may be in the
+  // middle of a statement); until then a rerun is told, as an operator would be, that the run is in progress.
+  let resumed: Awaited<ReturnType<ClearingWorld['clearing']['settle']>> | undefined;
+  await waitFor(
+    "the killed run's lock to be freed",
+    async () => {
+      try {
+        resumed = await world.clearing.settle(d.date);
+        return true;
+      } catch (error) {
+        if (error instanceof RunBusyError) return false;
+        throw error;
+      }
+    },
+    15_000,
+  );
+  if (resumed === undefined) throw new Error('assertion: the rerun answered');
   expect([resumed.settled, resumed.settledAmount, resumed.held.length]).toEqual([60, '600.00', 0]);
   expect(await transfersOfType(world.db, 'settlement')).toBe(60);
   for (const account of settledAccounts) expect(await world.balance(account)).toBe('10.00');
