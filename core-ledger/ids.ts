@@ -2,7 +2,8 @@ import { createHash, randomFillSync } from 'node:crypto';
 
 /** RFC 4122 name-based UUID, version 5 (SHA-1). Deterministic: the same name gives the same id. */
 export function uuidV5(name: string, namespace: string = CARBONPAY_NAMESPACE): string {
-  const namespaceBytes = Buffer.from(namespace.replace(/-/g, ''), 'hex');
+  const namespaceBytes =
+    namespace === CARBONPAY_NAMESPACE ? CARBONPAY_NAMESPACE_BYTES : Buffer.from(namespace.replace(/-/g, ''), 'hex');
   const hash = createHash('sha1').update(namespaceBytes).update(name, 'utf8').digest();
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
@@ -11,6 +12,8 @@ export function uuidV5(name: string, namespace: string = CARBONPAY_NAMESPACE): s
 
 /** carbonpay's own namespace for name-based ids (a v4 UUID chosen once). */
 export const CARBONPAY_NAMESPACE = '6f1c3a5e-2b7d-4c1e-9a8f-3d5b7e9c1a2f';
+/** Its bytes, read once: every payment names a transfer with it. */
+const CARBONPAY_NAMESPACE_BYTES = Buffer.from(CARBONPAY_NAMESPACE.replace(/-/g, ''), 'hex');
 
 /** The transfer id a client's idempotency key stands for: one key, one transfer, whichever process sees it. */
 export function transferIdFor(clientId: string, idempotencyKey: string): string {

@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { eventIdsFor, msOfUuidV7, transferIdFor, uuidV5, uuidV7 } from '../../core-ledger';
+import { CARBONPAY_NAMESPACE, eventIdsFor, msOfUuidV7, transferIdFor, uuidV5, uuidV7 } from '../../core-ledger';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-([0-9a-f])[0-9a-f]{3}-([89ab])[0-9a-f]{3}-[0-9a-f]{12}$/;
 
@@ -8,7 +8,9 @@ describe('ids', () => {
     expect(uuidV5('www.example.com', '6ba7b810-9dad-11d1-80b4-00c04fd430c8')).toBe(
       '2ed6657d-e927-568b-95e1-2665a8aea6a2',
     );
-    expect(transferIdFor('client', 'key')).toBe(transferIdFor('client', 'key'));
+    // Stored transfer ids derive from it: pinned, and the same through the namespace's bytes read once as read each time.
+    expect(transferIdFor('client', 'key')).toBe('76f21f43-a965-58ed-9b83-60a75ef3210d');
+    expect(uuidV5('transfer|client|key', CARBONPAY_NAMESPACE.toUpperCase())).toBe(transferIdFor('client', 'key'));
     expect(transferIdFor('client', 'key')).not.toBe(transferIdFor('client', 'key2'));
   });
 

@@ -31,6 +31,46 @@ describe('money', () => {
     });
   });
 
+  test('property: the parser agrees with the regular expression it replaced, on any text', () => {
+    // The former parser, kept here as the oracle.
+    const oracle = (asset: 'CNY' | 'CO2E', text: string, positive: boolean): unknown => {
+      const match = /^(-?)(\d+)(?:\.(\d+))?$/.exec(text);
+      if (!match) return { ok: false, error: { kind: 'not_a_decimal_string' } };
+      const integerDigits = match[2]!.replace(/^0+(?=\d)/, '');
+      const fraction = match[3] ?? '';
+      const scale = asset === 'CNY' ? 2 : 0;
+      if (fraction.replace(/0+$/, '').length > scale) return { ok: false, error: { kind: 'too_many_decimals', scale } };
+      if (integerDigits.length > 15) return { ok: false, error: { kind: 'too_large' } };
+      const amount = new Money(text);
+      if (positive && amount.lte(0)) return { ok: false, error: { kind: 'not_positive' } };
+      return { ok: true, amount: amount.toString() };
+    };
+    const digits = (max: number) => fc.stringMatching(new RegExp(`^[0-9]{0,${max}}$`));
+    const decimalLike = fc
+      .tuple(
+        fc.constantFrom('', '-', '+', ' '),
+        fc.constantFrom('', '0', '000'),
+        digits(18),
+        fc.constantFrom('', '.', ',', 'e'),
+        digits(5),
+        fc.constantFrom('', '0', '000', '\n', 'x'),
+      )
+      .map((parts) => parts.join(''));
+    fc.assert(
+      fc.property(
+        fc.oneof(decimalLike, fc.string(), fc.string({ unit: 'binary' })),
+        fc.constantFrom('CNY' as const, 'CO2E' as const),
+        fc.boolean(),
+        (text, asset, positive) => {
+          const parsed = parseAmount(asset, text, { positive });
+          const ours = parsed.ok ? { ok: true, amount: parsed.amount.toString() } : parsed;
+          expect(ours).toEqual(oracle(asset, text, positive));
+        },
+      ),
+      { numRuns: 20_000 },
+    );
+  });
+
   test('formats at the asset scale', () => {
     expect(formatAmount('CNY', new Money('5'))).toBe('5.00');
     expect(formatAmount('CCR', new Money('0.1'))).toBe('0.10');
