@@ -1,6 +1,11 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
+const COMPILED = __filename.endsWith('.js');
+/** Where the scripts are: the repository from source (bench/), dist/ when compiled (dist/bench/). */
+const SCRIPTS_ROOT = join(__dirname, '..');
+const REPOSITORY_ROOT = COMPILED ? join(SCRIPTS_ROOT, '..') : SCRIPTS_ROOT;
+
 /**
  * Node's flags for a process that runs the ledger, as `npm start` gives them (package.json's `start`, read from there
  * so the two cannot drift apart; docs/operations.md says why). The bench's ledger processes run with them.
@@ -8,22 +13,13 @@ import { join } from 'node:path';
 export const LEDGER_NODE_FLAGS: readonly string[] = ledgerNodeFlags();
 
 function ledgerNodeFlags(): string[] {
-  const manifest = JSON.parse(readFileSync(join(REPOSITORY_ROOT(), 'package.json'), 'utf8')) as {
+  const manifest = JSON.parse(readFileSync(join(REPOSITORY_ROOT, 'package.json'), 'utf8')) as {
     scripts: Record<string, string>;
   };
   const start = manifest.scripts['start'] ?? '';
   const words = start.split(/\s+/);
   if (words[0] !== 'node') throw new Error(`assertion: package.json's start runs node, not "${start}"`);
   return words.slice(1).filter((word) => word.startsWith('--'));
-}
-
-/** The repository's root, from source (bench/) or from the compiled bench (dist/bench/). */
-function REPOSITORY_ROOT(): string {
-  return isCompiled() ? join(__dirname, '..', '..') : join(__dirname, '..');
-}
-
-function isCompiled(): boolean {
-  return __filename.endsWith('.js');
 }
 
 /**
@@ -33,8 +29,7 @@ function isCompiled(): boolean {
  * major collection marks; the processes measured must not carry it.
  */
 export function nodeArgsFor(script: string, flags: readonly string[] = []): string[] {
-  const root = isCompiled() ? join(__dirname, '..') : REPOSITORY_ROOT();
-  return isCompiled()
-    ? [...flags, join(root, `${script}.js`)]
-    : [...flags, '-r', 'ts-node/register/transpile-only', join(root, `${script}.ts`)];
+  return COMPILED
+    ? [...flags, join(SCRIPTS_ROOT, `${script}.js`)]
+    : [...flags, '-r', 'ts-node/register/transpile-only', join(SCRIPTS_ROOT, `${script}.ts`)];
 }
