@@ -1,6 +1,7 @@
 import { map } from 'rxjs';
 import type { Observable } from 'rxjs';
 import type {
+  AppendOptions,
   AppendResult,
   EventStore,
   ExpectedRevision,
@@ -41,6 +42,11 @@ export class EncryptingEventStore implements EventStore {
     return this.inner.name;
   }
 
+  /** Sealing is synchronous: appends reach the inner store in the order they were issued. */
+  get appendsInOrder(): boolean {
+    return this.inner.appendsInOrder;
+  }
+
   append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult> {
     return this.inner.append(
       streamId,
@@ -49,8 +55,11 @@ export class EncryptingEventStore implements EventStore {
     );
   }
 
-  appendMany(appends: readonly StreamAppend[]): Promise<AppendResult> {
-    return this.inner.appendMany(appends.map((a) => ({ ...a, events: a.events.map((e) => this.sealEvent(e)) })));
+  appendMany(appends: readonly StreamAppend[], options?: AppendOptions): Promise<AppendResult> {
+    return this.inner.appendMany(
+      appends.map((a) => ({ ...a, events: a.events.map((e) => this.sealEvent(e)) })),
+      options,
+    );
   }
 
   async readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]> {

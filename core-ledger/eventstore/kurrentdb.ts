@@ -24,6 +24,7 @@ import {
 } from '@kurrent/kurrentdb-client';
 import { Observable } from 'rxjs';
 import type {
+  AppendOptions,
   AppendResult,
   EventStore,
   ExpectedRevision,
@@ -41,6 +42,7 @@ import type {
 } from './port';
 import {
   assertAppendsValid,
+  assertNoPredecessor,
   decodePosition,
   encodePosition,
   LOG_START,
@@ -281,6 +283,8 @@ function toMultiStreamEventData(event: NewEvent): EventData {
 
 export class KurrentDbEventStore implements EventStore {
   readonly name = 'kurrentdb';
+  /** Appends go out concurrently over gRPC: none is made conditional on the one before. */
+  readonly appendsInOrder = false;
   private closed = false;
 
   private constructor(private readonly client: KurrentDBClient) {}
@@ -294,8 +298,9 @@ export class KurrentDbEventStore implements EventStore {
     return this.appendMany([{ streamId, events, expected }]);
   }
 
-  async appendMany(appends: readonly StreamAppend[]): Promise<AppendResult> {
+  async appendMany(appends: readonly StreamAppend[], options?: AppendOptions): Promise<AppendResult> {
     assertAppendsValid(appends);
+    assertNoPredecessor(this.name, options);
     // The server does not say whether a successful append was idempotent. One read per stream before the append
     // tells: a stream already past the expected revision can only have accepted the append as a retry (see
     // isPastExpected). The cost is one read round trip per append (the reads run in parallel). A duplicate that

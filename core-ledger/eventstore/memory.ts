@@ -1,5 +1,6 @@
 import { Observable } from 'rxjs';
 import type {
+  AppendOptions,
   AppendResult,
   EventStore,
   ExpectedRevision,
@@ -19,12 +20,14 @@ import {
   encodePosition,
   readCountWithin,
   LOG_START,
+  PredecessorNotWrittenError,
   WrongExpectedRevisionError,
 } from './port';
 
 /** The event store in memory: for unit and property tests. Same contract as the durable stores. */
 export class InMemoryEventStore implements EventStore {
   readonly name = 'memory';
+  readonly appendsInOrder = true;
   private readonly log: RecordedEvent[] = [];
   /** Numbers appends: the major part of a position, shared by the events of one append. */
   private appendCount = 0;
@@ -37,8 +40,11 @@ export class InMemoryEventStore implements EventStore {
     return this.appendMany([{ streamId, events, expected }]);
   }
 
-  async appendMany(appends: readonly StreamAppend[]): Promise<AppendResult> {
+  async appendMany(appends: readonly StreamAppend[], options: AppendOptions = {}): Promise<AppendResult> {
     assertAppendsValid(appends);
+    // Everything below runs before the first await: appends happen in the order they are issued.
+    if (options.onlyAfter !== undefined && !this.byEventId.has(options.onlyAfter))
+      throw new PredecessorNotWrittenError(options.onlyAfter);
     // A retry of an append that succeeded before is answered with its first result; only a whole append is.
     if (appends.every((a) => this.alreadyAppended(a))) return this.idempotentResult(appends);
     const conflicts: StreamConflict[] = [];

@@ -62,6 +62,15 @@ export interface AppendResult {
   readonly idempotent?: boolean;
 }
 
+export interface AppendOptions {
+  /**
+   * The first event id of an append issued before this one, on the same store, whose answer has not come back yet.
+   * This append is written only if that one was; otherwise it raises {@link PredecessorNotWrittenError} and writes
+   * nothing. Only for a store whose `appendsInOrder` is true (it runs appends in the order they were issued).
+   */
+  readonly onlyAfter?: string;
+}
+
 export interface ReadStreamOptions {
   readonly fromRevision?: number;
   readonly maxCount?: number;
@@ -94,8 +103,13 @@ export interface Snapshot {
  */
 export interface EventStore {
   readonly name: string;
+  /**
+   * True when appends run one after another in the order they were issued, so that an append may be issued before
+   * the previous one's answer and made conditional on it ({@link AppendOptions.onlyAfter}).
+   */
+  readonly appendsInOrder: boolean;
   append(streamId: string, events: readonly NewEvent[], expected: ExpectedRevision): Promise<AppendResult>;
-  appendMany(appends: readonly StreamAppend[]): Promise<AppendResult>;
+  appendMany(appends: readonly StreamAppend[], options?: AppendOptions): Promise<AppendResult>;
   readStream(streamId: string, options?: ReadStreamOptions): Promise<RecordedEvent[]>;
   /** The revision of the stream's last event, or undefined when the stream does not exist. */
   streamRevision(streamId: string): Promise<number | undefined>;
@@ -174,6 +188,21 @@ export function assertAppendsValid(appends: readonly StreamAppend[]): void {
   if (total > EVENT_STORE_LIMITS.maxEventsPerAppend) {
     throw new RangeError(`append of ${total} events exceeds ${EVENT_STORE_LIMITS.maxEventsPerAppend}`);
   }
+}
+
+/** The append an {@link AppendOptions.onlyAfter} named was not written: this one was not either. */
+export class PredecessorNotWrittenError extends Error {
+  readonly code = 'predecessor_not_written';
+  constructor(readonly predecessorEventId: string) {
+    super(`the append before (event ${predecessorEventId}) was not written; nothing was written`);
+    this.name = 'PredecessorNotWrittenError';
+  }
+}
+
+/** Refuses {@link AppendOptions.onlyAfter} on a store that cannot order appends. */
+export function assertNoPredecessor(storeName: string, options: AppendOptions | undefined): void {
+  if (options?.onlyAfter !== undefined)
+    throw new RangeError(`${storeName} does not run appends in the order issued: onlyAfter is not supported`);
 }
 
 /** An event id already stored elsewhere than where this append would put it. */

@@ -7,7 +7,8 @@
  *
  * `cp_append` decides a whole multi-stream append in one statement, one round trip: a conditional revision
  * bump per stream (the optimistic concurrency check), then the events. Any mismatch raises CP409 listing the
- * streams, and the transaction writes nothing.
+ * streams, and the transaction writes nothing. Given the first event id of the append issued just before on the
+ * same connection, it first checks that append was written, else raises CP412 and writes nothing.
  */
 export const EVENT_STORE_SCHEMA_SQL = `
 CREATE TABLE IF NOT EXISTS cp_streams (
@@ -37,7 +38,9 @@ CREATE TABLE IF NOT EXISTS cp_snapshots (
   written_at timestamptz NOT NULL DEFAULT now()
 );
 
-CREATE OR REPLACE FUNCTION cp_append(p_streams json, p_events json)
+-- Before p_only_after: calls name all three parameters, and a two-parameter overload would make them ambiguous.
+DROP FUNCTION IF EXISTS cp_append(json, json);
+CREATE OR REPLACE FUNCTION cp_append(p_streams json, p_events json, p_only_after uuid)
 RETURNS TABLE (bases bigint[], log_tx text, log_seq text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -48,6 +51,12 @@ DECLARE
   v_matched int[];
   v_conflicts json;
 BEGIN
+  -- The append issued before this one on the same connection has ended; unless it wrote its events, this one is
+  -- built on effects that do not exist and must not be written either (another writer may hold those revisions).
+  IF p_only_after IS NOT NULL AND NOT EXISTS (SELECT 1 FROM cp_events WHERE event_id = p_only_after) THEN
+    RAISE EXCEPTION USING ERRCODE = 'CP412', MESSAGE = 'the append before was not written';
+  END IF;
+
   -- p_streams: [{id: stream id, e: expected (>=0 exact, -1 no_stream, -2 any), n: event count}], in order
   SELECT array_agg(r.id ORDER BY r.o), array_agg(r.e ORDER BY r.o), array_agg(r.n ORDER BY r.o)
     INTO v_ids, v_expected, v_counts

@@ -1,5 +1,6 @@
 import { Observable } from 'rxjs';
 import type {
+  AppendOptions,
   AppendResult,
   EventStore,
   ExpectedRevision,
@@ -20,6 +21,7 @@ import {
   encodePosition,
   readCountWithin,
   LOG_START,
+  PredecessorNotWrittenError,
   WrongExpectedRevisionError,
 } from './port';
 import { EVENT_STORE_NOTIFY_CHANNEL, EVENT_STORE_SCHEMA_SQL } from './sql-schema';
@@ -85,6 +87,9 @@ const EVENT_COLUMNS = `event_id::text AS event_id, type, data, metadata, stream_
 
 /** The event store on SQL: one implementation for PostgreSQL and PGlite. */
 export class SqlEventStore implements EventStore {
+  /** Appends go through the driver's one connection for writes (`queryInOrder`), in the order issued. */
+  readonly appendsInOrder = true;
+
   private constructor(
     /** The database it runs on; read models in the same database share it (PGlite has one connection). */
     readonly driver: SqlDriver,
@@ -100,8 +105,9 @@ export class SqlEventStore implements EventStore {
     return this.appendMany([{ streamId, events, expected }]);
   }
 
-  async appendMany(appends: readonly StreamAppend[]): Promise<AppendResult> {
+  async appendMany(appends: readonly StreamAppend[], options: AppendOptions = {}): Promise<AppendResult> {
     assertAppendsValid(appends);
+    const onlyAfter = options.onlyAfter ?? null;
     const streams = appends.map((a) => ({ id: a.streamId, e: expectedCode(a.expected), n: a.events.length }));
     const events: unknown[] = [];
     appends.forEach((a, s) =>
@@ -114,8 +120,8 @@ export class SqlEventStore implements EventStore {
     for (let attempt = 0; ; attempt++) {
       try {
         const rows = await this.driver.queryInOrder<{ bases: (string | number)[]; log_tx: string; log_seq: string }>(
-          'SELECT bases, log_tx, log_seq FROM cp_append($1::json, $2::json)',
-          [streamsJson, eventsJson],
+          'SELECT bases, log_tx, log_seq FROM cp_append($1::json, $2::json, $3::uuid)',
+          [streamsJson, eventsJson, onlyAfter],
         );
         const row = rows[0]!;
         return {
@@ -129,6 +135,7 @@ export class SqlEventStore implements EventStore {
           await new Promise((r) => setTimeout(r, 1 + Math.random() * 5 * (attempt + 1)));
           continue;
         }
+        if (sqlError?.sqlState === 'CP412' && onlyAfter !== null) throw new PredecessorNotWrittenError(onlyAfter);
         if (sqlError?.sqlState === 'CP409') {
           const idempotent = await this.idempotentResult(appends);
           if (idempotent) return idempotent;

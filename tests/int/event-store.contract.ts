@@ -1,7 +1,13 @@
 import { randomUUID } from 'node:crypto';
 import { firstValueFrom, take, toArray } from 'rxjs';
 import type { EventStore, NewEvent, RecordedEvent } from '../../core-ledger';
-import { appendOf, DuplicateEventIdError, LOG_START, WrongExpectedRevisionError } from '../../core-ledger';
+import {
+  appendOf,
+  DuplicateEventIdError,
+  LOG_START,
+  PredecessorNotWrittenError,
+  WrongExpectedRevisionError,
+} from '../../core-ledger';
 
 const event = (type = 'Something', data: Record<string, string> = {}): NewEvent => ({
   eventId: randomUUID(),
@@ -110,6 +116,58 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       expect(again).toEqual({ ...first, idempotent: true });
       expect(first.idempotent).toBe(false);
       expect(await store.readStream(id)).toHaveLength(3);
+    });
+
+    test('an append issued before the previous one answered is written only if the previous one was', async () => {
+      if (!store.appendsInOrder) {
+        // A store that cannot order appends refuses the condition rather than ignore it.
+        await expect(
+          store.appendMany([{ streamId: stream(), expected: 'no_stream', events: events(1) }], {
+            onlyAfter: randomUUID(),
+          }),
+        ).rejects.toBeInstanceOf(RangeError);
+        return;
+      }
+      const a = stream();
+      const b = stream();
+      await store.append(a, events(1), 'no_stream');
+      // Issued together, no await between them: the second is built on the first's effects.
+      const first = events(2);
+      const written = store.appendMany([{ streamId: a, expected: 0, events: first }]);
+      const after = store.appendMany(
+        [
+          { streamId: a, expected: 2, events: events(1) },
+          { streamId: b, expected: 'no_stream', events: events(1) },
+        ],
+        { onlyAfter: first[0]!.eventId },
+      );
+      expect((await written).nextRevisions).toEqual([2]);
+      expect((await after).nextRevisions).toEqual([3, 0]);
+
+      // The first conflicts: the second, issued on top of it, writes nothing, not even to the stream they do not share.
+      const c = stream();
+      const failing = events(1);
+      const conflicted = conflictOf(store.appendMany([{ streamId: a, expected: 1, events: failing }]));
+      // Its outcome is taken at once: it may settle before the first's conflict has been read.
+      const orphan = store
+        .appendMany(
+          [
+            { streamId: a, expected: 4, events: events(1) },
+            { streamId: c, expected: 'no_stream', events: events(1) },
+          ],
+          { onlyAfter: failing[0]!.eventId },
+        )
+        .then(
+          () => undefined,
+          (error: unknown) => error,
+        );
+      expect((await conflicted).conflicts).toEqual([{ streamId: a, expected: 1, actual: 3 }]);
+      const refused = await orphan;
+      expect(refused).toBeInstanceOf(PredecessorNotWrittenError);
+      expect((refused as PredecessorNotWrittenError).predecessorEventId).toBe(failing[0]!.eventId);
+      expect(await store.streamRevision(a)).toBe(3);
+      expect(await store.streamRevision(c)).toBeUndefined();
+      expect(await store.readStream(c)).toEqual([]);
     });
 
     test('an event id stored elsewhere is refused', async () => {

@@ -419,9 +419,9 @@ describe('pipelined writer', () => {
     let open!: () => void;
     const gate = new Promise<void>((resolve) => (open = resolve));
     const append = store.appendMany.bind(store);
-    store.appendMany = async (appends) => {
+    store.appendMany = async (appends, options) => {
       await gate;
-      return append(appends);
+      return append(appends, options);
     };
     const pay = (i: number): Promise<CommandOutcome> => ledger.execute(move(alice, bob, '1.00', { key: `load-${i}` }));
     const settle = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 20));
@@ -474,6 +474,51 @@ describe('pipelined writer', () => {
     }
     const replayed = await replay(store);
     expect(formatAmount('CCR', replayed.accounts.get(CREDIT_ISSUANCE)!.posted)).toBe(formatAmount('CCR', running));
+  });
+
+  test('a batch sent before its predecessor answered is written only if the predecessor was, else decided again', async () => {
+    const { ledger, store } = await fresh();
+    // Writer A's appends wait at a gate, in the order issued; writer B, on the same store, does not wait.
+    let open!: () => void;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const append = store.appendMany.bind(store);
+    const issued: (string | undefined)[] = [];
+    const gated: typeof store.appendMany = async (appends, options) => {
+      issued.push(options?.onlyAfter);
+      await gate;
+      return append(appends, options);
+    };
+    const other = new Ledger(store);
+    store.appendMany = gated;
+    const tick = (): Promise<unknown> => new Promise((resolve) => setTimeout(resolve, 20));
+    // Sent together, they go as two batches (half of what waits goes first): batch 1 pays bob 30 from alice's 100,
+    // batch 2, decided on top of it, pays bob 40 more.
+    const first = ledger.execute(move(alice, bob, '30.00', { key: 'early-1' }));
+    const second = ledger.execute(move(alice, bob, '40.00', { key: 'early-2' }));
+    await tick();
+    expect(ledger.load.batchesInFlight).toBe(2);
+    expect(issued).toHaveLength(2);
+    expect(issued[0]).toBeUndefined();
+    expect(issued[1]).toEqual(expect.any(String)); // the second went out at once, on the first's condition
+    // Meanwhile writer B spends from alice: batch 1 now conflicts, so batch 2 must not be written on top of it.
+    store.appendMany = append;
+    await mustAccept(other, move(alice, shop, '50.00', { key: 'other-writer' }));
+    store.appendMany = gated;
+    open();
+    const outcomes = await Promise.all([first, second]);
+    // Both are decided again on what B left (100 − 50): one fits, the other no longer does (the re-decided commands
+    // may come back in either order).
+    const codes = outcomes.map((o) => (o.status === 'refused' ? o.refusal.code : o.status));
+    expect([...codes].sort()).toEqual(['accepted', 'insufficient_funds']);
+    const paid = codes[0] === 'accepted' ? '30.00' : '40.00';
+    expect(ledger.stats.appendsIssuedEarly).toBeGreaterThanOrEqual(1);
+    expect(ledger.stats.appendsAfterFailedPredecessor).toBe(1);
+    expect(ledger.stats.conflicts).toBe(1);
+    const replayed = await replay(store);
+    expect(formatAmount('CNY', replayed.accounts.get(alice)!.posted)).toBe(new Money(50).minus(paid).toFixed(2));
+    expect(formatAmount('CNY', replayed.accounts.get(bob)!.posted)).toBe(paid);
+    const refusedKey = codes[0] === 'accepted' ? 'early-2' : 'early-1';
+    expect(await store.readStream(transferStreamId(`t-${refusedKey}`))).toEqual([]);
   });
 
   test('a capture of a hold another writer placed sees that hold, even with the account cached before it', async () => {
