@@ -125,6 +125,8 @@ async function measure(
   const extra: Record<string, unknown> = {
     batches: bench.ledger.stats.batches,
     conflicts: bench.ledger.stats.conflicts,
+    appendsIssuedEarly: bench.ledger.stats.appendsIssuedEarly,
+    appendsAfterFailedPredecessor: bench.ledger.stats.appendsAfterFailedPredecessor,
   };
   if (withOpenLoopAt80Pct) {
     const rate = Math.round(run.tps * 0.8);
