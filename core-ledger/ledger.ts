@@ -142,6 +142,8 @@ export class Ledger {
   private queue: PendingCommand[] = [];
   private readonly inFlight: InFlightBatch[] = [];
   private settleBeforeDeciding = false;
+  /** Set while the writer waits with batches in flight and nothing queued: a new command wakes it. */
+  private wakeWriter: (() => void) | undefined;
   private running = false;
   private closed = false;
   private readonly backgroundWrites = new Set<Promise<void>>();
@@ -185,11 +187,7 @@ export class Ledger {
     }
     return new Promise<CommandOutcome>((resolve, reject) => {
       this.queue.push({ command, context, resolve, reject, attempts: 0 });
-      if (!this.running) {
-        this.running = true;
-        // Let the commands of the current tick arrive before the first batch is cut.
-        setImmediate(() => void this.drain());
-      }
+      this.startOrWakeWriter();
     });
   }
 
@@ -220,7 +218,18 @@ export class Ledger {
    */
   private async drain(): Promise<void> {
     try {
-      while (this.queue.length > 0) {
+      for (;;) {
+        if (this.queue.length === 0) {
+          if (this.inFlight.length === 0) break;
+          // Batches are committing and nothing waits: commands that arrive meanwhile form the next batch at once
+          // (execute wakes the writer), not after every batch in flight has answered.
+          await new Promise<void>((resolve) => {
+            this.wakeWriter = resolve;
+            void Promise.all(this.inFlight.map((b) => b.settled)).then(() => resolve());
+          });
+          this.wakeWriter = undefined;
+          continue;
+        }
         if (this.settleBeforeDeciding) {
           // After a conflict, batches still committing were decided on state now known stale: let them settle
           // (and fail) before anything is decided again, so no decision reads a doomed batch's effects.
@@ -247,7 +256,6 @@ export class Ledger {
           for (const pending of batch) pending.reject(error);
         }
       }
-      await Promise.all(this.inFlight.map((b) => b.settled));
     } finally {
       this.running = false;
       if (this.queue.length > 0) {
@@ -364,9 +372,18 @@ export class Ledger {
   private requeue(commands: PendingCommand[]): void {
     if (commands.length === 0) return;
     this.queue.unshift(...commands);
+    this.startOrWakeWriter();
+  }
+
+  /** Either way, the commands of the current tick arrive before the next batch is cut. */
+  private startOrWakeWriter(): void {
     if (!this.running) {
       this.running = true;
       setImmediate(() => void this.drain());
+    } else if (this.wakeWriter !== undefined) {
+      const wake = this.wakeWriter;
+      this.wakeWriter = undefined;
+      setImmediate(wake);
     }
   }
 

@@ -38,9 +38,9 @@ CREATE TABLE IF NOT EXISTS cp_snapshots (
   written_at timestamptz NOT NULL DEFAULT now()
 );
 
--- Before p_only_after: calls name all three parameters, and a two-parameter overload would make them ambiguous.
+-- The function before p_only_after: beside this one, a call with two arguments would be ambiguous.
 DROP FUNCTION IF EXISTS cp_append(json, json);
-CREATE OR REPLACE FUNCTION cp_append(p_streams json, p_events json, p_only_after uuid)
+CREATE OR REPLACE FUNCTION cp_append(p_streams json, p_events json, p_only_after uuid DEFAULT NULL)
 RETURNS TABLE (bases bigint[], log_tx text, log_seq text)
 LANGUAGE plpgsql AS $fn$
 DECLARE
