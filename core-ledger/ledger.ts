@@ -302,25 +302,18 @@ export class Ledger {
       // append is written only if the predecessor's was: on a store that appends in the order issued, it goes out
       // now and the store checks (the database starts on it the moment the predecessor commits); on any other, it
       // goes out once the predecessor's answer is back.
-      const issueEarly =
-        predecessor?.firstEventId !== undefined && decided.appends.length > 0 && this.store.appendsInOrder;
-      if (issueEarly) {
-        this.stats.appendsIssuedEarly += 1;
+      const onlyAfter = this.store.appendsInOrder ? predecessor?.firstEventId : undefined;
+      if (onlyAfter === undefined && predecessor && !(await predecessor.appendSucceeded)) {
+        failure = new PredecessorFailedError();
+      } else if (decided.appends.length > 0) {
+        if (onlyAfter !== undefined) this.stats.appendsIssuedEarly += 1;
         try {
-          appended = await this.store.appendMany(decided.appends, { onlyAfter: predecessor.firstEventId });
+          appended = await this.store.appendMany(decided.appends, { onlyAfter });
         } catch (error) {
           if (error instanceof PredecessorNotWrittenError) {
             this.stats.appendsAfterFailedPredecessor += 1;
             failure = new PredecessorFailedError();
           } else failure = error;
-        }
-      } else if (predecessor && !(await predecessor.appendSucceeded)) {
-        failure = new PredecessorFailedError();
-      } else if (decided.appends.length > 0) {
-        try {
-          appended = await this.store.appendMany(decided.appends);
-        } catch (error) {
-          failure = error;
         }
       }
       reportAppend(failure === undefined);
