@@ -314,6 +314,14 @@ export class RiskService {
   private lastPruneMs = Date.now();
   /** Reviews that decide an event when it comes again (open, rejected, approved and unused), by subject and facts. */
   private readonly reviews = new Map<string, ReviewMatch>();
+  /**
+   * Each change this process made to `reviews`, numbered: a look started before a change read the review as it was
+   * before, and must not put that back (the next look reads the change).
+   */
+  private reviewChanges = 0;
+  private readonly reviewChangedAt = new Map<string, number>();
+  /** The `reviewChanges` each look in progress started at (looks may overlap: catchUp and a background look). */
+  private readonly looksStartedAt: number[] = [];
   private looking: Promise<void> | undefined;
   /** Deferred assessments asked since the last turn of the event loop, taken together at the next (see assessDeferred). */
   private asked: AskedAssessment[] = [];
@@ -645,9 +653,9 @@ export class RiskService {
     // Everything below is synchronous: no other decision of this process runs between reading the counters and
     // reserving in them.
     if (settled.reserved) this.counters.apply(evaluation.increments, 1);
-    if (settled.consumes !== null) this.reviews.delete(reviewKey);
+    if (settled.consumes !== null) this.changeReview(reviewKey, undefined);
     if (settled.outcome === 'hold' && settled.reviewOverride === null)
-      this.reviews.set(reviewKey, {
+      this.changeReview(reviewKey, {
         review_id: decisionId,
         subject_ref: subjectRef,
         facts_digest: factsDigest,
@@ -660,9 +668,9 @@ export class RiskService {
     const undo = (): void => {
       if (reserved) this.counters.apply(increments, -1);
       // Nothing of it was written: the review it opened does not exist, the approval it used is still there.
-      if (this.reviews.get(reviewKey)?.review_id === decisionId) this.reviews.delete(reviewKey);
+      if (this.reviews.get(reviewKey)?.review_id === decisionId) this.changeReview(reviewKey, undefined);
       if (consumes !== null && review !== undefined && !this.reviews.has(reviewKey))
-        this.reviews.set(reviewKey, review);
+        this.changeReview(reviewKey, review);
       // What this process believed about the event's review may be wrong: read the reviews again.
       this.lastLookMs = Number.NEGATIVE_INFINITY;
     };
@@ -1023,6 +1031,19 @@ export class RiskService {
   }
 
   private async look(): Promise<void> {
+    const startedAt = this.reviewChanges;
+    this.looksStartedAt.push(startedAt);
+    try {
+      await this.lookFrom(startedAt);
+    } finally {
+      this.looksStartedAt.splice(this.looksStartedAt.indexOf(startedAt), 1);
+      const oldest = Math.min(this.reviewChanges, ...this.looksStartedAt);
+      for (const [key, change] of this.reviewChangedAt) if (change <= oldest) this.reviewChangedAt.delete(key);
+    }
+  }
+
+  /** One look; `reviewsFrom` is the count of this process's review changes when it started. */
+  private async lookFrom(reviewsFrom: number): Promise<void> {
     const horizonMs = Date.now() - RISK_LIMITS.counterRetentionDays * 86_400_000;
     const horizon = new Date(horizonMs).toISOString();
     // Written before this look started: it reads them, or has read them, at a database time before its own.
@@ -1160,6 +1181,8 @@ export class RiskService {
     }
     for (const review of reviews) {
       const key = `${review.subject_ref}\u0000${review.facts_digest}`;
+      // Changed here since this look began: what it read is older.
+      if ((this.reviewChangedAt.get(key) ?? 0) > reviewsFrom) continue;
       const { decides, ...match } = review;
       if (decides) this.reviews.set(key, match);
       else if (this.reviews.get(key)?.review_id === review.review_id) this.reviews.delete(key);
@@ -1168,6 +1191,13 @@ export class RiskService {
     this.lastLookMs = Date.now();
     for (const [id, ms] of this.countedRecently) if (ms < forgetBefore) this.countedRecently.delete(id);
     for (const [id, ms] of this.releasedRecently) if (ms < forgetBefore) this.releasedRecently.delete(id);
+  }
+
+  /** A change this process made to what it knows of an event's review (undefined: no review decides it). */
+  private changeReview(key: string, review: ReviewMatch | undefined): void {
+    if (review === undefined) this.reviews.delete(key);
+    else this.reviews.set(key, review);
+    this.reviewChangedAt.set(key, ++this.reviewChanges);
   }
 
   /** Whether a decision read released was in this process's counters: its own (unless taken back), or read by a look. */
@@ -1234,7 +1264,7 @@ export class RiskService {
     });
     const view = (await this.review(reviewId))!;
     const key = `${view.subjectRef}\u0000${(await this.decision(reviewId))!.factsDigest}`;
-    this.reviews.set(key, {
+    this.changeReview(key, {
       review_id: reviewId,
       subject_ref: view.subjectRef,
       facts_digest: key.slice(key.indexOf('\u0000') + 1),

@@ -2,6 +2,7 @@ import type { Amount } from '../../core-ledger';
 import { Money } from '../../core-ledger';
 import { PostgresReadModels } from '../../projections';
 import { IpAllowList } from '../../security';
+import type { ServiceDatabase, SqlStatement } from '../../services';
 import { ServiceRefusal } from '../../services';
 import type {
   CarbonRecordFacts,
@@ -351,10 +352,7 @@ describe('limits over time', () => {
 describe('reviews', () => {
   test('a hold waits in the queue; approved, the same event passes once; rejected, it is refused', async () => {
     await publish([{ id: 'big', kind: 'transaction_limit', action: 'review', maxAmount: '2000.00' }]);
-    // An engine that does not look in the background during the test: a look that read the reviews before this
-    // process decided one, and finished after, put the older status back (a race in RiskService.look, noted in
-    // docs/performance.md, session 14); the retry the refusal asks for then succeeds.
-    const engine = new RiskService(database, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 60_000 });
+    const engine = risk;
     const facts = pay('2500.00');
     const held = await engine.assess('payment', facts, NOW);
     expect(held).toMatchObject({
@@ -407,6 +405,45 @@ describe('reviews', () => {
       after = page.next;
     }
     expect(seen).toEqual((await engine.listReviews({ status: 'open', limit: 500 })).reviews.map((r) => r.reviewId));
+  });
+
+  test('a look that read a review before this process decided it does not put the older status back', async () => {
+    await publish([{ id: 'big', kind: 'transaction_limit', action: 'review', maxAmount: '2000.00' }]);
+    // The next look's read of the reviews runs at once; its answer is held until the approval has been made here.
+    let holdNextReviewRead = false;
+    let reviewRead!: () => void;
+    const reviewReadDone = new Promise<void>((resolve) => (reviewRead = resolve));
+    let releaseAnswer!: () => void;
+    const answerReleased = new Promise<void>((resolve) => (releaseAnswer = resolve));
+    const lookReadsReviews = /FROM cp_risk_reviews\s+WHERE recorded_at/;
+    const slowReviews: ServiceDatabase = {
+      exec: (script) => database.exec(script),
+      transaction: (work) => database.transaction(work),
+      query: async <Row>(statement: SqlStatement, params?: readonly unknown[]): Promise<Row[]> => {
+        const rows = await database.query<Row>(statement, params);
+        if (holdNextReviewRead && typeof statement === 'string' && lookReadsReviews.test(statement)) {
+          holdNextReviewRead = false;
+          reviewRead();
+          await answerReleased;
+        }
+        return rows;
+      },
+    };
+    const engine = new RiskService(slowReviews, { dryRun: false, ruleSetRefreshMs: 60_000, syncIntervalMs: 60_000 });
+    await engine.install();
+    const facts = pay('2500.00');
+    const held = await engine.assess('payment', facts, NOW);
+    expect(held).toMatchObject({ outcome: 'hold', reviewId: held.decisionId });
+
+    holdNextReviewRead = true;
+    const look = engine.catchUp();
+    await reviewReadDone; // the look has read the review open
+    await engine.approveReview(held.reviewId!, 'operator-1', 'customer called', NOW);
+    releaseAnswer();
+    await look;
+
+    expect(await engine.assess('payment', facts, NOW)).toMatchObject({ outcome: 'allow', reviewOverride: 'approved' });
+    expect((await engine.assess('payment', facts, NOW)).outcome).toBe('hold');
   });
 });
 
