@@ -1,3 +1,4 @@
+import * as crypto from 'node:crypto';
 import { createHash, randomFillSync } from 'node:crypto';
 
 /** RFC 4122 name-based UUID, version 5 (SHA-1). Deterministic: the same name gives the same id. */
@@ -26,7 +27,7 @@ export function transferIdFor(clientId: string, idempotencyKey: string): string 
  */
 export function eventIdsFor(decisionKey: string, count: number): string[] {
   if (!Number.isInteger(count) || count < 0 || count > 0xffff) throw new RangeError('a decision has 0..65535 events');
-  const base = createHash('sha256').update(decisionKey, 'utf8').digest();
+  const base = sha256(decisionKey);
   base[6] = (base[6]! & 0x0f) | 0x80;
   base[8] = (base[8]! & 0x3f) | 0x80;
   const ids: string[] = [];
@@ -36,6 +37,15 @@ export function eventIdsFor(decisionKey: string, count: number): string[] {
     ids.push(uuidText(base));
   }
   return ids;
+}
+
+/** Node's one-shot hash (from 20.12): no Hash object per call; every payment derives its event ids with it. */
+const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
+
+function sha256(text: string): Buffer {
+  return oneShotHash !== undefined
+    ? oneShotHash('sha256', text, 'buffer')
+    : createHash('sha256').update(text, 'utf8').digest();
 }
 
 /**
@@ -72,8 +82,19 @@ function randomPart(bytes: Buffer): void {
   randomOffset += 10;
 }
 
-/** The canonical 8-4-4-4-12 text of a UUID's first 16 bytes. */
-function uuidText(bytes: Buffer): string {
-  const hex = bytes.subarray(0, 16).toString('hex');
-  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20, 32)}`;
+/** The canonical 8-4-4-4-12 text of a UUID's first 16 bytes, written into one buffer and read out as one string. */
+function uuidText(bytes: Uint8Array): string {
+  let at = 0;
+  for (let i = 0; i < 16; i++) {
+    if (i === 4 || i === 6 || i === 8 || i === 10) uuidScratch[at++] = HYPHEN;
+    const byte = bytes[i]!;
+    uuidScratch[at++] = HEX_DIGITS[byte >> 4]!;
+    uuidScratch[at++] = HEX_DIGITS[byte & 0x0f]!;
+  }
+  return uuidScratch.toString('latin1', 0, UUID_TEXT_LENGTH);
 }
+
+const HEX_DIGITS = Buffer.from('0123456789abcdef', 'latin1');
+const HYPHEN = 0x2d;
+const UUID_TEXT_LENGTH = 36;
+const uuidScratch = Buffer.alloc(UUID_TEXT_LENGTH);

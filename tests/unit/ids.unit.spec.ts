@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import fc from 'fast-check';
 import { CARBONPAY_NAMESPACE, eventIdsFor, msOfUuidV7, transferIdFor, uuidV5, uuidV7 } from '../../core-ledger';
 
@@ -19,6 +20,32 @@ describe('ids', () => {
     expect(new Set(ids).size).toBe(3);
     expect(eventIdsFor('decision', 3)).toEqual(ids);
     for (const id of ids) expect(UUID.exec(id)?.[1]).toBe('8');
+  });
+
+  it('eventIdsFor is the SHA-256 of the decision key, version and variant set, the index in the last two bytes', () => {
+    // Pinned: stored event ids derive from it.
+    expect(eventIdsFor('decision', 2)).toEqual([
+      '86ae35d5-8a6a-83b5-b42d-f94ef9d70000',
+      '86ae35d5-8a6a-83b5-b42d-f94ef9d70001',
+    ]);
+    fc.assert(
+      fc.property(fc.string({ unit: 'binary', maxLength: 80 }), fc.integer({ min: 0, max: 300 }), (key, count) => {
+        const bytes = createHash('sha256').update(key, 'utf8').digest();
+        bytes[6] = (bytes[6]! & 0x0f) | 0x80;
+        bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+        const ids = eventIdsFor(key, count);
+        expect(ids).toHaveLength(count);
+        ids.forEach((id, index) => {
+          bytes[14] = index >> 8;
+          bytes[15] = index & 0xff;
+          const hex = bytes.subarray(0, 16).toString('hex');
+          expect(id).toBe(
+            `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+          );
+        });
+      }),
+      { numRuns: 200 },
+    );
   });
 
   it('uuidV7 carries its millisecond in the first 48 bits, version 7 and the RFC variant', () => {

@@ -71,6 +71,26 @@ describe('money', () => {
     );
   });
 
+  test('property: an amount parsed again, after others, has the value of its own text', () => {
+    // Parsed amounts are kept a while by their text (slots that other texts take over): a text must never get the
+    // value of another, however the texts of a run interleave and repeat.
+    const text = fc
+      .tuple(fc.boolean(), fc.bigInt({ min: 0n, max: 10n ** 17n - 1n }), fc.integer({ min: 0, max: 2 }))
+      .map(([negative, units, zeros]) => {
+        const digits = units.toString().padStart(3, '0');
+        return `${negative ? '-' : ''}${digits.slice(0, -2)}.${digits.slice(-2)}${'0'.repeat(zeros)}`;
+      });
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1_500, maxLength: 2_000 }), (texts) => {
+        for (const t of [...texts, ...texts.reverse()]) {
+          const parsed = parseAmount('CNY', t, { positive: false });
+          expect(parsed.ok && parsed.amount.eq(new Money(t))).toBe(true);
+        }
+      }),
+      { numRuns: 6 },
+    );
+  });
+
   test('formats at the asset scale', () => {
     expect(formatAmount('CNY', new Money('5'))).toBe('5.00');
     expect(formatAmount('CCR', new Money('0.1'))).toBe('0.10');
