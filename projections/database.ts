@@ -47,10 +47,30 @@ function textOf(statement: SqlStatement): string {
 
 /** What `pg` runs: a named statement is parsed once per connection. */
 function pgQueryOf(statement: SqlStatement, params: readonly unknown[]): QueryConfig {
+  const values = params.map(pgParameterOf);
   return typeof statement === 'string'
-    ? { text: statement, values: params as unknown[] }
-    : { name: statement.name, text: statement.text, values: params as unknown[] };
+    ? { text: statement, values }
+    : { name: statement.name, text: statement.text, values };
 }
+
+/**
+ * A parameter as sent to PostgreSQL. An array of strings (none with a quote or a backslash), numbers or booleans is
+ * written as an array literal in one join: `pg` builds the same literal element by element, escaping each with two
+ * regular expressions, and on the batched payment statements that was the largest source of garbage (~4.6 KB a mall
+ * payment with risk control, session 15). Anything else (nulls, dates, nested arrays, text to escape) is left to `pg`.
+ */
+export function pgParameterOf(value: unknown): unknown {
+  if (!Array.isArray(value)) return value;
+  if (value.length === 0) return '{}';
+  for (const element of value as unknown[]) {
+    const kind = typeof element;
+    if (kind === 'string' ? ESCAPED_IN_ARRAY.test(element as string) : kind !== 'number' && kind !== 'boolean')
+      return value;
+  }
+  return `{"${value.join('","')}"}`;
+}
+
+const ESCAPED_IN_ARRAY = /["\\]/;
 
 /** Runs one statement; rows come back as the driver parsed them (numeric and bigint as strings). */
 export interface SqlQueryable {
