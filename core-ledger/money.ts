@@ -130,6 +130,37 @@ export function formatAmount(asset: AssetCode, amount: Amount): string {
   return amount.toFixed(scale);
 }
 
+/**
+ * A decimal text at exactly `scale` places, as `new Money(text).toFixed(scale)` writes it. Read back from a numeric
+ * column or written by {@link formatAmount}, it mostly is so already: then it is returned as it is, without a Decimal
+ * made and printed again (views of payments print eight amounts each).
+ */
+export function atScale(text: string, scale: number): string {
+  return isAtScale(text, scale) ? text : new Money(text).toFixed(scale);
+}
+
+/** `-?(0|[1-9]digits*)` then, for a scale above 0, a point and exactly `scale` digits; not a negative zero. */
+function isAtScale(text: string, scale: number): boolean {
+  const length = text.length;
+  const negative = length > 0 && text.charCodeAt(0) === MINUS;
+  let i = negative ? 1 : 0;
+  const integerStart = i;
+  while (i < length && isDigit(text.charCodeAt(i))) i++;
+  const integerDigits = i - integerStart;
+  if (integerDigits === 0 || integerDigits > MAX_AMOUNT_DIGITS_BEFORE_POINT) return false;
+  if (integerDigits > 1 && text.charCodeAt(integerStart) === ZERO_DIGIT) return false;
+  let nonZero = integerDigits > 1 || text.charCodeAt(integerStart) !== ZERO_DIGIT;
+  if (scale > 0) {
+    if (i !== length - scale - 1 || text.charCodeAt(i) !== POINT) return false;
+    for (i++; i < length; i++) {
+      const code = text.charCodeAt(i);
+      if (!isDigit(code)) return false;
+      if (code !== ZERO_DIGIT) nonZero = true;
+    }
+  } else if (i !== length) return false;
+  return !negative || nonZero;
+}
+
 export const ZERO: Amount = new Money(0);
 
 /** Basis points (1/10 000) for rates such as merchant fees. */

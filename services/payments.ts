@@ -2,6 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { isIP } from 'node:net';
 import type { Amount, CommandContext, Ledger } from '../core-ledger';
 import {
+  amountOf,
+  atScale,
   businessDateOf,
   codedArea,
   feeFor,
@@ -855,8 +857,8 @@ export class PaymentService {
         id: e.id,
         paymentId: e.payment_id,
         orderId: e.order_id,
-        amount: new Money(e.amount).toFixed(2),
-        fee: new Money(e.fee).toFixed(2),
+        amount: atScale(e.amount, 2),
+        fee: atScale(e.fee, 2),
         status: e.status,
         businessDate: e.business_date,
         at: new Date(e.at).toISOString(),
@@ -1649,22 +1651,21 @@ function ccr(text: string): Amount {
 }
 
 function viewOf(row: PaymentRow): PaymentView {
-  const fee = new Money(row.fee);
   return {
     paymentId: row.payment_id,
     merchantId: row.merchant_id,
     orderId: row.order_id,
     walletId: row.wallet_id,
-    amount: new Money(row.gross).toFixed(2),
+    amount: atScale(row.gross, 2),
     tenders: {
-      wallet: new Money(row.wallet_amount).toFixed(2),
-      coupon: new Money(row.coupon_amount).toFixed(2),
-      credits: new Money(row.credits).toFixed(2),
-      creditsValue: new Money(row.credits_value).toFixed(2),
+      wallet: atScale(row.wallet_amount, 2),
+      coupon: atScale(row.coupon_amount, 2),
+      credits: atScale(row.credits, 2),
+      creditsValue: atScale(row.credits_value, 2),
     },
-    fee: fee.toFixed(2),
-    merchantNet: new Money(row.gross).minus(fee).toFixed(2),
-    refunded: new Money(row.refunded).toFixed(2),
+    fee: atScale(row.fee, 2),
+    merchantNet: formatAmount('CNY', amountOf('CNY', row.gross).minus(amountOf('CNY', row.fee))),
+    refunded: atScale(row.refunded, 2),
     status: row.status,
     failure: row.failure,
     businessDate: dateText(row.business_date),

@@ -1,6 +1,7 @@
 import { createHmac, randomInt } from 'node:crypto';
 import type { AccountKind, Amount, CommandContext, CustomerClass, Ledger } from '../core-ledger';
 import {
+  atScale,
   codedArea,
   formatAmount,
   luhnCheckDigit,
@@ -611,8 +612,8 @@ export class WalletService {
       purpose: row.purpose,
       allowedCategories: row.allowed_categories,
       passwordSet: row.payment_password_hash !== null,
-      passwordFreePerPayment: new Money(row.password_free_per_payment).toFixed(2),
-      passwordFreePerDay: new Money(row.password_free_per_day).toFixed(2),
+      passwordFreePerPayment: atScale(row.password_free_per_payment, 2),
+      passwordFreePerDay: atScale(row.password_free_per_day, 2),
       status: row.status,
       openedAt: new Date(row.opened_at).toISOString(),
     };

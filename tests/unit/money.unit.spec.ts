@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { feeFor, formatAmount, Money, parseAmount, roundTo } from '../../core-ledger';
+import { atScale, feeFor, formatAmount, Money, parseAmount, roundTo } from '../../core-ledger';
 
 describe('money', () => {
   test('parses decimal strings at the asset scale and refuses the rest', () => {
@@ -89,6 +89,29 @@ describe('money', () => {
       }),
       { numRuns: 6 },
     );
+  });
+
+  test('property: atScale writes what toFixed writes, for any decimal text', () => {
+    const digits = (min: number, max: number): fc.Arbitrary<string> =>
+      fc.array(fc.constantFrom(...'0000123456789'), { minLength: min, maxLength: max }).map((d) => d.join(''));
+    const text = fc
+      .tuple(fc.boolean(), digits(1, 18), fc.option(digits(0, 5), { nil: undefined }))
+      .map(([negative, whole, fraction]) => `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`);
+    fc.assert(
+      fc.property(text, fc.integer({ min: 0, max: 4 }), (t, scale) => {
+        expect(atScale(t, scale)).toBe(new Money(t).toFixed(scale));
+      }),
+      { numRuns: 5_000 },
+    );
+    for (const [t, scale] of [
+      ['-0.00', 2],
+      ['0.00', 2],
+      ['00.10', 2],
+      ['7', 0],
+      ['-0', 0],
+      ['12.3', 2],
+    ] as const)
+      expect(atScale(t, scale)).toBe(new Money(t).toFixed(scale));
   });
 
   test('formats at the asset scale', () => {
