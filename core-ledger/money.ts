@@ -66,14 +66,25 @@ export function parseAmount(
  * to burden the old generation.
  */
 function moneyOf(text: string): Amount {
-  let hash = text.length;
-  for (let i = 0; i < text.length; i++) hash = (hash * 31 + text.charCodeAt(i)) | 0;
-  const slot = hash & (RECENTLY_PARSED_SLOTS - 1);
+  const slot = slotOf(text);
   if (recentTexts[slot] === text) return recentAmounts[slot]!;
   const amount = new Money(text);
   recentTexts[slot] = text;
   recentAmounts[slot] = amount;
   return amount;
+}
+
+/** Keeps an amount as the value of the text it was just written as (a running balance is read back from its event). */
+function rememberParsed(text: string, amount: Amount): void {
+  const slot = slotOf(text);
+  recentTexts[slot] = text;
+  recentAmounts[slot] = amount;
+}
+
+function slotOf(text: string): number {
+  let hash = text.length;
+  for (let i = 0; i < text.length; i++) hash = (hash * 31 + text.charCodeAt(i)) | 0;
+  return hash & (RECENTLY_PARSED_SLOTS - 1);
 }
 
 /** Slots by a hash of the text, each overwritten by the next text that falls in it (no map to grow or empty). */
@@ -127,7 +138,10 @@ export function formatAmount(asset: AssetCode, amount: Amount): string {
   if (amount.decimalPlaces() > scale) {
     throw new Error(`assertion: ${asset} amount ${amount.toString()} has more than ${scale} decimals`);
   }
-  return amount.toFixed(scale);
+  const text = amount.toFixed(scale);
+  // Exactly its value (no more decimals than the scale); kept only if it computes as a parsed amount would.
+  if (amount.constructor === Money) rememberParsed(text, amount);
+  return text;
 }
 
 /**

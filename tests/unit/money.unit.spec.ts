@@ -1,3 +1,4 @@
+import Decimal from 'decimal.js';
 import fc from 'fast-check';
 import { atScale, feeFor, formatAmount, Money, parseAmount, roundTo } from '../../core-ledger';
 
@@ -112,6 +113,18 @@ describe('money', () => {
       ['12.3', 2],
     ] as const)
       expect(atScale(t, scale)).toBe(new Money(t).toFixed(scale));
+  });
+
+  test('an amount read back from the text it was written as is a Money of the same value', () => {
+    const written = new Money('12.3').plus('0.05');
+    const text = formatAmount('CNY', written);
+    const read = parseAmount('CNY', text, { positive: true });
+    expect(read.ok && read.amount.eq(written) && read.amount.constructor === Money).toBe(true);
+    // An amount made by another Decimal class (another precision) is never handed out as a parsed one.
+    const foreign = new Decimal('98765.43');
+    expect(formatAmount('CNY', foreign)).toBe('98765.43');
+    const again = parseAmount('CNY', '98765.43', { positive: true });
+    expect(again.ok && again.amount.constructor === Money && again.amount.eq(foreign)).toBe(true);
   });
 
   test('formats at the asset scale', () => {
