@@ -1098,20 +1098,21 @@ export class PaymentService {
     if (!this.risk) return { decisionId: undefined, recorded: Promise.resolve() };
     const decided = await this.risk.assessDeferred(
       'payment',
+      // Keys in sorted order, absent ones undefined: the facts' digest then needs no sort (canonicalJson).
       {
-        subjectRef: `payment:${paymentId}`,
-        amount: formatAmount('CNY', gross),
         accountId: wallet.walletId,
-        customerClass: wallet.customerClass,
-        walletPurpose: wallet.purpose,
-        merchantId: merchant.merchantId,
-        merchantCategory: merchant.category,
-        channel: context.channel,
+        amount: formatAmount('CNY', gross),
         businessDate,
         cardRef: wallet.cardNumberIndex,
-        ...(input.terminalId !== undefined ? { terminalId: input.terminalId } : {}),
-        ...(input.deviceId !== undefined ? { deviceId: input.deviceId } : {}),
-        ...(context.source !== undefined && isIP(context.source) !== 0 ? { ip: context.source } : {}),
+        channel: context.channel,
+        customerClass: wallet.customerClass,
+        deviceId: input.deviceId,
+        ip: context.source !== undefined && isIP(context.source) !== 0 ? context.source : undefined,
+        merchantCategory: merchant.category,
+        merchantId: merchant.merchantId,
+        subjectRef: `payment:${paymentId}`,
+        terminalId: input.terminalId,
+        walletPurpose: wallet.purpose,
       },
       now,
     );
