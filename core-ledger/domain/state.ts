@@ -63,7 +63,8 @@ export function assert(condition: boolean, message: string): asserts condition {
 
 /** Available to debit: posted balance less what holds have reserved. */
 export function availableBalance(account: AccountState): Amount {
-  return account.posted.minus(account.pendingDebits);
+  // Most accounts hold nothing: then no new amount is made (checked on every posting, twice).
+  return account.pendingDebits.isZero() ? account.posted : account.posted.minus(account.pendingDebits);
 }
 
 export function evolveAccount(state: AccountState | undefined, event: AccountEvent): AccountState {
