@@ -139,8 +139,9 @@ export function formatAmount(asset: AssetCode, amount: Amount): string {
     throw new Error(`assertion: ${asset} amount ${amount.toString()} has more than ${scale} decimals`);
   }
   const text = amount.toFixed(scale);
-  // Exactly its value (no more decimals than the scale); kept only if it computes as a parsed amount would.
-  if (amount.constructor === Money) rememberParsed(text, amount);
+  // Exactly its value (no more decimals than the scale); kept only if it computes as a parsed amount would, and not
+  // a zero (a negative zero prints as "0.00" but says it is negative).
+  if (amount.constructor === Money && !amount.isZero()) rememberParsed(text, amount);
   return text;
 }
 

@@ -125,6 +125,10 @@ describe('money', () => {
     expect(formatAmount('CNY', foreign)).toBe('98765.43');
     const again = parseAmount('CNY', '98765.43', { positive: true });
     expect(again.ok && again.amount.constructor === Money && again.amount.eq(foreign)).toBe(true);
+    // A negative zero is written "0.00"; the text read back is a plain zero.
+    expect(formatAmount('CNY', new Money(0).neg())).toBe('0.00');
+    const zero = parseAmount('CNY', '0.00', { positive: false });
+    expect(zero.ok && zero.amount.isZero() && !zero.amount.isNegative()).toBe(true);
   });
 
   test('formats at the asset scale', () => {
