@@ -33,6 +33,24 @@ describe('canonical JSON (digests of facts and rule sets)', () => {
     );
   });
 
+  test('is the model text for flat objects built with their keys in order (as payment facts are)', () => {
+    const primitive = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 8 }),
+      fc.double(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.constant(undefined),
+    );
+    fc.assert(
+      fc.property(fc.dictionary(fc.string({ unit: 'binary', maxLength: 6 }), primitive, { maxKeys: 14 }), (dict) => {
+        const inOrder: Record<string, unknown> = {};
+        for (const key of Object.keys(dict).sort()) inOrder[key] = dict[key];
+        expect(canonicalJson(inOrder)).toBe(modelCanonicalJson(inOrder));
+      }),
+      { numRuns: 2_000 },
+    );
+  });
+
   test('reads back as the same value, whatever order its keys were written in', () => {
     fc.assert(
       fc.property(fc.jsonValue(), (value) => {
