@@ -1,5 +1,5 @@
-import * as crypto from 'node:crypto';
 import { createHash, randomFillSync } from 'node:crypto';
+import { sha256 } from './sha256';
 
 /** RFC 4122 name-based UUID, version 5 (SHA-1). Deterministic: the same name gives the same id. */
 export function uuidV5(name: string, namespace: string = CARBONPAY_NAMESPACE): string {
@@ -37,15 +37,6 @@ export function eventIdsFor(decisionKey: string, count: number): string[] {
     ids.push(uuidText(base));
   }
   return ids;
-}
-
-/** Node's one-shot hash (from 20.12): no Hash object per call; every payment derives its event ids with it. */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'buffer') => Buffer }).hash;
-
-function sha256(text: string): Buffer {
-  return oneShotHash !== undefined
-    ? oneShotHash('sha256', text, 'buffer')
-    : createHash('sha256').update(text, 'utf8').digest();
 }
 
 /**

@@ -2,6 +2,7 @@
 export * from './money';
 export * from './chart-of-accounts';
 export * from './ids';
+export { sha256, sha256Hex } from './sha256';
 export * from './account-codes';
 export * from './business-date';
 export * from './domain/commands';

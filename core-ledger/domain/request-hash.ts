@@ -1,6 +1,5 @@
-import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
 import { Money } from '../money';
+import { sha256Hex } from '../sha256';
 import type { LedgerCommand } from './commands';
 
 /**
@@ -12,17 +11,11 @@ export function requestHashOf(command: LedgerCommand): string {
   if (hash === undefined) {
     const canonical =
       command.type === 'PostTransfer' ? postTransferCanonical(command) : canonicalJson(businessContent(command));
-    hash =
-      oneShotHash !== undefined
-        ? oneShotHash('sha256', canonical)
-        : createHash('sha256').update(canonical).digest('hex');
+    hash = sha256Hex(canonical);
     computed.set(command, hash);
   }
   return hash;
 }
-
-/** Node's one-shot hash (from 20.12): no Hash object for each command. */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string) => string }).hash;
 
 /** Commands are immutable values: a command's hash is computed once, however often it is asked for. */
 const computed = new WeakMap<LedgerCommand, string>();

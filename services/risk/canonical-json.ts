@@ -1,5 +1,4 @@
-import * as crypto from 'node:crypto';
-import { createHash } from 'node:crypto';
+import { sha256Hex } from '../../core-ledger';
 
 /**
  * JSON with object keys sorted at every depth (by UTF-16 code units, as `sort()` does): equal data, equal text
@@ -50,12 +49,6 @@ function inOrder(keys: readonly string[]): boolean {
   return true;
 }
 
-/** Node's one-shot hash (from 20.12): half the cost of a Hash object for a payment's facts. */
-const oneShotHash = (crypto as { hash?: (algorithm: string, data: string, encoding: 'hex') => string }).hash;
-
 export function digestOf(value: unknown): string {
-  const text = canonicalJson(value);
-  return oneShotHash !== undefined
-    ? oneShotHash('sha256', text, 'hex')
-    : createHash('sha256').update(text, 'utf8').digest('hex');
+  return sha256Hex(canonicalJson(value));
 }
