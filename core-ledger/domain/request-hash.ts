@@ -1,4 +1,4 @@
-import { Money } from '../money';
+import { Money, plainDecimalText } from '../money';
 import { sha256Hex } from '../sha256';
 import type { LedgerCommand } from './commands';
 
@@ -54,44 +54,6 @@ function normalisedAmount(text: unknown): unknown {
     return text;
   }
 }
-
-/**
- * What `new Money(text).toString()` gives for a plain decimal (`-?digits(.digits)?`, up to 30 digits each side),
- * without a Decimal: leading zeros and trailing fraction zeros dropped, no sign on zero. Anything else: undefined.
- */
-function plainDecimalText(text: string): string | undefined {
-  const length = text.length;
-  const negative = length > 0 && text.charCodeAt(0) === MINUS;
-  let i = negative ? 1 : 0;
-  const integerStart = i;
-  while (i < length && isDigit(text.charCodeAt(i))) i++;
-  const integerEnd = i;
-  let fractionEnd = integerEnd;
-  if (i < length) {
-    if (text.charCodeAt(i) !== POINT) return undefined;
-    i++;
-    while (i < length && isDigit(text.charCodeAt(i))) i++;
-    if (i !== length || i === integerEnd + 1) return undefined;
-    fractionEnd = length;
-  }
-  if (integerEnd === integerStart || integerEnd - integerStart > 30 || fractionEnd - integerEnd > 31) return undefined;
-  let significantStart = integerStart;
-  while (significantStart < integerEnd - 1 && text.charCodeAt(significantStart) === ZERO_DIGIT) significantStart++;
-  while (fractionEnd > integerEnd + 1 && text.charCodeAt(fractionEnd - 1) === ZERO_DIGIT) fractionEnd--;
-  if (fractionEnd === integerEnd + 1) fractionEnd = integerEnd;
-  const isZero =
-    integerEnd - significantStart === 1 &&
-    text.charCodeAt(significantStart) === ZERO_DIGIT &&
-    fractionEnd === integerEnd;
-  if (isZero) return '0';
-  if (!negative && significantStart === 0 && fractionEnd === length) return text;
-  return `${negative ? '-' : ''}${text.slice(significantStart, fractionEnd)}`;
-}
-
-const MINUS = 45;
-const POINT = 46;
-const ZERO_DIGIT = 48;
-const isDigit = (code: number): boolean => code >= ZERO_DIGIT && code <= 57;
 
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
