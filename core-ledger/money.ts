@@ -179,12 +179,12 @@ export function formatAmount(asset: AssetCode, amount: Amount): string {
 }
 
 /**
- * A decimal text at exactly `scale` places, as `new Money(text).toFixed(scale)` writes it. Read back from a numeric
- * column or written by {@link formatAmount}, it mostly is so already: then it is returned as it is, without a Decimal
- * made and printed again (views of payments print eight amounts each).
+ * A stored amount's text at its asset's scale, as {@link formatAmount} writes it. Read back from a numeric column, it
+ * mostly is so already: then it is returned as it is, without a Decimal made and printed again (views of payments
+ * print eight amounts each). Never rounded: a text with more decimals than the scale is a bug, and throws.
  */
-export function atScale(text: string, scale: number): string {
-  return isAtScale(text, scale) ? text : new Money(text).toFixed(scale);
+export function atScale(asset: AssetCode, text: string): string {
+  return isAtScale(text, ASSETS[asset].scale) ? text : formatAmount(asset, amountOf(asset, text));
 }
 
 /** `-?(0|[1-9]digits*)` then, for a scale above 0, a point and exactly `scale` digits; not a negative zero. */

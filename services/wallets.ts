@@ -612,8 +612,8 @@ export class WalletService {
       purpose: row.purpose,
       allowedCategories: row.allowed_categories,
       passwordSet: row.payment_password_hash !== null,
-      passwordFreePerPayment: atScale(row.password_free_per_payment, 2),
-      passwordFreePerDay: atScale(row.password_free_per_day, 2),
+      passwordFreePerPayment: atScale('CNY', row.password_free_per_payment),
+      passwordFreePerDay: atScale('CNY', row.password_free_per_day),
       status: row.status,
       openedAt: new Date(row.opened_at).toISOString(),
     };

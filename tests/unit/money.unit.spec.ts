@@ -1,6 +1,7 @@
 import Decimal from 'decimal.js';
 import fc from 'fast-check';
-import { atScale, feeFor, formatAmount, Money, parseAmount, roundTo } from '../../core-ledger';
+import type { AssetCode } from '../../core-ledger';
+import { ASSETS, atScale, feeFor, formatAmount, Money, parseAmount, roundTo } from '../../core-ledger';
 
 describe('money', () => {
   test('parses decimal strings at the asset scale and refuses the rest', () => {
@@ -92,27 +93,31 @@ describe('money', () => {
     );
   });
 
-  test('property: atScale writes what toFixed writes, for any decimal text', () => {
+  test('property: atScale writes what toFixed writes, for any decimal text the asset takes, and refuses the rest', () => {
     const digits = (min: number, max: number): fc.Arbitrary<string> =>
       fc.array(fc.constantFrom(...'0000123456789'), { minLength: min, maxLength: max }).map((d) => d.join(''));
     const text = fc
       .tuple(fc.boolean(), digits(1, 18), fc.option(digits(0, 5), { nil: undefined }))
       .map(([negative, whole, fraction]) => `${negative ? '-' : ''}${whole}${fraction ? `.${fraction}` : ''}`);
     fc.assert(
-      fc.property(text, fc.integer({ min: 0, max: 4 }), (t, scale) => {
-        expect(atScale(t, scale)).toBe(new Money(t).toFixed(scale));
+      fc.property(text, fc.constantFrom('CNY', 'CCR', 'CO2E') as fc.Arbitrary<AssetCode>, (t, asset) => {
+        const scale = ASSETS[asset].scale;
+        if (parseAmount(asset, t, { positive: false }).ok) expect(atScale(asset, t)).toBe(new Money(t).toFixed(scale));
+        else expect(() => atScale(asset, t)).toThrow(/assertion/);
       }),
       { numRuns: 5_000 },
     );
-    for (const [t, scale] of [
-      ['-0.00', 2],
-      ['0.00', 2],
-      ['00.10', 2],
-      ['7', 0],
-      ['-0', 0],
-      ['12.3', 2],
+    for (const [t, asset] of [
+      ['-0.00', 'CNY'],
+      ['0.00', 'CNY'],
+      ['00.10', 'CNY'],
+      ['7', 'CO2E'],
+      ['-0', 'CO2E'],
+      ['12.3', 'CCR'],
     ] as const)
-      expect(atScale(t, scale)).toBe(new Money(t).toFixed(scale));
+      expect(atScale(asset, t)).toBe(new Money(t).toFixed(ASSETS[asset].scale));
+    // Never rounded.
+    expect(() => atScale('CNY', '1.005')).toThrow(/assertion/);
   });
 
   test('an amount read back from the text it was written as is a Money of the same value', () => {
