@@ -238,8 +238,8 @@ export async function seedLongStream(url: string, accountId: string, partnerId: 
     // Both streams continue from where they are: their revision and their last running balance.
     const tail = async (stream: string): Promise<{ revision: number; balance: string }> => {
       const row = await client.query<{ revision: string; balance: string | null }>(
-        `SELECT revision::text AS revision, (SELECT data->>'balance' FROM cp_events e WHERE e.stream_id = $1 AND e.type = 'AccountPosted' ORDER BY e.revision DESC LIMIT 1) AS balance
-           FROM cp_streams WHERE stream_id = $1`,
+        `SELECT max(revision)::text AS revision, (SELECT data->>'balance' FROM cp_events e WHERE e.stream_id = $1 AND e.type = 'AccountPosted' ORDER BY e.revision DESC LIMIT 1) AS balance
+           FROM cp_events WHERE stream_id = $1`,
         [stream],
       );
       return { revision: Number(row.rows[0]!.revision), balance: row.rows[0]!.balance ?? '0.00' };
@@ -269,18 +269,6 @@ export async function seedLongStream(url: string, accountId: string, partnerId: 
                 'reason', null, 'reference', null, 'reverses', null, 'businessDate', current_date::text, 'at', now()::text)
          FROM generate_series(1, $3::int) g`,
       [accountId, partnerId, events],
-    );
-    await client.query('UPDATE cp_streams SET revision = $2 WHERE stream_id = $1', [
-      account,
-      accountTail.revision + events,
-    ]);
-    await client.query('UPDATE cp_streams SET revision = $2 WHERE stream_id = $1', [
-      partner,
-      partnerTail.revision + events,
-    ]);
-    await client.query(
-      `INSERT INTO cp_streams (stream_id, revision) SELECT '${transferStreamId('')}' || 'seed-' || g, 0 FROM generate_series(1, $1::int) g`,
-      [events],
     );
     await client.query('COMMIT');
   } catch (error) {

@@ -58,7 +58,10 @@ export const BACKUP_LIMITS = {
   gzipLevel: 6,
 } as const;
 
-/** The event store's own tables and the read models' registry: restored from the log or rebuilt, never copied. */
+/**
+ * The event store's own tables and the read models' registry: restored from the log or rebuilt, never copied.
+ * `cp_streams` is no longer written (the log is its own concurrency check) but may stand in older databases.
+ */
 const NOT_SERVICE_TABLES = ['cp_events', 'cp_streams', 'cp_snapshots', 'cp_projections', 'cp_projection_checkpoints'];
 
 export interface BackupFileEntry {
@@ -845,9 +848,6 @@ async function restoreEvents(client: Client, folders: readonly string[]): Promis
     await flush();
   }
   await client.query('SET synchronous_commit = on');
-  await client.query(
-    'INSERT INTO cp_streams (stream_id, revision) SELECT stream_id, max(revision) FROM cp_events GROUP BY stream_id',
-  );
   return restored;
 }
 

@@ -108,7 +108,7 @@ export class SqlEventStore implements EventStore {
   async appendMany(appends: readonly StreamAppend[], options: AppendOptions = {}): Promise<AppendResult> {
     assertAppendsValid(appends);
     const onlyAfter = options.onlyAfter ?? null;
-    const streams = appends.map((a) => ({ id: a.streamId, e: expectedCode(a.expected), n: a.events.length }));
+    const streams = appends.map((a) => ({ id: a.streamId, e: expectedCode(a.expected) }));
     const events: unknown[] = [];
     appends.forEach((a, s) =>
       a.events.forEach((e, k) =>
@@ -195,11 +195,12 @@ export class SqlEventStore implements EventStore {
   }
 
   async streamRevision(streamId: string): Promise<number | undefined> {
-    const rows = await this.driver.query<{ revision: string }>(
-      'SELECT revision::text AS revision FROM cp_streams WHERE stream_id = $1',
+    const rows = await this.driver.query<{ revision: string | null }>(
+      'SELECT max(revision)::text AS revision FROM cp_events WHERE stream_id = $1',
       [streamId],
     );
-    return rows[0] ? Number(rows[0].revision) : undefined;
+    const revision = rows[0]?.revision;
+    return revision === null || revision === undefined ? undefined : Number(revision);
   }
 
   async readAll(options: ReadAllOptions = {}): Promise<RecordedEvent[]> {

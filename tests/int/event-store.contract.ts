@@ -244,6 +244,15 @@ export function describeEventStoreContract(adapterName: string, open: () => Prom
       expect(await store.streamRevision(id)).toBe(1);
     });
 
+    test('concurrent appends with any: every one is written, revisions without a gap', async () => {
+      const id = stream();
+      await store.append(id, events(1), 'no_stream');
+      const results = await Promise.all(Array.from({ length: 8 }, () => store.append(id, events(2), 'any')));
+      expect(results.map((r) => r.nextRevisions[0]).sort((a, b) => a! - b!)).toEqual([2, 4, 6, 8, 10, 12, 14, 16]);
+      expect((await store.readStream(id)).map((e) => e.revision)).toEqual(Array.from({ length: 17 }, (_, i) => i));
+      expect(await store.streamRevision(id)).toBe(16);
+    });
+
     test('snapshots: the latest replaces an older one; an older write is ignored', async () => {
       const id = stream();
       expect(await store.readSnapshot(id)).toBeUndefined();
