@@ -150,11 +150,12 @@ export function transfer(
   from: string,
   to: string,
   amount: string,
-  fee?: { account: string; amount: string },
+  fee?: { account: string; amount: string; net?: string },
 ): LedgerCommand {
   const postings: PostingInput[] = [{ accountId: from, direction: 'debit', amount }];
   if (fee) {
-    postings.push({ accountId: to, direction: 'credit', amount: new Money(amount).minus(fee.amount).toFixed(2) });
+    const net = fee.net ?? new Money(amount).minus(fee.amount).toFixed(2);
+    postings.push({ accountId: to, direction: 'credit', amount: net });
     postings.push({ accountId: fee.account, direction: 'credit', amount: fee.amount });
   } else {
     postings.push({ accountId: to, direction: 'credit', amount });
@@ -172,19 +173,34 @@ export function transfer(
 
 /** A payment of 0.01..9.99 yuan from a random wallet to a merchant, with a 0.6 % fee (half-up to the fen). */
 export function payment(rng: () => number, wallets: number, merchant: number): LedgerCommand {
-  const fen = 1 + Math.floor(rng() * 999);
-  const amount = new Money(fen).div(100);
-  const fee = amount.mul(60).div(10_000).toDecimalPlaces(2, Money.ROUND_HALF_UP);
+  const price = PRICES[Math.floor(rng() * PRICES.length)]!;
   const from = walletId(Math.floor(rng() * wallets));
   return transfer(
     nextKey('pay'),
     'payment',
     from,
     merchantId(merchant),
-    amount.toFixed(2),
-    fee.gt(0) ? { account: FEES, amount: fee.toFixed(2) } : undefined,
+    price.amount,
+    price.fee !== undefined ? { account: FEES, amount: price.fee, net: price.net } : undefined,
   );
 }
+
+/**
+ * Every price a payment may have, with its fee and the merchant's net, computed once with the ledger's own decimal
+ * arithmetic: the load generator should not spend the writer's thread on sums it would repeat a million times.
+ */
+const PRICES: readonly { amount: string; fee: string | undefined; net: string }[] = Array.from(
+  { length: 999 },
+  (_, i) => {
+    const amount = new Money(i + 1).div(100);
+    const fee = amount.mul(60).div(10_000).toDecimalPlaces(2, Money.ROUND_HALF_UP);
+    return {
+      amount: amount.toFixed(2),
+      fee: fee.gt(0) ? fee.toFixed(2) : undefined,
+      net: amount.minus(fee).toFixed(2),
+    };
+  },
+);
 
 /**
  * Σ balances per asset, computed by PostgreSQL from the journal lines alone (every AccountPosted, signed, grouped

@@ -1,11 +1,11 @@
-import { createHash, randomFillSync } from 'node:crypto';
-import { sha256 } from './sha256';
+import { randomFillSync } from 'node:crypto';
+import { sha1Of, sha256 } from './digests';
 
 /** RFC 4122 name-based UUID, version 5 (SHA-1). Deterministic: the same name gives the same id. */
 export function uuidV5(name: string, namespace: string = CARBONPAY_NAMESPACE): string {
   const namespaceBytes =
     namespace === CARBONPAY_NAMESPACE ? CARBONPAY_NAMESPACE_BYTES : Buffer.from(namespace.replace(/-/g, ''), 'hex');
-  const hash = createHash('sha1').update(namespaceBytes).update(name, 'utf8').digest();
+  const hash = sha1Of(namespaceBytes, name);
   hash[6] = (hash[6]! & 0x0f) | 0x50;
   hash[8] = (hash[8]! & 0x3f) | 0x80;
   return uuidText(hash);

@@ -2,7 +2,7 @@
 export * from './money';
 export * from './chart-of-accounts';
 export * from './ids';
-export { sha256, sha256Hex } from './sha256';
+export { sha1Of, sha256, sha256Hex } from './digests';
 export * from './account-codes';
 export * from './business-date';
 export * from './domain/commands';

@@ -1,5 +1,5 @@
 import { Money, plainDecimalText } from '../money';
-import { sha256Hex } from '../sha256';
+import { sha256Hex } from '../digests';
 import type { LedgerCommand } from './commands';
 
 /**

@@ -15,6 +15,27 @@ describe('ids', () => {
     expect(transferIdFor('client', 'key')).not.toBe(transferIdFor('client', 'key2'));
   });
 
+  it('uuidV5 of any name, short or past the one-shot scratch, is SHA-1 over namespace bytes and UTF-8 name', () => {
+    const namespaceBytes = Buffer.from(CARBONPAY_NAMESPACE.replace(/-/g, ''), 'hex');
+    const name = fc.oneof(
+      fc.string({ unit: 'binary', maxLength: 60 }),
+      fc.string({ unit: 'binary', minLength: 250, maxLength: 400 }),
+      fc.string({ unit: 'grapheme-ascii', minLength: 990, maxLength: 1_100 }),
+    );
+    fc.assert(
+      fc.property(name, (text) => {
+        const bytes = createHash('sha1').update(namespaceBytes).update(text, 'utf8').digest();
+        bytes[6] = (bytes[6]! & 0x0f) | 0x50;
+        bytes[8] = (bytes[8]! & 0x3f) | 0x80;
+        const hex = bytes.subarray(0, 16).toString('hex');
+        expect(uuidV5(text)).toBe(
+          `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`,
+        );
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('eventIdsFor gives distinct version-8 ids, the same for the same decision', () => {
     const ids = eventIdsFor('decision', 3);
     expect(new Set(ids).size).toBe(3);
