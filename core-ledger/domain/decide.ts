@@ -1,7 +1,7 @@
 import { decodeCode, isValidCardNumber } from '../account-codes';
 import { ACCOUNT_KINDS, isAccountKind, PLATFORM_ACCOUNTS } from '../chart-of-accounts';
 import type { Amount, AssetCode } from '../money';
-import { amountOf, formatAmount, parseAmount, ZERO } from '../money';
+import { amountOf, atScale, formatAmount, parseAmount, ZERO } from '../money';
 import type {
   AuthorizeTransfer,
   CaptureTransfer,
@@ -278,11 +278,13 @@ function decideReplaceCard(command: ReplaceCard, state: DecisionState): Decision
 // ---------------------------------------------------------------------------------------------------------------
 // Transfers
 
-/** A validated posting: the account it moves and the amount as a decimal at the account's scale. */
+/** A validated posting: the account it moves and the amount, as a decimal and as its text at the account's scale. */
 interface CheckedPosting {
   readonly account: AccountState;
   readonly direction: PostingDirection;
   readonly amount: Amount;
+  /** `formatAmount(account.asset, amount)`, written once for the transfer's line and the journal's. */
+  readonly amountText: string;
 }
 
 function decidePostTransfer(command: PostTransfer, state: DecisionState): Decision {
@@ -301,7 +303,7 @@ function decidePostTransfer(command: PostTransfer, state: DecisionState): Decisi
     accountId: p.account.accountId,
     asset: p.account.asset,
     direction: p.direction,
-    amount: formatAmount(p.account.asset, p.amount),
+    amount: p.amountText,
   }));
   const transferEvent: TransferEvent = {
     type: 'TransferPosted',
@@ -362,7 +364,9 @@ function checkPostings(
         ),
       };
     }
-    checked.push({ account, direction: posting.direction, amount: parsed.amount });
+    // The text itself when already at scale (most are): no Decimal printed again.
+    const amountText = atScale(account.asset, posting.amount as string);
+    checked.push({ account, direction: posting.direction, amount: parsed.amount, amountText });
     const signed = posting.direction === 'credit' ? parsed.amount : parsed.amount.neg();
     netByAsset.set(account.asset, (netByAsset.get(account.asset) ?? ZERO).plus(signed));
   }
@@ -405,7 +409,7 @@ function journalLines(postings: readonly CheckedPosting[], transferId: string, a
         accountId: p.account.accountId,
         transferId,
         direction: p.direction,
-        amount: formatAmount(p.account.asset, p.amount),
+        amount: p.amountText,
         balance: formatAmount(p.account.asset, balance),
         at,
       },
@@ -433,7 +437,7 @@ function decideAuthorize(command: AuthorizeTransfer, state: DecisionState): Deci
   );
   if (!checked.ok) return refused(checked.refusal);
   const [debit, credit] = checked.postings as [CheckedPosting, CheckedPosting];
-  const amount = formatAmount(debit.account.asset, debit.amount);
+  const amount = debit.amountText;
   const transferEvent: TransferEvent = {
     type: 'TransferAuthorized',
     data: {
@@ -525,8 +529,8 @@ function decideCapture(command: CaptureTransfer, state: DecisionState): Decision
   const releasedCredit = { ...creditAccount, pendingCredits: creditAccount.pendingCredits.minus(authorized) };
   const postings = journalLines(
     [
-      { account: releasedDebit, direction: 'debit', amount: captured },
-      { account: releasedCredit, direction: 'credit', amount: captured },
+      { account: releasedDebit, direction: 'debit', amount: captured, amountText: capturedText },
+      { account: releasedCredit, direction: 'credit', amount: captured, amountText: capturedText },
     ],
     transfer.transferId,
     command.at,
@@ -652,13 +656,13 @@ function decideReverse(command: ReverseTransfer, state: DecisionState): Decision
     if (direction === 'debit' && !account.mayGoNegative && availableBalance(account).lt(amount)) {
       return refused(refuse('insufficient_funds', `account ${account.accountId} no longer holds the funds to reverse`));
     }
-    mirrored.push({ account, direction, amount });
+    mirrored.push({ account, direction, amount, amountText: formatAmount(line.asset, amount) });
   }
   const lines: PostingLine[] = mirrored.map((p) => ({
     accountId: p.account.accountId,
     asset: p.account.asset,
     direction: p.direction,
-    amount: formatAmount(p.account.asset, p.amount),
+    amount: p.amountText,
   }));
   const posted: TransferEvent = {
     type: 'TransferPosted',

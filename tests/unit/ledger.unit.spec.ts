@@ -128,6 +128,23 @@ describe('transfers', () => {
     ]);
   });
 
+  test('amounts written otherwise are stored at the asset’s scale, in the transfer and in the journal', async () => {
+    const { ledger, store } = await fresh();
+    const command = transfer([
+      { accountId: alice, direction: 'debit', amount: '0012.5' },
+      { accountId: shop, direction: 'credit', amount: '12' },
+      { accountId: FEES, direction: 'credit', amount: '0.500' },
+    ]) as Extract<LedgerCommand, { type: 'PostTransfer' }>;
+    await mustAccept(ledger, command);
+    const [posted] = await store.readStream(transferStreamId(command.transferId));
+    expect((posted!.data['postings'] as { amount: string }[]).map((p) => p.amount)).toEqual(['12.50', '12.00', '0.50']);
+    const journal = async (id: string): Promise<unknown[]> =>
+      (await store.readStream(accountStreamId(id))).slice(-1).map((e) => [e.data['amount'], e.data['balance']]);
+    expect(await journal(alice)).toEqual([['12.50', '87.50']]);
+    expect(await journal(shop)).toEqual([['12.00', '12.00']]);
+    expect(await journal(FEES)).toEqual([['0.50', '0.50']]);
+  });
+
   test('a multi-asset transfer must balance per asset', async () => {
     const { ledger } = await fresh();
     const unbalanced = transfer([
