@@ -1,4 +1,3 @@
-import { createHash } from 'node:crypto';
 import type {
   AccountState,
   CommandContext,
@@ -9,7 +8,7 @@ import type {
   TransferStatus,
   TransferType,
 } from '../core-ledger';
-import { businessDateOf, formatAmount } from '../core-ledger';
+import { businessDateOf, formatAmount, sha256 } from '../core-ledger';
 import type { ReadModelQueries } from '../projections';
 import type { OperatorDirectory, Role } from '../security';
 import { mask, maskAccountNumber, mayUnmask } from '../security';
@@ -342,7 +341,7 @@ function replayOf(
 
 /** A transfer id derived from the key, so a client that leaves it out still retries onto the same transfer. */
 function transferIdFor(kind: string, idempotencyKey: string): string {
-  return `${kind.slice(0, 2)}-${createHash('sha256').update(`${kind}\n${idempotencyKey}`).digest('base64url').slice(0, 32)}`;
+  return `${kind.slice(0, 2)}-${sha256(`${kind}\n${idempotencyKey}`).toString('base64url').slice(0, 32)}`;
 }
 
 async function query<T>(run: () => Promise<T>): Promise<T> {

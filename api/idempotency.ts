@@ -1,5 +1,4 @@
-import { createHash } from 'node:crypto';
-import { canonicalJson } from '../core-ledger';
+import { canonicalJson, sha256Hex } from '../core-ledger';
 import type { SqlQueryable } from '../projections';
 
 /**
@@ -70,7 +69,5 @@ export class IdempotencyRecords {
 
 /** The request a key is bound to: operation, path parameters and body, canonicalised (keys sorted). */
 export function requestHashOf(operationId: string, pathParameters: unknown, body: unknown): string {
-  return createHash('sha256')
-    .update(canonicalJson([operationId, pathParameters, body]))
-    .digest('hex');
+  return sha256Hex(canonicalJson([operationId, pathParameters, body]));
 }

@@ -16,9 +16,8 @@
  *   A sale without one is password-free (免密) within the wallet's limits; a balance inquiry needs one.
  * - Refusals map to field 39 through REFUSAL_RESPONSE_CODES (a table); anything unexpected answers 96 with our MAC.
  */
-import { createHash } from 'node:crypto';
 import type { CommandContext, Ledger } from '../core-ledger';
-import { businessDateOf, CHINA_STANDARD_TIME_OFFSET_HOURS, Money } from '../core-ledger';
+import { businessDateOf, CHINA_STANDARD_TIME_OFFSET_HOURS, Money, sha256 } from '../core-ledger';
 import type { PaymentService, PaymentView, WalletRecord, WalletService } from '../services';
 import { ServiceRefusal } from '../services';
 import { fenToYuan, isZeroFen, yuanToFen } from './amount-fen';
@@ -569,7 +568,7 @@ export function idempotencyKeyOf(
 }
 
 function digitsOf(key: string, label: string, digits: number): string {
-  const hash = createHash('sha256').update(`${label}|${key}`, 'utf8').digest();
+  const hash = sha256(`${label}|${key}`);
   return (hash.readBigUInt64BE(0) % 10n ** BigInt(digits)).toString().padStart(digits, '0');
 }
 
