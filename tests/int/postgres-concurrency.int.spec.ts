@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { Client } from 'pg';
 import type { EventStore, NewEvent } from '../../core-ledger';
 import { openPostgresEventStore, WrongExpectedRevisionError } from '../../core-ledger';
 import { createTestDatabase } from '../support/databases';
@@ -98,5 +99,49 @@ test('a multi-stream append losing on one stream writes nothing on the others', 
       expect(await stores[0]!.streamRevision(own[w]!)).toBe(winners.includes(w) ? 1 : undefined);
     }
     expect(await stores[0]!.streamRevision(shared)).toBe(1);
+  }
+});
+
+test('appends on a connection that began on a small log never scan the whole log once it has grown', async () => {
+  const database = await createTestDatabase('append_plans');
+  const store = await openPostgresEventStore({ connectionString: database.url });
+  const client = new Client({ connectionString: database.url });
+  try {
+    await store.append('plans-opened', events(1), 'no_stream');
+    await client.connect();
+    await client.query('SET stats_fetch_consistency = none');
+    const append = async (expected: number): Promise<void> => {
+      const streams = [
+        { id: 'plans-opened', e: expected },
+        { id: `plans-new-${randomUUID()}`, e: -1 },
+      ];
+      const appended = [0, 1].map((s) => ({ s, k: 1, i: randomUUID(), t: 'Planned', d: {}, m: null }));
+      await client.query('SELECT * FROM cp_append($1::json, $2::json)', [
+        JSON.stringify(streams),
+        JSON.stringify(appended),
+      ]);
+    };
+    // Enough calls on a near-empty log for the connection to keep a generic plan of each statement.
+    let revision = 0;
+    for (; revision < 8; revision++) await append(revision);
+    await client.query(
+      `INSERT INTO cp_events (stream_id, revision, event_id, type, data)
+       SELECT 'plans-bulk-' || (g % 500), g / 500, gen_random_uuid(), 'Bulk', '{}' FROM generate_series(0, 49999) g`,
+    );
+    const sequentialScans = async (): Promise<number> => {
+      await client.query('SELECT pg_stat_force_next_flush()');
+      const rows = await client.query<{ n: string }>(
+        `SELECT seq_scan::text AS n FROM pg_stat_user_tables WHERE relname = 'cp_events'`,
+      );
+      return Number(rows.rows[0]!.n);
+    };
+    const before = await sequentialScans();
+    for (; revision < 16; revision++) await append(revision);
+    expect(await sequentialScans()).toBe(before);
+    expect(await store.streamRevision('plans-opened')).toBe(16);
+  } finally {
+    await client.end();
+    await store.close();
+    await database.drop();
   }
 });
