@@ -31,7 +31,7 @@ import {
   walletId,
 } from './scenarios';
 import type { LoopResult } from './stats';
-import { LatencyRecorder, runClosedLoop, runOpenLoop } from './stats';
+import { LatencyRecorder, localPostgresCpuUs, postgresCpuUsSince, runClosedLoop, runOpenLoop } from './stats';
 
 interface Options {
   scenario: string;
@@ -117,12 +117,24 @@ async function measure(
 ): Promise<ScenarioResult> {
   const operation = async (): Promise<boolean> => (await bench.ledger.execute(next())).status !== 'refused';
   await checkpoint(bench.url);
+  const committedBefore = bench.ledger.stats.commandsCommitted;
+  const batchesBefore = bench.ledger.stats.batches;
+  const postgresBefore = localPostgresCpuUs();
+  const nodeBefore = process.cpuUsage();
   const run = await runClosedLoop({ clients: options.clients, seconds: options.seconds, warmupSeconds: 2, operation });
+  // Where the closed loop's time goes, per command committed (warm-up included): this process (the writer and its
+  // load generator) and every PostgreSQL process; neither is saturated while the two wait on each other.
+  const node = process.cpuUsage(nodeBefore);
+  const postgresUs = postgresCpuUsSince(postgresBefore, localPostgresCpuUs());
+  const committed = bench.ledger.stats.commandsCommitted - committedBefore;
   log(
     options,
     `${scenario}: ${run.tps.toFixed(0)} transfers/s, p50 ${run.latency.p50Ms.toFixed(2)} ms, p99 ${run.latency.p99Ms.toFixed(2)} ms`,
   );
   const extra: Record<string, unknown> = {
+    nodeCpuUsPerCommand: Math.round((node.user + node.system) / committed),
+    postgresCpuUsPerCommand: Math.round(postgresUs / committed),
+    commandsPerBatch: Number((committed / (bench.ledger.stats.batches - batchesBefore)).toFixed(1)),
     batches: bench.ledger.stats.batches,
     conflicts: bench.ledger.stats.conflicts,
     appendsIssuedEarly: bench.ledger.stats.appendsIssuedEarly,
