@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type { StreamAppend } from '../core-ledger';
 import { accountStreamId, openPostgresEventStore, transferStreamId } from '../core-ledger';
-import { BENCH_DATABASE, checkpoint, FEES, freshDatabase, merchantId, walletId } from './scenarios';
+import { BENCH_DATABASE, checkpoint, FEES, freshDatabase, merchantId, mulberry32, walletId } from './scenarios';
 import { localPostgresCpuUs, postgresCpuUsSince } from './stats';
 
 const WALLETS = 20_000;
@@ -30,17 +30,6 @@ function parseOptions(argv: readonly string[]): { batches: number; json: boolean
     } else throw new Error(`unknown option ${arg}`);
   }
   return options;
-}
-
-/** A small deterministic generator, so runs are repeatable. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 async function main(): Promise<void> {

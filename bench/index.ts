@@ -20,6 +20,7 @@ import {
   checkpoint,
   ISSUANCE,
   merchantId,
+  mulberry32,
   nextKey,
   openBenchLedger,
   payment,
@@ -90,17 +91,6 @@ function parseOptions(argv: readonly string[]): Options {
 
 function log(options: Options, line: string): void {
   if (!options.json) process.stderr.write(`${line}\n`);
-}
-
-/** A small deterministic generator, so runs are repeatable. */
-function mulberry32(seed: number): () => number {
-  let a = seed;
-  return () => {
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
-  };
 }
 
 /**

@@ -137,6 +137,17 @@ export async function populate(ledger: Ledger, population: Population): Promise<
   );
 }
 
+/** A small deterministic generator, so runs are repeatable. */
+export function mulberry32(seed: number): () => number {
+  let a = seed;
+  return () => {
+    a = (a + 0x6d2b79f5) | 0;
+    let t = Math.imul(a ^ (a >>> 15), 1 | a);
+    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
 let sequence = 0;
 /** A unique idempotency key per command of this process. */
 export function nextKey(prefix: string): string {
