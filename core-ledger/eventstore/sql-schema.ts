@@ -106,7 +106,12 @@ BEGIN
       FROM (SELECT u.id, u.e, (SELECT max(x.revision) FROM cp_events x WHERE x.stream_id = u.id) AS actual
               FROM unnest(v_ids, v_expected) AS u(id, e) WHERE u.e <> -2) AS c
      WHERE c.actual IS DISTINCT FROM (CASE WHEN c.e = -1 THEN NULL ELSE c.e END);
-    RAISE EXCEPTION USING ERRCODE = 'CP409', MESSAGE = 'wrong expected revision', DETAIL = coalesce(v_conflicts, '[]'::json)::text;
+    IF v_conflicts IS NULL THEN
+      -- Only an 'any' stream lost: a writer with an exact revision (it takes no turn) wrote after its last revision
+      -- was read. Nothing was written; the store sends it again.
+      RAISE EXCEPTION USING ERRCODE = '40001', MESSAGE = 'an append with any revision met a concurrent append';
+    END IF;
+    RAISE EXCEPTION USING ERRCODE = 'CP409', MESSAGE = 'wrong expected revision', DETAIL = v_conflicts::text;
   END;
 
   PERFORM pg_notify('cp_events', '');

@@ -80,6 +80,35 @@ test('writers appending with any to one stream: all are written, revisions witho
   expect(revisions).toEqual(Array.from({ length: total }, (_, i) => i));
 });
 
+test('any and exact appenders on one stream: every any is written, every exact one is written or told why not', async () => {
+  const id = `race-mixed-${randomUUID()}`;
+  await stores[0]!.append(id, events(1), 'no_stream');
+  let exactWritten = 0;
+  let exactRefused = 0;
+  const anyWriters = stores.slice(0, 3).map(async (s) => {
+    for (let i = 0; i < 20; i++) await s.append(id, events(1), 'any');
+  });
+  const exactWriters = stores.slice(3).map(async (s) => {
+    for (let i = 0; i < 20; i++) {
+      const revision = (await s.streamRevision(id))!;
+      try {
+        await s.append(id, events(1), revision);
+        exactWritten += 1;
+      } catch (error) {
+        expect(error).toBeInstanceOf(WrongExpectedRevisionError);
+        const [conflict] = (error as WrongExpectedRevisionError).conflicts;
+        expect(conflict!.expected).toBe(revision);
+        expect(conflict!.actual).toBeGreaterThan(revision);
+        exactRefused += 1;
+      }
+    }
+  });
+  await Promise.all([...anyWriters, ...exactWriters]);
+  expect(exactWritten + exactRefused).toBe(60);
+  const revisions = (await stores[0]!.readStream(id)).map((e) => e.revision);
+  expect(revisions).toEqual(Array.from({ length: 1 + 60 + exactWritten }, (_, i) => i));
+});
+
 test('a multi-stream append losing on one stream writes nothing on the others', async () => {
   for (let round = 0; round < 10; round++) {
     const shared = `race-shared-${round}-${randomUUID()}`;
