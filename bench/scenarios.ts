@@ -9,6 +9,9 @@ import type {
 } from '../core-ledger';
 import {
   accountStreamId,
+  amountOf,
+  feeFor,
+  formatAmount,
   Ledger,
   Money,
   openPostgresEventStore,
@@ -165,7 +168,7 @@ export function transfer(
 ): LedgerCommand {
   const postings: PostingInput[] = [{ accountId: from, direction: 'debit', amount }];
   if (fee) {
-    const net = fee.net ?? new Money(amount).minus(fee.amount).toFixed(2);
+    const net = fee.net ?? formatAmount('CNY', amountOf('CNY', amount).minus(amountOf('CNY', fee.amount)));
     postings.push({ accountId: to, direction: 'credit', amount: net });
     postings.push({ accountId: fee.account, direction: 'credit', amount: fee.amount });
   } else {
@@ -204,11 +207,11 @@ const PRICES: readonly { amount: string; fee: string | undefined; net: string }[
   { length: 999 },
   (_, i) => {
     const amount = new Money(i + 1).div(100);
-    const fee = amount.mul(60).div(10_000).toDecimalPlaces(2, Money.ROUND_HALF_UP);
+    const fee = feeFor('CNY', amount, 60);
     return {
-      amount: amount.toFixed(2),
-      fee: fee.gt(0) ? fee.toFixed(2) : undefined,
-      net: amount.minus(fee).toFixed(2),
+      amount: formatAmount('CNY', amount),
+      fee: fee.gt(0) ? formatAmount('CNY', fee) : undefined,
+      net: formatAmount('CNY', amount.minus(fee)),
     };
   },
 );
