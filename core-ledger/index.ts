@@ -17,6 +17,7 @@ export * from './eventstore/port';
 export { InMemoryEventStore } from './eventstore/memory';
 export { SqlEventStore } from './eventstore/sql-store';
 export type { SqlDriver } from './eventstore/sql-store';
+export { EVENT_STORE_FUNCTIONS } from './eventstore/sql-schema';
 export { PostgresDriver, openPostgresEventStore } from './eventstore/postgres';
 export type { PostgresOptions } from './eventstore/postgres';
 export { PgliteDriver, openPgliteEventStore, DataFolderLockedError } from './eventstore/pglite';

@@ -16,7 +16,7 @@ import { finished } from 'node:stream/promises';
 import { createGunzip, createGzip } from 'node:zlib';
 import { Client } from 'pg';
 import { parseSm3Manifest } from '../../clearing';
-import { encodePosition, openPostgresEventStore } from '../../core-ledger';
+import { encodePosition, EVENT_STORE_FUNCTIONS, openPostgresEventStore } from '../../core-ledger';
 import type { SqlQueryable, SqlStatement } from '../../projections';
 import type { Config } from '../config';
 import { ConfigError, loadConfig } from '../config';
@@ -493,9 +493,10 @@ export async function serviceSchema(client: Client): Promise<ServiceSchema> {
   const db = queryableOf(client);
   const functions = await db.query<{ definition: string }>(
     `SELECT pg_get_functiondef(p.oid) AS definition FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
-      WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p') AND p.proname <> 'cp_append'
+      WHERE n.nspname = 'public' AND p.prokind IN ('f', 'p') AND p.proname <> ALL ($1::text[])
         AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.objid = p.oid AND d.deptype = 'e')
       ORDER BY p.proname, p.oid`,
+    [EVENT_STORE_FUNCTIONS],
   );
   const tables: TableSchema[] = [];
   for (const name of await serviceTableNames(db)) {
@@ -769,7 +770,7 @@ export async function restoreBackups(options: RestoreOptions): Promise<RestoreRe
   try {
     await refuseNonEmpty(events, 'event store');
     if (!sameDatabase) await refuseNonEmpty(services, 'read-model');
-    // The event store creates its own tables and cp_append, as on any start.
+    // The event store creates its own tables and functions, as on any start.
     const store = await openPostgresEventStore({ connectionString: options.eventsUrl, maxConnections: 2 });
     await store.close();
     const restored = await restoreEvents(events, folders);
