@@ -23,10 +23,12 @@ export class LatencyRecorder {
     return this.seen;
   }
 
-  /** Nearest-rank percentile, p in (0, 100]. */
-  percentile(p: number): number {
-    if (this.samples.length === 0) return Number.NaN;
-    const sorted = [...this.samples].sort((a, b) => a - b);
+  /** Nearest-rank percentile, p in (0, 100], of the samples recorded after the first `since` (a window's own). */
+  percentile(p: number, since = 0): number {
+    if (since > 0 && this.seen > this.maxSamples)
+      throw new Error('assertion: a window of a recorder that has started sampling is not kept');
+    if (this.samples.length <= since) return Number.NaN;
+    const sorted = this.samples.slice(since).sort((a, b) => a - b);
     const rank = Math.max(1, Math.ceil((p / 100) * sorted.length));
     return sorted[rank - 1]!;
   }
@@ -71,14 +73,18 @@ export async function profiled<T>(name: string, run: () => Promise<T>): Promise<
 
 const elapsedMs = (since: bigint): number => Number(process.hrtime.bigint() - since) / 1e6;
 
-/** N clients, each issuing its next operation as soon as the last returned. Warm-up operations are not counted. */
+/**
+ * N clients, each issuing its next operation as soon as the last returned. Warm-up operations are not counted.
+ * Latencies go to `latency` when given (to pool several runs), and the result's summary is of everything it holds.
+ */
 export async function runClosedLoop(options: {
   clients: number;
   seconds: number;
   warmupSeconds?: number;
   operation: (clientIndex: number, iteration: number) => Promise<boolean>;
+  latency?: LatencyRecorder;
 }): Promise<LoopResult> {
-  const latency = new LatencyRecorder();
+  const latency = options.latency ?? new LatencyRecorder();
   let completed = 0;
   let refused = 0;
   const warmupEnds = Date.now() + (options.warmupSeconds ?? 0) * 1000;

@@ -10,6 +10,32 @@ describe('bench statistics', () => {
     expect(recorder.summary()).toEqual({ p50Ms: 50, p99Ms: 99, maxMs: 100, count: 100 });
   });
 
+  test("a window's percentile reads only the samples recorded in it", () => {
+    const recorder = new LatencyRecorder();
+    for (let ms = 1; ms <= 10; ms++) recorder.record(ms);
+    const since = recorder.count;
+    for (let ms = 101; ms <= 103; ms++) recorder.record(ms);
+    expect(recorder.percentile(50, since)).toBe(102);
+    expect(recorder.percentile(50)).toBe(7);
+    expect(recorder.percentile(50, recorder.count)).toBeNaN();
+    const sampling = new LatencyRecorder(4);
+    for (let i = 0; i < 5; i++) sampling.record(i);
+    expect(() => sampling.percentile(50, 2)).toThrow(/not kept/);
+  });
+
+  test('closed loops given one recorder pool their latencies', async () => {
+    const recorder = new LatencyRecorder();
+    const slow = await runClosedLoop({
+      clients: 1,
+      seconds: 0.1,
+      latency: recorder,
+      operation: () => new Promise((r) => setTimeout(() => r(true), 20)),
+    });
+    const fast = await runClosedLoop({ clients: 1, seconds: 0.1, latency: recorder, operation: async () => true });
+    expect(fast.latency.count).toBe(slow.completed + fast.completed);
+    expect(fast.latency.maxMs).toBeGreaterThanOrEqual(19);
+  });
+
   test('memory stays bounded beyond the reservoir', () => {
     const recorder = new LatencyRecorder(10);
     for (let i = 0; i < 1_000; i++) recorder.record(5);
