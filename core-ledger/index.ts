@@ -3,6 +3,7 @@ export * from './money';
 export * from './chart-of-accounts';
 export * from './ids';
 export { sha1Of, sha256, sha256Hex } from './digests';
+export { canonicalJson, digestOf } from './canonical-json';
 export * from './account-codes';
 export * from './business-date';
 export * from './domain/commands';

@@ -1,4 +1,5 @@
 import { Money, plainDecimalText } from '../money';
+import { canonicalJson } from '../canonical-json';
 import { sha256Hex } from '../digests';
 import type { LedgerCommand } from './commands';
 
@@ -53,13 +54,4 @@ function normalisedAmount(text: unknown): unknown {
   } catch {
     return text;
   }
-}
-
-export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  const entries = Object.entries(value as Record<string, unknown>)
-    .filter(([, v]) => v !== undefined)
-    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
 }

@@ -1,10 +1,9 @@
 import { randomUUID } from 'node:crypto';
-import { msOfUuidV7, uuidV7 } from '../../core-ledger';
+import { canonicalJson, digestOf, msOfUuidV7, uuidV7 } from '../../core-ledger';
 import type { ServiceDatabase, SqlQueryable } from '../database';
 import { lengthUnseen, preparedSql, ServiceRefusal } from '../database';
 import { GroupCommit } from '../group-commit';
 import { RiskCounters } from './counters';
-import { canonicalJson, digestOf } from './canonical-json';
 import type {
   CounterCheck,
   CounterIncrement,

@@ -1,7 +1,6 @@
 import type { Amount } from '../../core-ledger';
-import { BEHAVIOUR_TYPES, formatAmount, METHODOLOGIES, Money, parseAmount } from '../../core-ledger';
+import { BEHAVIOUR_TYPES, digestOf, formatAmount, METHODOLOGIES, Money, parseAmount } from '../../core-ledger';
 import { IpAllowList } from '../../security';
-import { digestOf } from './canonical-json';
 import { microsOf } from './counters';
 import type { RiskReason } from './response-codes';
 import { RISK_RESPONSE_CODES } from './response-codes';

@@ -1,10 +1,10 @@
 import fc from 'fast-check';
 import { createHash } from 'node:crypto';
-import { canonicalJson, digestOf } from '../../services/risk/canonical-json';
+import { canonicalJson, digestOf } from '../../core-ledger';
 
 /** The definition, written plainly: sorted keys at every depth, undefined members left out, undefined items null. */
 function modelCanonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) return `[${value.map((v) => modelCanonicalJson(v === undefined ? null : v)).join(',')}]`;
   const entries = Object.entries(value as Record<string, unknown>)
     .filter(([, v]) => v !== undefined)

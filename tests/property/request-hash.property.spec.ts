@@ -72,4 +72,29 @@ describe('request hash', () => {
       { numRuns: 3_000 },
     );
   });
+
+  test('hashes stored with past transfers stay the same (vectors from the code before canonical JSON was merged)', () => {
+    const commands = [
+      {
+        type: 'AuthorizeTransfer',
+        transferId: '0f6b1a9e-2a57-5c61-9d2e-0b5c6f1e2d3a',
+        idempotencyKey: 'payment:p-1:wallet',
+        transferType: 'payment',
+        debitAccountId: 'W-1',
+        creditAccountId: 'M-1',
+        amount: '12.50',
+        expiresAt: '2026-12-07T00:15:00.000Z',
+        reference: 'order-1',
+        businessDate: '2026-12-07',
+        at: '2026-12-07T00:00:00.000Z',
+      },
+      { type: 'OpenAccount', accountId: 'W-1', kind: 'user_main', ownerId: '用户-1', at: '2026-12-07T00:00:00.000Z' },
+      transfer('10.0'),
+    ] as LedgerCommand[];
+    expect(commands.map(requestHashOf)).toEqual([
+      '16a98b606011b9b32d14dbacecb348e04e71c0a51d3b5b048192aa9369e1e58c',
+      '7f1c5daa740dc754a0fa86b0ca4dbb07161bac6c094ee061d36b9ec6259f0b39',
+      requestHashOf(transfer('10')),
+    ]);
+  });
 });

@@ -1,11 +1,12 @@
-import { sha256Hex } from '../../core-ledger';
+import { sha256Hex } from './digests';
 
 /**
- * JSON with object keys sorted at every depth (by UTF-16 code units, as `sort()` does): equal data, equal text
- * (digests of rule sets and facts). Built by appending, not by mapping and joining: it runs for every payment's facts.
+ * JSON with object keys sorted at every depth (by UTF-16 code units, as `sort()` does) and undefined members left
+ * out: equal data, equal text (request hashes, digests of rule sets and facts). An undefined item, or an undefined
+ * value, is null. Built by appending, not by mapping and joining: it runs for every payment's risk facts.
  */
 export function canonicalJson(value: unknown): string {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
   if (Array.isArray(value)) {
     let text = '[';
     for (let i = 0; i < value.length; i++) {
@@ -49,6 +50,7 @@ function inOrder(keys: readonly string[]): boolean {
   return true;
 }
 
+/** SHA-256 (hex) of the canonical JSON. */
 export function digestOf(value: unknown): string {
   return sha256Hex(canonicalJson(value));
 }
