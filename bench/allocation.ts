@@ -1,5 +1,5 @@
 /**
- * npx tsc -p tsconfig.bench.json && node --max-semi-space-size=64 dist/bench/allocation.js [--payments N] [--json]
+ * npx tsc -p tsconfig.bench.json && node --max-semi-space-size=32 dist/bench/allocation.js [--payments N] [--json]
  *
  * What the writer allocates and spends per payment, in process, with no database: the ledger on the in-memory event
  * store, 10,000 wallets and 100 merchants, 64 clients paying (the bench's `payment` command). The machine's noise

@@ -1,5 +1,5 @@
 /**
- * npx tsc -p tsconfig.bench.json && node --max-semi-space-size=64 dist/bench/pos.js [--connections 1000] [--seconds 20] [--rate N]
+ * npx tsc -p tsconfig.bench.json && node --max-semi-space-size=32 dist/bench/pos.js [--connections 1000] [--seconds 20] [--rate N]
  *   [--compare-http] [--fuzz 1000000] [--json]
  *
  * The POS door under load (issue #9, must-shows 3 and 4), against a real PostgreSQL database it creates

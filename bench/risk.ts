@@ -1,5 +1,5 @@
 /**
- * npx tsc -p tsconfig.bench.json && node --max-semi-space-size=64 dist/bench/risk.js [--seconds N] [--clients N] [--rounds N] [--json]
+ * npx tsc -p tsconfig.bench.json && node --max-semi-space-size=32 dist/bench/risk.js [--seconds N] [--clients N] [--rounds N] [--json]
  *
  * What the risk engine (#14) costs, on the real PostgreSQL, in one run:
  *  1. assess() alone, with no rules (version 0) and with the 20 rules of the starter set;
