@@ -158,7 +158,33 @@ async function measure(
   await checkpoint(options.serverUrl);
   const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
   log(options, `${scenario}: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
+  if (withOpenLoopAt80Pct) Object.assign(extra, await pgbenchAt80Pct(options, pg.tps, scenario));
   return resultOf(scenario, options.clients, run, pg.tps, await sumOfBalancesByAsset(bench.url), extra);
+}
+
+/**
+ * The yardstick for a p99 at 80 %: pgbench's own, scheduled at 80 % of the TPS it just reached, with the same
+ * clients for the same time (latency from each transaction's scheduled start, as our open loop counts).
+ */
+async function pgbenchAt80Pct(options: Options, pgbenchTps: number, scenario: string): Promise<Record<string, number>> {
+  const rate = Math.max(1, Math.round(pgbenchTps * 0.8));
+  await checkpoint(options.serverUrl);
+  const paced = await runPgbench({
+    databaseUrl: options.serverUrl,
+    clients: options.clients,
+    seconds: options.seconds,
+    ratePerSecond: rate,
+  });
+  const latency = paced.latency!;
+  log(
+    options,
+    `${scenario}: pgbench at 80 % (${rate} TPS scheduled): p50 ${latency.p50Ms.toFixed(2)} ms, p99 ${latency.p99Ms.toFixed(2)} ms`,
+  );
+  return {
+    pgbenchRateAt80Pct: rate,
+    pgbenchP50MsAt80Pct: Number(latency.p50Ms.toFixed(2)),
+    pgbenchP99MsAt80Pct: Number(latency.p99Ms.toFixed(2)),
+  };
 }
 
 /** Two runs on the same latency recorder as one: their counts and times added, the recorder's summary. */
@@ -507,7 +533,9 @@ async function http(options: Options): Promise<ScenarioResult> {
   await checkpoint(options.serverUrl);
   const pg = await runPgbench({ databaseUrl: options.serverUrl, clients: options.clients, seconds: options.seconds });
   log(options, `http: pgbench tpcb-like ${pg.tps.toFixed(0)} TPS with ${options.clients} clients`);
+  const pgbenchPaced = await pgbenchAt80Pct(options, pg.tps, 'http');
   return resultOf('http', options.clients, figures.payments, pg.tps, await sumOfBalancesByAsset(bench.url), {
+    ...pgbenchPaced,
     echoTps: Math.round(figures.echo.tps),
     ratioToEcho: Number((figures.payments.tps / figures.echo.tps).toFixed(2)),
     echoP99Ms: Number(figures.echo.latency.p99Ms.toFixed(2)),

@@ -1,6 +1,10 @@
 import { execFile } from 'node:child_process';
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { Client } from 'pg';
+import { LatencyRecorder } from './stats';
 
 const run = promisify(execFile);
 
@@ -70,6 +74,27 @@ export interface PgbenchResult {
   readonly clients: number;
   readonly seconds: number;
   readonly raw: string;
+  /** With a rate: each transaction's latency from its scheduled start (its own time plus its schedule lag). */
+  readonly latency?: ReturnType<LatencyRecorder['summary']>;
+}
+
+/**
+ * Latencies (ms) from pgbench's per-transaction log (`-l`): `client transaction time script epoch µs [lag]`, times in
+ * µs. Under `--rate` a transaction's latency runs from when it was scheduled, as our open loop counts it: its time
+ * plus its schedule lag.
+ */
+export function latenciesFromPgbenchLog(text: string): number[] {
+  const latencies: number[] = [];
+  for (const line of text.split('\n')) {
+    if (line.trim() === '') continue;
+    const fields = line.trim().split(/\s+/);
+    const time = Number(fields[2]);
+    const lag = fields[6] === undefined ? 0 : Number(fields[6]);
+    if (fields.length < 6 || !Number.isFinite(time) || !Number.isFinite(lag))
+      throw new Error(`assertion: a pgbench log line reads "client transaction time script epoch µs [lag]": ${line}`);
+    latencies.push((time + lag) / 1000);
+  }
+  return latencies;
 }
 
 /** Reads pgbench's report; pgbench 15 and later print "without initial connection time", older ones "excluding". */
@@ -85,13 +110,18 @@ export function parsePgbenchOutput(stdout: string): { tps: number; latencyAvgMs:
   };
 }
 
-/** pgbench's built-in TPC-B-like script: three updates, a select and an insert per transaction. */
+/**
+ * pgbench's built-in TPC-B-like script: three updates, a select and an insert per transaction. Given a rate, it
+ * schedules transactions at that rate (`--rate`, an open loop like ours) and reports their latencies as well.
+ */
 export async function runPgbench(options: {
   databaseUrl: string;
   clients: number;
   seconds: number;
+  ratePerSecond?: number;
 }): Promise<PgbenchResult> {
   const threads = Math.min(options.clients, 2);
+  const logDir = options.ratePerSecond === undefined ? undefined : mkdtempSync(join(tmpdir(), 'carbonpay-pgbench-'));
   const args = [
     ...connectionArgs(options.databaseUrl),
     '-b',
@@ -105,10 +135,20 @@ export async function runPgbench(options: {
     '-n',
     '-M',
     'prepared',
+    ...(logDir === undefined ? [] : ['-R', String(options.ratePerSecond), '-l', `--log-prefix=${join(logDir, 'tx')}`]),
     PGBENCH_DATABASE,
   ];
-  const { stdout } = await run('pgbench', args, { maxBuffer: 16 * 1024 * 1024 });
-  return { ...parsePgbenchOutput(stdout), clients: options.clients, seconds: options.seconds, raw: stdout };
+  try {
+    const { stdout } = await run('pgbench', args, { maxBuffer: 16 * 1024 * 1024 });
+    const result = { ...parsePgbenchOutput(stdout), clients: options.clients, seconds: options.seconds, raw: stdout };
+    if (logDir === undefined) return result;
+    const latency = new LatencyRecorder();
+    for (const file of readdirSync(logDir))
+      for (const ms of latenciesFromPgbenchLog(readFileSync(join(logDir, file), 'utf8'))) latency.record(ms);
+    return { ...result, latency: latency.summary() };
+  } finally {
+    if (logDir !== undefined) rmSync(logDir, { recursive: true, force: true });
+  }
 }
 
 export async function readDurabilitySettings(databaseUrl: string): Promise<{

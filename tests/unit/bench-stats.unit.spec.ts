@@ -1,4 +1,4 @@
-import { parsePgbenchOutput, pgbenchScaleFor } from '../../bench/pgbench';
+import { latenciesFromPgbenchLog, parsePgbenchOutput, pgbenchScaleFor } from '../../bench/pgbench';
 import { LatencyRecorder, runClosedLoop, runOpenLoop } from '../../bench/stats';
 
 describe('bench statistics', () => {
@@ -74,6 +74,13 @@ describe('bench statistics', () => {
     });
     await expect(run).rejects.toThrow('the third failed');
     expect(settled).toBe(20);
+  });
+
+  test("reads pgbench's transaction log: latency from the schedule under a rate, its own time without", () => {
+    const paced = '0 1 13877 0 1796688782 17010 1577\n1 1 38598 0 1796688782 46332 76\n';
+    expect(latenciesFromPgbenchLog(paced)).toEqual([15.454, 38.674]);
+    expect(latenciesFromPgbenchLog('3 7 2500 0 1796688782 17010\n\n')).toEqual([2.5]);
+    expect(() => latenciesFromPgbenchLog('3 7 skipped 0 1796688782 17010 90\n')).toThrow(/pgbench log line/);
   });
 
   test('reads both pgbench report formats', () => {
