@@ -337,19 +337,20 @@ async function longStream(options: Options): Promise<ScenarioResult> {
     const windowRatios: number[] = [];
     let onLong: LoopResult | undefined;
     let onFresh: LoopResult | undefined;
+    const on = (accountId: string, latency: LatencyRecorder, previous: LoopResult | undefined, warmupSeconds: number) =>
+      runClosedLoop({
+        clients: 1,
+        seconds: windowSeconds,
+        warmupSeconds,
+        latency,
+        operation: async () => (await bench.ledger.execute(commands(accountId)())).status !== 'refused',
+      }).then((run) => pooled(previous, run));
     for (let window = 0; window < windows; window++) {
-      const on = (accountId: string, latency: LatencyRecorder, previous: LoopResult | undefined) =>
-        runClosedLoop({
-          clients: 1,
-          seconds: windowSeconds,
-          warmupSeconds: window === 0 ? 1 : 0,
-          latency,
-          operation: async () => (await bench.ledger.execute(commands(accountId)())).status !== 'refused',
-        }).then((run) => pooled(previous, run));
+      const warmupSeconds = window === 0 ? 1 : 0;
       const longBefore = longSamples.count;
-      onLong = await on(long, longSamples, onLong);
+      onLong = await on(long, longSamples, onLong, warmupSeconds);
       const freshBefore = freshSamples.count;
-      onFresh = await on(fresh, freshSamples, onFresh);
+      onFresh = await on(fresh, freshSamples, onFresh, warmupSeconds);
       windowRatios.push(
         Number((longSamples.percentile(50, longBefore) / freshSamples.percentile(50, freshBefore)).toFixed(2)),
       );
