@@ -590,14 +590,15 @@ class BatchOverlay implements DecisionState {
   readonly accounts = new Map<string, AccountState>();
   readonly transfers = new Map<string, TransferState>();
   private readonly pending = new Map<string, { expectedRevision: number; events: NewEvent[] }>();
-  /** Set once the batch is decided: from then on only its own effects are read (by the batches after it). */
-  private decided = false;
 
   constructor(
     private readonly cachedAccounts: ReadonlyMap<string, AccountState>,
     private readonly cachedTransfers: ReadonlyMap<string, TransferState>,
-    /** Batches decided earlier and still committing, oldest first. */
-    private earlier: readonly BatchOverlay[] = [],
+    /**
+     * Batches decided earlier and still committing, oldest first; undefined once this batch is decided (from then on
+     * only its own effects are read, by the batches after it).
+     */
+    private earlier: readonly BatchOverlay[] | undefined = [],
   ) {}
 
   /**
@@ -607,27 +608,28 @@ class BatchOverlay implements DecisionState {
    * generation, measured; docs/performance.md, session 18).
    */
   endDeciding(): void {
-    this.decided = true;
-    this.earlier = [];
+    this.earlier = undefined;
   }
 
   account(accountId: string): AccountState | undefined {
-    assert(!this.decided, 'a decided batch is read through its own effects only');
+    const earlier = this.earlier;
+    assert(earlier !== undefined, 'a decided batch is read through its own effects only');
     const own = this.accounts.get(accountId);
     if (own) return own;
-    for (let i = this.earlier.length - 1; i >= 0; i--) {
-      const state = this.earlier[i]!.accounts.get(accountId);
+    for (let i = earlier.length - 1; i >= 0; i--) {
+      const state = earlier[i]!.accounts.get(accountId);
       if (state) return state;
     }
     return this.cachedAccounts.get(accountId);
   }
 
   transfer(transferId: string): TransferState | undefined {
-    assert(!this.decided, 'a decided batch is read through its own effects only');
+    const earlier = this.earlier;
+    assert(earlier !== undefined, 'a decided batch is read through its own effects only');
     const own = this.transfers.get(transferId);
     if (own) return own;
-    for (let i = this.earlier.length - 1; i >= 0; i--) {
-      const state = this.earlier[i]!.transfers.get(transferId);
+    for (let i = earlier.length - 1; i >= 0; i--) {
+      const state = earlier[i]!.transfers.get(transferId);
       if (state) return state;
     }
     return this.cachedTransfers.get(transferId);
